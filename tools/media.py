@@ -10,11 +10,13 @@ import contextlib
 import functools
 import os
 import shutil
+import subprocess
+import tempfile
 import uuid
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, Sequence
 
 import av
 
@@ -172,6 +174,8 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
     tmp = final.with_name(f".{final.stem}.tmp.{uuid.uuid4().hex[:8]}{final.suffix}")
     try:
         yield tmp
+        if tmp.is_dir() and final.is_dir():
+            shutil.rmtree(final)  # an incomplete folder left by something else; ours is complete
         os.replace(tmp, final)
     finally:
         if tmp.is_dir():
@@ -199,3 +203,41 @@ def dir_bytes(path: str | os.PathLike) -> int:
     if not root.exists():
         return 0
     return sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
+
+
+class FFmpegError(MediaError):
+    """ffmpeg failed; the message carries its last meaningful stderr line."""
+
+
+def run_ffmpeg(args: Sequence[str], output: str | os.PathLike, on_frames: Callable[[int], None] | None = None,
+               threads: int | None = None) -> None:
+    """Run ffmpeg with `args` (everything after the binary name), reporting progress in frames.
+
+    `on_frames(delta)` is called as frames are written (from `-progress`), so parallel jobs can feed
+    one shared progress bar. Raises FFmpegError naming `output` with ffmpeg's own error line.
+    """
+    cmd = [ffmpeg_binary(), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error",
+           "-progress", "pipe:1"]
+    if threads:
+        cmd += ["-threads", str(threads)]
+    cmd += list(args)
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
+        done = 0
+        assert proc.stdout is not None
+        try:
+            for line in proc.stdout:
+                if line.startswith("frame=") and on_frames is not None:
+                    frames = int(line.split("=", 1)[1] or 0)
+                    if frames > done:
+                        on_frames(frames - done)
+                        done = frames
+            rc = proc.wait()
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        if rc != 0:
+            err.seek(0)
+            lines = [ln.strip() for ln in err.read().decode(errors="replace").splitlines() if ln.strip()]
+            raise FFmpegError(output, f"ffmpeg failed: {lines[-1] if lines else f'exit code {rc}'}")

@@ -1,0 +1,120 @@
+"""Make the built-in demo source: a short 4K video with hard scene cuts and natural-looking motion.
+
+Nothing can be downloaded, so the scenes are made here: a slow zoom into a real photograph (the one
+matplotlib ships), a pan across a procedurally generated, hill-shaded fractal landscape rendered at
+full resolution (fine detail at every scale, which is what super-resolution needs), a Mandelbrot
+zoom, and moving objects (ffmpeg's testsrc2). A sine tone is muxed in so the pipeline's audio
+removal is exercised. Output is H.264, yuv420p, constant frame rate.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import ffmpeg
+import matplotlib
+import numpy as np
+from matplotlib.colors import LightSource
+from tqdm import tqdm
+
+from tools.cli import UsageError, run_cli
+from tools.media import atomic_path, ffmpeg_binary, run_ffmpeg
+
+SCENES = ("photo_zoom", "terrain_pan", "fractal_zoom", "moving_objects")
+
+
+def fractal_terrain(width: int, height: int, seed: int = 0, beta: float = 2.2) -> np.ndarray:
+    """RGB uint8 image of a hill-shaded 1/f^beta noise landscape, (height, width, 3)."""
+    rng = np.random.default_rng(seed)
+    fy = np.fft.fftfreq(height)[:, None]
+    fx = np.fft.rfftfreq(width)[None, :]
+    radius = np.sqrt(fx * fx + fy * fy)
+    radius[0, 0] = 1.0
+    spectrum = (rng.standard_normal(radius.shape) + 1j * rng.standard_normal(radius.shape)) / radius ** (beta / 2)
+    spectrum[0, 0] = 0
+    z = np.fft.irfft2(spectrum, s=(height, width)).astype(np.float32)
+    z = (z - z.min()) / (np.ptp(z) + 1e-8)
+    shade = LightSource(azdeg=315, altdeg=40).shade(z, cmap=matplotlib.colormaps["gist_earth"],
+                                                    vert_exag=height / 4, blend_mode="soft")
+    return (shade[..., :3] * 255 + 0.5).astype(np.uint8)
+
+
+def _still(path: Path, fps: int, seconds: float):
+    return ffmpeg.input(str(path), loop=1, framerate=fps, t=seconds)
+
+
+def _scene_streams(workdir: Path, width: int, height: int, fps: int, seconds: float, seed: int):
+    """One ffmpeg stream per scene, each width x height, fps, `seconds` long, yuv420p."""
+    from PIL import Image
+
+    n = max(int(round(seconds * fps)), 1)
+    photo = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+    photo_zoom = (
+        _still(photo, fps, seconds)
+        .filter("scale", width, height, force_original_aspect_ratio="increase", flags="lanczos")
+        .filter("crop", width, height)
+        .filter("zoompan", z=f"1+0.25*on/{n}", x="iw/2-(iw/zoom/2)", y="ih/2-(ih/zoom/2)",
+                d=1, s=f"{width}x{height}", fps=fps)
+    )
+    big_w, big_h = int(width * 1.5) // 2 * 2, int(height * 1.3) // 2 * 2
+    terrain_png = workdir / "terrain.png"
+    Image.fromarray(fractal_terrain(big_w, big_h, seed)).save(terrain_png)
+    terrain_pan = _still(terrain_png, fps, seconds).filter(
+        "crop", width, height, x=f"(iw-ow)*t/{seconds}", y=f"(ih-oh)*t/{seconds}*0.7")
+    fractal_zoom = ffmpeg.input(f"mandelbrot=size={width}x{height}:rate={fps}:start_scale=2.5", f="lavfi",
+                                t=seconds)
+    moving = ffmpeg.input(f"testsrc2=size={width}x{height}:rate={fps}", f="lavfi", t=seconds)
+    streams = [photo_zoom, terrain_pan, fractal_zoom, moving]
+    return [s.filter("trim", end_frame=n).filter("setpts", "PTS-STARTPTS").filter("setsar", 1)
+            .filter("format", "yuv420p") for s in streams]
+
+
+def make_demo_video(out: str | os.PathLike, width: int = 3840, height: int = 2160, fps: int = 30,
+                    scene_seconds: float = 1.5, scenes: int = 4, seed: int = 0, crf: int = 16,
+                    overwrite: bool = False, progress: bool = True) -> Path:
+    """Write the demo video to `out` (atomically); returns its path. Reuses an existing file."""
+    out = Path(out)
+    if out.exists() and not overwrite:
+        return out
+    if width % 2 or height % 2 or width < 64 or height < 64:
+        raise UsageError(f"demo size {width}x{height}: width and height must be even and at least 64")
+    if not 1 <= scenes <= len(SCENES):
+        raise UsageError(f"--scenes must be between 1 and {len(SCENES)}")
+    total = int(round(scene_seconds * fps)) * scenes
+    with tempfile.TemporaryDirectory() as tmp, atomic_path(out) as part:
+        streams = _scene_streams(Path(tmp), width, height, fps, scene_seconds, seed)[:scenes]
+        video = ffmpeg.concat(*streams, v=1, a=0) if len(streams) > 1 else streams[0]
+        audio = ffmpeg.input(f"sine=frequency=440:sample_rate=48000", f="lavfi", t=total / fps)
+        args = (ffmpeg.output(video, audio, str(part), vcodec="libx264", crf=crf, preset="veryfast",
+                              pix_fmt="yuv420p", r=fps, acodec="aac", shortest=None, f="mp4",
+                              movflags="+faststart")
+                .overwrite_output().get_args())
+        with tqdm(total=total, unit="frame", desc=f"demo {width}x{height}", disable=not progress) as bar:
+            run_ffmpeg(args, out, on_frames=bar.update)
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out", help="output .mp4 path")
+    ap.add_argument("--size", default="3840x2160", help="WxH (default 3840x2160)")
+    ap.add_argument("--fps", type=int, default=30)
+    ap.add_argument("--scene-seconds", type=float, default=1.5)
+    ap.add_argument("--scenes", type=int, default=len(SCENES), help=f"1..{len(SCENES)}: {', '.join(SCENES)}")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--overwrite", action="store_true")
+    a = ap.parse_args(argv)
+    try:
+        w, h = (int(v) for v in a.size.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"--size {a.size!r}: expected WxH, e.g. 3840x2160") from None
+    path = make_demo_video(a.out, w, h, a.fps, a.scene_seconds, a.scenes, a.seed, overwrite=a.overwrite)
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

@@ -1,0 +1,82 @@
+"""Extract lossless PNG frames of every clip: the data set of the PNG baseline loader.
+
+DATA_DIR/<res>/scenes/<split>/<clip>.mp4 -> DATA_DIR/<res>/frames/<split>/<clip>/000001.png ...
+(1-based, so frame i of the clip, 0-based as the DALI reader counts, is file i + 1). Each clip's
+folder is written under a temporary name and renamed when complete; complete folders are skipped.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from threading import Lock
+from typing import Sequence
+
+from tqdm import tqdm
+
+from tools import layout
+from tools.cli import UsageError, parse_list, run_cli
+from tools.media import atomic_path, probe, run_ffmpeg
+
+
+def frame_count(folder: Path) -> int:
+    return sum(1 for _ in folder.glob("*.png")) if folder.is_dir() else 0
+
+
+def extract_clip(clip: Path, out: Path, threads: int, on_frames) -> None:
+    """All frames of `clip` as rgb24 PNGs in `out`, atomically."""
+    expected = probe(clip).num_frames
+    with atomic_path(out) as tmp:
+        tmp.mkdir(parents=True)
+        run_ffmpeg(["-y", "-i", str(clip), "-map", "0:v:0", "-fps_mode", "passthrough", "-start_number", "1",
+                    "-pix_fmt", "rgb24", "-f", "image2", str(tmp / layout.FRAME_PATTERN)], out,
+                   on_frames=on_frames, threads=threads)
+        got = frame_count(tmp)
+        if got != expected:
+            raise UsageError(f"{out}: extracted {got} frames, expected {expected}")
+
+
+def extract(data_dir: str | os.PathLike, resolutions: Sequence[str], jobs: int = 0,
+            show_progress: bool = True) -> dict[str, int]:
+    """Extract every clip of each resolution that has no complete frame folder; returns folders per res."""
+    data_dir = Path(data_dir)
+    todo: list[tuple[Path, Path, int]] = []
+    for res in resolutions:
+        clips = [(split, c) for split in layout.SPLITS for c in layout.list_clips(data_dir, res, split)]
+        if not clips:
+            raise UsageError(f"{data_dir / res}: no clips; run tools/transcode_scenes.py --resolutions {res} first")
+        for split, clip in clips:
+            n = probe(clip).num_frames
+            out = layout.frames_dir(data_dir, res, split, clip.stem)
+            if frame_count(out) != n:
+                todo.append((clip, out, n))
+    cpus = os.cpu_count() or 1
+    n_jobs = jobs or max(1, cpus // 2)
+    threads = max(1, cpus // n_jobs)
+    lock = Lock()
+    with tqdm(total=sum(n for *_, n in todo), unit="frame", desc="extract png",
+              disable=not show_progress) as bar:
+        def update(n: int) -> None:
+            with lock:
+                bar.update(n)
+
+        with ThreadPoolExecutor(n_jobs) as pool:
+            for fut in [pool.submit(extract_clip, clip, out, threads, update) for clip, out, _ in todo]:
+                fut.result()
+    return {res: sum(len(layout.list_frame_dirs(data_dir, res, s)) for s in layout.SPLITS) for res in resolutions}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="Extract PNG frames of every clip (baseline loader data).")
+    ap.add_argument("data_dir")
+    ap.add_argument("--resolutions", default="720p,540p", help="comma list (PNG is ~40x the size of the clips)")
+    ap.add_argument("--jobs", type=int, default=0)
+    a = ap.parse_args(argv)
+    counts = extract(a.data_dir, [r.lower() for r in parse_list(a.resolutions)], a.jobs)
+    print(", ".join(f"{res}: {n} clips" for res, n in counts.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

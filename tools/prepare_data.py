@@ -1,0 +1,90 @@
+"""Raw video in, training data set out: split scenes, transcode, extract PNG frames, summarise.
+
+The three stages are also standalone tools (split_scenes, transcode_scenes, extract_frames); this
+runs them in order with one set of options, times each stage and prints what is on disk. Every
+stage resumes: rerunning after an interruption only does what is missing.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Sequence
+
+from tools import layout
+from tools.cli import parse_list, run_cli
+from tools.extract_frames import extract
+from tools.media import atomic_path, dir_bytes
+from tools.split_scenes import add_split_arguments, split_options, split_video
+from tools.transcode_scenes import add_transcode_arguments, transcode, transcode_options
+
+
+def summarize(data_dir: Path, scenes, resolutions: Sequence[str], stage_seconds: dict[str, float]) -> dict:
+    """Scene counts, clips per resolution and bytes on disk (clips vs PNG), as a dict and a printout."""
+    kept = [s for s in scenes if not s.dropped]
+    summary = {
+        "scenes_found": len(scenes),
+        "scenes_kept": len(kept),
+        "scenes_dropped": len(scenes) - len(kept),
+        "train_scenes": sum(s.split == "train" for s in kept),
+        "val_scenes": sum(s.split == "val" for s in kept),
+        "frames_kept": sum(s.num_frames for s in kept),
+        "stage_seconds": {k: round(v, 2) for k, v in stage_seconds.items()},
+        "resolutions": {},
+    }
+    for res in resolutions:
+        clips = sum(len(layout.list_clips(data_dir, res, s)) for s in layout.SPLITS)
+        summary["resolutions"][res] = {
+            "clips": clips,
+            "clip_bytes": dir_bytes(data_dir / res / "scenes"),
+            "png_bytes": dir_bytes(data_dir / res / "frames"),
+        }
+    return summary
+
+
+def print_summary(summary: dict) -> None:
+    s = summary
+    print(f"\nscenes: {s['scenes_found']} found, {s['scenes_kept']} kept ({s['train_scenes']} train, "
+          f"{s['val_scenes']} val), {s['scenes_dropped']} dropped; {s['frames_kept']} frames kept")
+    print("time: " + ", ".join(f"{k} {v:.1f} s" for k, v in s["stage_seconds"].items()))
+    print(f"{'resolution':>10} {'clips':>6} {'clips MB':>10} {'PNG MB':>10} {'PNG/clips':>10}")
+    for res, r in s["resolutions"].items():
+        ratio = f"{r['png_bytes'] / r['clip_bytes']:.1f}x" if r["png_bytes"] and r["clip_bytes"] else "-"
+        print(f"{res:>10} {r['clips']:>6} {r['clip_bytes'] / 1e6:>10.2f} {r['png_bytes'] / 1e6:>10.2f} {ratio:>10}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("video", help="source video (e.g. the 4K Myanmar footage)")
+    ap.add_argument("data_dir", nargs="?", default="data", help="output data set folder (default ./data)")
+    add_split_arguments(ap)
+    add_transcode_arguments(ap)
+    ap.add_argument("--frame-resolutions", default="720p,540p",
+                    help="resolutions to extract PNG frames for ('' for none)")
+    a = ap.parse_args(argv)
+    data_dir = Path(a.data_dir)
+    t_opts = transcode_options(a)
+    frame_res = [r.lower() for r in parse_list(a.frame_resolutions) if r.lower() in t_opts.resolutions]
+    times: dict[str, float] = {}
+
+    t0 = time.perf_counter()
+    scenes = split_video(a.video, data_dir, split_options(a))
+    times["split"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    transcode(data_dir, t_opts)
+    times["transcode"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    if frame_res:
+        extract(data_dir, frame_res, a.jobs)
+    times["extract"] = time.perf_counter() - t0
+
+    summary = summarize(data_dir, scenes, t_opts.resolutions, times)
+    with atomic_path(data_dir / "summary.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    print_summary(summary)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

@@ -1,0 +1,302 @@
+"""Split a long video into scene clips with PySceneDetect and record them in DATA_DIR/manifest.json.
+
+Each kept scene is written to DATA_DIR/orig/scenes/{train,val}/<clip>.mp4: audio removed, constant
+frame rate, 8-bit yuv420p, even dimensions, cut frame-accurately (input-side seek with a
+re-encode, near-lossless by default so the ground truth stays clean). Sources that are VFR, 10-bit,
+HDR or odd-sized are first normalised to one such intermediate, so frame numbers mean the same thing
+to the detector, the cutter and the loaders. The train/val split is by whole scenes, deterministic
+for a seed. Reruns reuse the manifest and write only clips that are missing.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from tqdm import tqdm
+
+from tools import layout
+from tools.cli import UsageError, run_cli
+from tools.media import VideoInfo, atomic_path, check_writable_dir, probe, run_ffmpeg
+
+MIN_SIDE = 32
+MANIFEST_VERSION = 1
+
+
+@dataclass
+class SplitOptions:
+    detector: str = "content"          # "content" or "adaptive"
+    threshold: float | None = None     # detector default when None (content 27, adaptive 3.0)
+    min_scene_len: str = "1.0s"        # frames ("24") or seconds ("1.0s" / "0.5")
+    trim: int = 0                      # frames dropped on each side of every cut
+    val_fraction: float = 0.1
+    seed: int = 0
+    crf: int = 10                      # quality of the orig clips (x264; near-lossless)
+    preset: str = "veryfast"
+    downscale: int = 0                 # detector analysis downscale; 0 = PySceneDetect's auto
+
+
+@dataclass
+class Scene:
+    clip: str
+    source: str
+    index: int
+    start_frame: int                   # 0-based, inclusive
+    end_frame: int                     # exclusive
+    start_time: float
+    end_time: float
+    fps: float
+    num_frames: int
+    split: str | None = None           # "train" / "val"; None when dropped
+    dropped: str | None = None         # reason when dropped
+
+
+@dataclass
+class SourceRecord:
+    path: str
+    fingerprint: str
+    info: dict
+    options: dict
+    normalized: bool
+    scenes: list[Scene] = field(default_factory=list)
+
+
+def parse_min_len(text: str, fps: float) -> int:
+    """'24' -> 24 frames; '1.5s' or '1.5' -> frames in 1.5 seconds at `fps`."""
+    t = str(text).strip().lower()
+    try:
+        if t.endswith("s"):
+            return max(1, math.ceil(float(t[:-1]) * fps))
+        if "." in t:
+            return max(1, math.ceil(float(t) * fps))
+        return max(1, int(t))
+    except ValueError:
+        raise UsageError(f"--min-scene-len {text!r}: expected frames (24) or seconds (1.0s)") from None
+
+
+def fingerprint(path: Path) -> str:
+    """Cheap identity of a source file: size, mtime and the first MiB."""
+    st = path.stat()
+    h = hashlib.sha1(f"{st.st_size}:{int(st.st_mtime)}".encode())
+    with open(path, "rb") as f:
+        h.update(f.read(1 << 20))
+    return h.hexdigest()[:16]
+
+
+def needs_normalizing(info: VideoInfo) -> list[str]:
+    """Reasons the source must be converted before detection and cutting (empty when none)."""
+    reasons = []
+    if info.is_vfr:
+        reasons.append("variable frame rate")
+    if info.bit_depth > 8:
+        reasons.append(f"{info.bit_depth}-bit")
+    if info.is_hdr:
+        reasons.append("HDR")
+    if info.width % 2 or info.height % 2:
+        reasons.append(f"odd size {info.width}x{info.height}")
+    if info.pix_fmt not in ("yuv420p", "yuvj420p"):
+        reasons.append(f"pixel format {info.pix_fmt}")
+    return reasons
+
+
+def _video_filters(info: VideoInfo) -> list[str]:
+    """ffmpeg filters that make a frame 8-bit SDR yuv420p with even dimensions."""
+    filters = []
+    if info.is_hdr:
+        filters.append("zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,tonemap=hable:desat=0,"
+                       "zscale=t=bt709:m=bt709:r=tv")
+    if info.width % 2 or info.height % 2:
+        filters.append(f"crop={info.width - info.width % 2}:{info.height - info.height % 2}:0:0")
+    filters.append("format=yuv420p")
+    return filters
+
+
+def normalize_source(info: VideoInfo, out: Path, opts: SplitOptions) -> Path:
+    """Convert the source to CFR 8-bit yuv420p even-sized H.264 (near-lossless), atomically."""
+    if out.exists():
+        return out
+    fps = info.fps
+    with atomic_path(out) as tmp, tqdm(total=info.num_frames, unit="frame", desc="normalise source") as bar:
+        run_ffmpeg(["-y", "-i", info.path, "-map", "0:v:0", "-an", "-sn", "-dn",
+                    "-vf", ",".join(["fps=" + str(fps)] + _video_filters(info)),
+                    "-fps_mode", "cfr", "-c:v", "libx264", "-crf", str(opts.crf), "-preset", opts.preset,
+                    "-bf", "0", "-f", "mp4", str(tmp)], out, on_frames=bar.update)
+    return out
+
+
+def detect_scenes(path: Path, opts: SplitOptions, show_progress: bool = True) -> list[tuple[int, int]]:
+    """[(start, end_exclusive)] frame ranges of the scenes; the whole video when there is no cut."""
+    from scenedetect import AdaptiveDetector, ContentDetector, SceneManager, open_video
+
+    if opts.detector == "content":
+        det = ContentDetector(**({"threshold": opts.threshold} if opts.threshold is not None else {}),
+                              min_scene_len=1)
+    elif opts.detector == "adaptive":
+        det = AdaptiveDetector(**({"adaptive_threshold": opts.threshold} if opts.threshold is not None else {}),
+                               min_scene_len=1)
+    else:
+        raise UsageError(f"--detector {opts.detector!r}: use 'content' or 'adaptive'")
+    video = open_video(str(path), backend="pyav", threading_mode="AUTO")
+    manager = SceneManager()
+    if opts.downscale:
+        manager.auto_downscale = False
+        manager.downscale = opts.downscale
+    manager.add_detector(det)
+    manager.detect_scenes(video, show_progress=show_progress)
+    scenes = manager.get_scene_list(start_in_scene=True)
+    return [(s.frame_num, e.frame_num) for s, e in scenes]
+
+
+def plan_scenes(ranges: list[tuple[int, int]], source: Path, fps: float, opts: SplitOptions,
+                total_frames: int) -> list[Scene]:
+    """Apply trimming at cuts and the minimum length, then assign train/val by whole scenes."""
+    min_len = parse_min_len(opts.min_scene_len, fps)
+    scenes = []
+    for i, (start, end) in enumerate(ranges):
+        s = start + (opts.trim if start > 0 else 0)
+        e = end - (opts.trim if end < total_frames else 0)
+        sc = Scene(clip=layout.clip_name(source, i), source=str(source), index=i, start_frame=s, end_frame=e,
+                   start_time=round(s / fps, 6), end_time=round(e / fps, 6), fps=fps, num_frames=max(e - s, 0))
+        if sc.num_frames < min_len:
+            sc.dropped = f"shorter than {min_len} frames"
+        scenes.append(sc)
+    kept = [s for s in scenes if not s.dropped]
+    n_val = 0
+    if len(kept) >= 2:
+        n_val = min(len(kept) - 1, max(1, round(opts.val_fraction * len(kept))))
+    val = set(random.Random(opts.seed).sample(range(len(kept)), n_val))
+    for i, s in enumerate(kept):
+        s.split = "val" if i in val else "train"
+    return scenes
+
+
+def write_scene(src: Path, scene: Scene, out: Path, opts: SplitOptions, bar: tqdm) -> None:
+    """Cut one scene frame-accurately (input-side seek + re-encode), without audio, atomically."""
+    with atomic_path(out) as tmp:
+        run_ffmpeg(["-y", "-ss", f"{scene.start_time:.6f}", "-i", str(src), "-map", "0:v:0", "-an", "-sn", "-dn",
+                    "-frames:v", str(scene.num_frames), "-vf", "format=yuv420p", "-fps_mode", "cfr",
+                    "-c:v", "libx264", "-crf", str(opts.crf), "-preset", opts.preset, "-bf", "0",
+                    "-movflags", "+faststart", "-f", "mp4", str(tmp)], out, on_frames=bar.update)
+    got = probe(out).num_frames
+    if got != scene.num_frames:
+        out.unlink()
+        raise UsageError(f"{out}: cut has {got} frames, expected {scene.num_frames} (source not seekable?)")
+
+
+def load_manifest(data_dir: Path) -> dict:
+    path = data_dir / layout.MANIFEST
+    if not path.exists():
+        return {"version": MANIFEST_VERSION, "sources": {}}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        raise UsageError(f"{path}: corrupt manifest (not JSON); move it away to start over") from None
+
+
+def save_manifest(data_dir: Path, manifest: dict) -> None:
+    with atomic_path(data_dir / layout.MANIFEST) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def manifest_scenes(manifest: dict, kept_only: bool = True) -> list[Scene]:
+    """All scenes of all sources in a manifest, as Scene objects."""
+    out = []
+    for rec in manifest.get("sources", {}).values():
+        for d in rec["scenes"]:
+            sc = Scene(**d)
+            if not kept_only or not sc.dropped:
+                out.append(sc)
+    return out
+
+
+def split_video(video: str | os.PathLike, data_dir: str | os.PathLike, opts: SplitOptions | None = None,
+                show_progress: bool = True) -> list[Scene]:
+    """Detect, plan and write the scenes of `video` into `data_dir`; returns all scenes (kept and dropped)."""
+    opts = opts or SplitOptions()
+    video, data_dir = Path(video), Path(data_dir)
+    info = probe(video)
+    if info.num_frames < 2:
+        raise UsageError(f"{video}: too short ({info.num_frames} frame); a scene needs at least 2")
+    if min(info.width, info.height) < MIN_SIDE:
+        raise UsageError(f"{video}: too small ({info.width}x{info.height}); needs at least {MIN_SIDE} pixels a side")
+    check_writable_dir(data_dir)
+    manifest = load_manifest(data_dir)
+    stem = video.stem
+    fp = fingerprint(video)
+    record = manifest["sources"].get(stem)
+    opt_dict = asdict(opts)
+    if record is not None and (record["fingerprint"] != fp or record["options"] != opt_dict):
+        what = "a different file" if record["fingerprint"] != fp else "different options"
+        raise UsageError(f"{data_dir}: already holds scenes of {record['path']} made from {what}; "
+                         f"use another DATA_DIR or remove {data_dir / layout.MANIFEST}")
+    if record is None:
+        reasons = needs_normalizing(info)
+        src = video
+        if reasons:
+            tqdm.write(f"{video}: converting ({', '.join(reasons)}) to constant-rate 8-bit yuv420p first")
+            src = normalize_source(info, data_dir / layout.ORIG / "normalized" / f"{stem}.mp4", opts)
+            info = probe(src)
+        ranges = detect_scenes(src, opts, show_progress)
+        scenes = plan_scenes(ranges, video, float(info.fps), opts, info.num_frames)
+        record = asdict(SourceRecord(path=str(video.resolve()), fingerprint=fp, info=info.as_dict(),
+                                     options=opt_dict, normalized=src != video, scenes=scenes))
+        record["cut_from"] = str(src.resolve())
+        if not any(not s.dropped for s in scenes):
+            raise UsageError(f"{video}: no scene is at least {parse_min_len(opts.min_scene_len, float(info.fps))} "
+                             f"frames long ({len(scenes)} found); lower --min-scene-len")
+        manifest["sources"][stem] = record
+        save_manifest(data_dir, manifest)
+    scenes = [Scene(**d) for d in record["scenes"]]
+    src = Path(record["cut_from"])
+    todo = [s for s in scenes if not s.dropped
+            and not layout.clip_path(data_dir, layout.ORIG, s.split, s.clip).exists()]
+    with tqdm(total=sum(s.num_frames for s in todo), unit="frame", desc="cut scenes",
+              disable=not show_progress) as bar:
+        for s in todo:
+            write_scene(src, s, layout.clip_path(data_dir, layout.ORIG, s.split, s.clip), opts, bar)
+    return scenes
+
+
+def add_split_arguments(ap: argparse.ArgumentParser) -> None:
+    d = SplitOptions()
+    ap.add_argument("--detector", choices=["content", "adaptive"], default=d.detector)
+    ap.add_argument("--threshold", type=float, default=None, help="detector threshold (content 27, adaptive 3)")
+    ap.add_argument("--min-scene-len", default=d.min_scene_len, help="frames (24) or seconds (1.0s)")
+    ap.add_argument("--trim", type=int, default=d.trim, help="frames dropped on each side of every cut")
+    ap.add_argument("--val-fraction", type=float, default=d.val_fraction)
+    ap.add_argument("--seed", type=int, default=d.seed, help="seed of the train/val split")
+    ap.add_argument("--orig-crf", dest="crf", type=int, default=d.crf, help="x264 CRF of the orig clips")
+    ap.add_argument("--downscale", type=int, default=d.downscale, help="detector downscale factor (0 = auto)")
+
+
+def split_options(a: argparse.Namespace) -> SplitOptions:
+    if not 0.0 <= a.val_fraction < 1.0:
+        raise UsageError(f"--val-fraction {a.val_fraction}: must be in [0, 1)")
+    if a.trim < 0:
+        raise UsageError("--trim must be >= 0")
+    return SplitOptions(detector=a.detector, threshold=a.threshold, min_scene_len=str(a.min_scene_len),
+                        trim=a.trim, val_fraction=a.val_fraction, seed=a.seed, crf=a.crf, downscale=a.downscale)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="Split a video into scene clips (PySceneDetect) for training.")
+    ap.add_argument("video")
+    ap.add_argument("data_dir")
+    add_split_arguments(ap)
+    a = ap.parse_args(argv)
+    scenes = split_video(a.video, a.data_dir, split_options(a))
+    kept = [s for s in scenes if not s.dropped]
+    print(f"{len(scenes)} scenes found, {len(kept)} kept "
+          f"({sum(s.split == 'train' for s in kept)} train, {sum(s.split == 'val' for s in kept)} val), "
+          f"{len(scenes) - len(kept)} dropped")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))
