@@ -119,7 +119,7 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         try:
             for packet in container.demux(stream):
                 if packet.size == 0:
-                    continue
+                    continue  # flush packet at end of stream
                 if packet.is_keyframe:
                     keyframes.append(len(pts))
                 pts.append(packet.pts if packet.pts is not None else len(pts))
@@ -127,6 +127,9 @@ def probe(path: str | os.PathLike) -> VideoInfo:
             raise MediaError(p, f"corrupt video data ({exc.__class__.__name__})") from None
         if not pts:
             raise MediaError(p, "no video frames")
+        declared = stream.frames
+        if declared and len(pts) < declared:
+            raise MediaError(p, f"corrupt or truncated ({len(pts)} of {declared} frames readable)")
         pix_fmt = ctx.format.name if ctx.format is not None else "unknown"
         transfer = str(getattr(ctx, "color_trc", "") or "").lower()
         duration = float(len(pts) / fps)

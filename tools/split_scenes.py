@@ -257,7 +257,7 @@ def split_video(video: str | os.PathLike, data_dir: str | os.PathLike, opts: Spl
     todo = [s for s in scenes if not s.dropped
             and not layout.clip_path(data_dir, layout.ORIG, s.split, s.clip).exists()]
     with tqdm(total=sum(s.num_frames for s in todo), unit="frame", desc="cut scenes",
-              disable=not show_progress) as bar:
+              disable=not show_progress or not todo) as bar:
         for s in todo:
             write_scene(src, s, layout.clip_path(data_dir, layout.ORIG, s.split, s.clip), opts, bar)
     return scenes
