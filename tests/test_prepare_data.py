@@ -121,15 +121,19 @@ def test_failed_write_leaves_no_partial_file(prepared, monkeypatch):
     clip = layout.list_clips(prepared, "90p", "val")[0]
     clip.unlink()
 
+    written = []
+
     def boom(args, output, on_frames=None, threads=None):
-        Path(args[-1]).write_bytes(b"partial")
+        written.append(output)
+        tmp = next(Path(a) for a in args if ".tmp." in a)
+        tmp.write_bytes(b"partial")  # the temporary exists, half written, when the run dies
         raise KeyboardInterrupt
 
     monkeypatch.setattr(transcode_scenes, "run_ffmpeg", boom)
     with pytest.raises(KeyboardInterrupt):
         transcode_scenes.transcode(prepared, transcode_scenes.TranscodeOptions(
             resolutions=("90p",), codec="vp9", gop=GOP, jobs=1), show_progress=False)
-    assert not clip.exists() and not list(clip.parent.glob(".*"))
+    assert written and not clip.exists() and not list(clip.parent.glob(".*"))
 
 
 def test_rerun_split_with_other_options_refuses(prepared, demo_source, capsys):

@@ -42,8 +42,10 @@ def fractal_terrain(width: int, height: int, seed: int = 0, beta: float = 2.2) -
     return (shade[..., :3] * 255 + 0.5).astype(np.uint8)
 
 
-def _still(path: Path, fps: int, seconds: float):
-    return ffmpeg.input(str(path), loop=1, framerate=fps, t=seconds)
+def _still(path: Path, fps: int, frames: int):
+    """A still image repeated `frames` times; decoded once (the loop filter), not once per frame."""
+    return (ffmpeg.input(str(path), framerate=fps).filter("loop", loop=frames - 1, size=1, start=0)
+            .filter("setpts", f"N/{fps}/TB"))
 
 
 def _scene_streams(workdir: Path, width: int, height: int, fps: int, seconds: float, seed: int):
@@ -53,7 +55,7 @@ def _scene_streams(workdir: Path, width: int, height: int, fps: int, seconds: fl
     n = max(int(round(seconds * fps)), 1)
     photo = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
     photo_zoom = (
-        _still(photo, fps, seconds)
+        _still(photo, fps, n)
         .filter("scale", width, height, force_original_aspect_ratio="increase", flags="lanczos")
         .filter("crop", width, height)
         .filter("zoompan", z=f"1+0.25*on/{n}", x="iw/2-(iw/zoom/2)", y="ih/2-(ih/zoom/2)",
@@ -62,10 +64,12 @@ def _scene_streams(workdir: Path, width: int, height: int, fps: int, seconds: fl
     big_w, big_h = int(width * 1.5) // 2 * 2, int(height * 1.3) // 2 * 2
     terrain_png = workdir / "terrain.png"
     Image.fromarray(fractal_terrain(big_w, big_h, seed)).save(terrain_png)
-    terrain_pan = _still(terrain_png, fps, seconds).filter(
+    terrain_pan = _still(terrain_png, fps, n).filter(
         "crop", width, height, x=f"(iw-ow)*t/{seconds}", y=f"(ih-oh)*t/{seconds}*0.7")
-    fractal_zoom = ffmpeg.input(f"mandelbrot=size={width}x{height}:rate={fps}:start_scale=2.5", f="lavfi",
-                                t=seconds)
+    # Rendered at half size: the fractal's cost grows with pixels and zoom depth.
+    fractal_zoom = (ffmpeg.input(f"mandelbrot=size={width // 4 * 2}x{height // 4 * 2}:rate={fps}:start_scale=2.5",
+                                 f="lavfi", t=seconds)
+                    .filter("scale", width, height, flags="lanczos"))
     moving = ffmpeg.input(f"testsrc2=size={width}x{height}:rate={fps}", f="lavfi", t=seconds)
     streams = [photo_zoom, terrain_pan, fractal_zoom, moving]
     return [s.filter("trim", end_frame=n).filter("setpts", "PTS-STARTPTS").filter("setsar", 1)
