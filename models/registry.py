@@ -27,6 +27,7 @@ class ModelSpec:
 _SPECS: dict[tuple[str, str], ModelSpec] = {}
 _DEFAULT_SIZE: dict[str, str] = {}
 _CONVERTERS: dict[str, Callable[[dict], dict]] = {}
+_INFERERS: dict[str, Callable[[dict], tuple[str | None, dict]]] = {}
 _loaded = False
 
 
@@ -44,6 +45,14 @@ def register_converter(name: str):
     """Decorator: register `convert(state_dict) -> state_dict` mapping official keys to ours."""
     def wrap(fn: Callable[[dict], dict]):
         _CONVERTERS[name.lower()] = fn
+        return fn
+    return wrap
+
+
+def register_inferer(name: str):
+    """Decorator: register `infer(state_dict) -> (size or None, builder kwargs)` for a converted state_dict."""
+    def wrap(fn: Callable[[dict], tuple[str | None, dict]]):
+        _INFERERS[name.lower()] = fn
         return fn
     return wrap
 
@@ -91,3 +100,10 @@ def convert_state_dict(name: str, state_dict: dict) -> dict:
     _load_arch_modules()
     fn = _CONVERTERS.get(name.lower())
     return fn(state_dict) if fn else state_dict
+
+
+def infer_config(name: str, state_dict: dict) -> tuple[str | None, dict]:
+    """Guess (size, builder kwargs) from a state_dict already in our key layout; (None, {}) if unknown."""
+    _load_arch_modules()
+    fn = _INFERERS.get(name.lower())
+    return fn(state_dict) if fn else (None, {})

@@ -1,0 +1,123 @@
+"""Load weights into a model from any supported checkpoint: official layouts or this project's own.
+
+`load_pretrained` is the one entry point the trainer, the inference tools and the converter use:
+checkpoint I/O and layout detection come from `models.checkpoint`, key renaming from the model's
+registered converter, and every mismatch is reported as one line naming the file.
+
+Project checkpoints are `{'model': state_dict, 'model_name': str, 'size': str, 'kwargs': dict}`
+(training checkpoints may add 'ema', 'optimizer', ...); `load_model` rebuilds a model from one.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from models.checkpoint import extract_state_dict, load_checkpoint
+from models.registry import build_model, convert_state_dict
+from tools.media import MediaError
+
+# Buffers that old checkpoints lack and that PyTorch fills in itself (BatchNorm since 0.4.1).
+_OPTIONAL_SUFFIXES = ("num_batches_tracked",)
+
+
+@dataclass
+class KeyReport:
+    """How a state_dict's keys line up with a model's."""
+
+    missing: list[str] = field(default_factory=list)  # in the model, not in the state_dict
+    unexpected: list[str] = field(default_factory=list)  # in the state_dict, not in the model
+    mismatched: list[str] = field(default_factory=list)  # in both with different shapes: 'key: ckpt vs model'
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.unexpected or self.mismatched)
+
+    def summary(self, limit: int = 3) -> str:
+        parts = []
+        for label, keys in (("missing", self.missing), ("unexpected", self.unexpected),
+                            ("shape-mismatched", self.mismatched)):
+            if keys:
+                shown = ", ".join(keys[:limit]) + (", ..." if len(keys) > limit else "")
+                parts.append(f"{len(keys)} {label} keys ({shown})")
+        return "; ".join(parts) or "all keys match"
+
+
+def compare_keys(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> KeyReport:
+    """Missing, unexpected and shape-mismatched keys of `state_dict` against `model.state_dict()`."""
+    own = model.state_dict()
+    report = KeyReport()
+    for key, value in own.items():
+        if key not in state_dict:
+            if not key.endswith(_OPTIONAL_SUFFIXES):
+                report.missing.append(key)
+        elif tuple(state_dict[key].shape) != tuple(value.shape):
+            report.mismatched.append(f"{key}: {tuple(state_dict[key].shape)} vs {tuple(value.shape)}")
+    report.unexpected = [k for k in state_dict if k not in own]
+    return report
+
+
+def read_state_dict(path: str | os.PathLike, name: str, prefer_ema: bool = True) -> tuple[dict, Any]:
+    """(state_dict in our key layout, raw checkpoint object) of any supported checkpoint for model `name`."""
+    ckpt = load_checkpoint(path)
+    return state_dict_of(ckpt, name, path, prefer_ema), ckpt
+
+
+def state_dict_of(ckpt: Any, name: str, path: str | os.PathLike, prefer_ema: bool = True) -> dict:
+    """The weights of an already loaded checkpoint object, renamed to our keys for model `name`."""
+    if isinstance(ckpt, dict) and isinstance(ckpt.get("model_name"), str) and ckpt["model_name"].lower() != name.lower():
+        raise MediaError(path, f"checkpoint is for model {ckpt['model_name']!r}, not {name!r}")
+    try:
+        state_dict = extract_state_dict(ckpt, prefer_ema=prefer_ema)
+    except ValueError as exc:
+        raise MediaError(path, str(exc)) from None
+    return convert_state_dict(name, state_dict)
+
+
+def apply_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor], strict: bool = True,
+                     source: str | os.PathLike = "<state_dict>", name: str = "") -> KeyReport:
+    """Copy matching entries into `model`; with `strict`, any mismatch is a one-line MediaError instead."""
+    report = compare_keys(model, state_dict)
+    if strict and not report.ok:
+        what = f"{name} " if name else ""
+        if not any(k in model.state_dict() for k in state_dict):
+            raise MediaError(source, f"not a {what}checkpoint: none of its {len(state_dict)} keys belong to the model")
+        raise MediaError(source, f"does not match the {what}model: {report.summary()}")
+    bad = {m.split(":")[0] for m in report.mismatched}
+    model.load_state_dict({k: v for k, v in state_dict.items() if k not in bad and k not in report.unexpected},
+                          strict=False)
+    return report
+
+
+def load_pretrained(model: nn.Module, path: str | os.PathLike, name: str, strict: bool = True,
+                    prefer_ema: bool = True) -> tuple[list[str], list[str]]:
+    """Load `path` (official or project layout, converted for model `name`) into `model`.
+
+    Returns (missing, unexpected) key lists; a shape-mismatched key is not loaded and appears in both.
+    With `strict` (the default) any mismatch raises MediaError('<path>: ...') and nothing is loaded.
+    EMA weights are preferred when the checkpoint has them (BasicSR `params_ema`, our `ema`).
+    """
+    state_dict, _ = read_state_dict(path, name, prefer_ema)
+    report = apply_state_dict(model, state_dict, strict, path, name)
+    bad = [m.split(":")[0] for m in report.mismatched]
+    return report.missing + bad, report.unexpected + bad
+
+
+def load_model(path: str | os.PathLike, prefer_ema: bool = True, **overrides: Any) -> nn.Module:
+    """Build and load the model stored in a project checkpoint (model_name, size, kwargs), strictly.
+
+    `overrides` replace builder kwargs (e.g. `num_frame`); the model is returned in eval mode.
+    """
+    ckpt = load_checkpoint(path)
+    if not (isinstance(ckpt, dict) and isinstance(ckpt.get("model_name"), str)):
+        raise MediaError(path, "not a project checkpoint (no model_name); convert it first with vsr-convert")
+    name, size = ckpt["model_name"], ckpt.get("size")
+    try:
+        model = build_model(name, size, **{**ckpt.get("kwargs", {}), **overrides})
+    except (ValueError, TypeError) as exc:
+        raise MediaError(path, f"cannot build {name}/{size}: {exc}") from None
+    apply_state_dict(model, state_dict_of(ckpt, name, path, prefer_ema), True, path, name)
+    return model.eval()
