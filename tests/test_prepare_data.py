@@ -57,15 +57,22 @@ def test_clips_every_resolution_gop_no_audio(prepared):
     assert not probe(orig).has_audio
 
 
-def test_cuts_are_frame_accurate(prepared, demo_source):
-    source = decode_frames(demo_source).astype(np.float32)
-    manifest = layout.read_manifest(prepared)
-    for s in manifest["sources"]["demo"]["scenes"]:
-        clip = decode_frames(layout.clip_path(prepared, layout.ORIG, s["split"], s["clip"])).astype(np.float32)
-        assert len(clip) == s["num_frames"]
-        for k in (0, len(clip) - 1):
-            errors = [np.abs(clip[k] - source[i]).mean() for i in range(len(source))]
-            assert int(np.argmin(errors)) == s["start_frame"] + k
+def test_cuts_are_frame_accurate_with_trim(tmp_path):
+    """Every frame of testsrc2 differs (moving parts, a counter); the cut at 24 is to its negative."""
+    src = tmp_path / "cuts.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=192x108:rate=24", "-t", "2", "-vf",
+           "negate=enable='gte(n,24)',format=yuv420p", "-c:v", "libx264", "-g", "100", "-bf", "3", str(src))
+    data = tmp_path / "d"
+    scenes = split_scenes.split_video(src, data, split_scenes.SplitOptions(min_scene_len="8", trim=2),
+                                      show_progress=False)
+    assert [(s.start_frame, s.end_frame) for s in scenes] == [(0, 22), (26, 48)]
+    source = decode_frames(src).astype(np.float32)
+    for s in scenes:
+        clip = decode_frames(layout.clip_path(data, layout.ORIG, s.split, s.clip)).astype(np.float32)
+        assert len(clip) == s.num_frames
+        for k in range(len(clip)):
+            errors = [np.abs(clip[k] - f).mean() for f in source]
+            assert int(np.argmin(errors)) == s.start_frame + k
 
 
 def test_png_frames_match_clip(prepared):

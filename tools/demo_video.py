@@ -26,7 +26,7 @@ from tools.media import atomic_path, ffmpeg_binary, run_ffmpeg
 SCENES = ("photo_zoom", "terrain_pan", "fractal_zoom", "moving_objects")
 
 
-def fractal_terrain(width: int, height: int, seed: int = 0, beta: float = 2.2) -> np.ndarray:
+def fractal_terrain(width: int, height: int, seed: int = 0, beta: float = 2.6) -> np.ndarray:
     """RGB uint8 image of a hill-shaded 1/f^beta noise landscape, (height, width, 3)."""
     rng = np.random.default_rng(seed)
     fy = np.fft.fftfreq(height)[:, None]
@@ -38,7 +38,7 @@ def fractal_terrain(width: int, height: int, seed: int = 0, beta: float = 2.2) -
     z = np.fft.irfft2(spectrum, s=(height, width)).astype(np.float32)
     z = (z - z.min()) / (np.ptp(z) + 1e-8)
     shade = LightSource(azdeg=315, altdeg=40).shade(z, cmap=matplotlib.colormaps["gist_earth"],
-                                                    vert_exag=height / 4, blend_mode="soft")
+                                                    vert_exag=height / 16, blend_mode="soft")
     return (shade[..., :3] * 255 + 0.5).astype(np.uint8)
 
 
@@ -61,7 +61,9 @@ def _scene_streams(workdir: Path, width: int, height: int, fps: int, seconds: fl
         .filter("zoompan", z=f"1+0.25*on/{n}", x="iw/2-(iw/zoom/2)", y="ih/2-(ih/zoom/2)",
                 d=1, s=f"{width}x{height}", fps=fps)
     )
-    big_w, big_h = int(width * 1.5) // 2 * 2, int(height * 1.3) // 2 * 2
+    # A camera pan of about 1/500 of the width per frame, the speed of a slow handheld pan.
+    pan = max(2, width * n // 500)
+    big_w, big_h = width + pan // 2 * 2, height + pan // 4 * 2
     terrain_png = workdir / "terrain.png"
     Image.fromarray(fractal_terrain(big_w, big_h, seed)).save(terrain_png)
     terrain_pan = _still(terrain_png, fps, n).filter(

@@ -26,6 +26,7 @@ from tools.cli import UsageError, run_cli
 from tools.media import VideoInfo, atomic_path, check_writable_dir, probe, run_ffmpeg
 
 MIN_SIDE = 32
+DETECTOR_MIN_LEN = 15  # PySceneDetect's default: no two cuts closer than this many frames
 MANIFEST_VERSION = 1
 
 
@@ -130,16 +131,19 @@ def normalize_source(info: VideoInfo, out: Path, opts: SplitOptions) -> Path:
     return out
 
 
-def detect_scenes(path: Path, opts: SplitOptions, show_progress: bool = True) -> list[tuple[int, int]]:
+def detect_scenes(path: Path, opts: SplitOptions, fps: float, show_progress: bool = True) -> list[tuple[int, int]]:
     """[(start, end_exclusive)] frame ranges of the scenes; the whole video when there is no cut."""
     from scenedetect import AdaptiveDetector, ContentDetector, SceneManager, open_video
 
+    # The detector's own minimum suppresses bursts of false cuts (flashes, fast pans); the user's
+    # minimum, which may be longer, drops whole scenes afterwards and is reported.
+    burst = min(DETECTOR_MIN_LEN, parse_min_len(opts.min_scene_len, fps))
     if opts.detector == "content":
         det = ContentDetector(**({"threshold": opts.threshold} if opts.threshold is not None else {}),
-                              min_scene_len=1)
+                              min_scene_len=burst)
     elif opts.detector == "adaptive":
         det = AdaptiveDetector(**({"adaptive_threshold": opts.threshold} if opts.threshold is not None else {}),
-                               min_scene_len=1)
+                               min_scene_len=burst)
     else:
         raise UsageError(f"--detector {opts.detector!r}: use 'content' or 'adaptive'")
     video = open_video(str(path), backend="pyav", threading_mode="AUTO")
@@ -242,7 +246,7 @@ def split_video(video: str | os.PathLike, data_dir: str | os.PathLike, opts: Spl
             tqdm.write(f"{video}: converting ({', '.join(reasons)}) to constant-rate 8-bit yuv420p first")
             src = normalize_source(info, data_dir / layout.ORIG / "normalized" / f"{stem}.mp4", opts)
             info = probe(src)
-        ranges = detect_scenes(src, opts, show_progress)
+        ranges = detect_scenes(src, opts, float(info.fps), show_progress)
         scenes = plan_scenes(ranges, video, float(info.fps), opts, info.num_frames)
         record = asdict(SourceRecord(path=str(video.resolve()), fingerprint=fp, info=info.as_dict(),
                                      options=opt_dict, normalized=src != video, scenes=scenes))
