@@ -82,10 +82,10 @@ def apply_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor], stri
     """Copy matching entries into `model`; with `strict`, any mismatch is a one-line MediaError instead."""
     report = compare_keys(model, state_dict)
     if strict and not report.ok:
-        what = f"{name} " if name else ""
+        what = name or "the model"
         if not any(k in model.state_dict() for k in state_dict):
-            raise MediaError(source, f"not a {what}checkpoint: none of its {len(state_dict)} keys belong to the model")
-        raise MediaError(source, f"does not match the {what}model: {report.summary()}")
+            raise MediaError(source, f"not a checkpoint of {what}: none of its {len(state_dict)} keys belong to it")
+        raise MediaError(source, f"does not match {what}: {report.summary()}")
     bad = {m.split(":")[0] for m in report.mismatched}
     model.load_state_dict({k: v for k, v in state_dict.items() if k not in bad and k not in report.unexpected},
                           strict=False)
