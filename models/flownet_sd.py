@@ -5,15 +5,14 @@ Module names follow `networks/FlowNetSD.py` there (`conv0.0.weight`, `inter_conv
 (`{'state_dict': ...}`, no batch norm) loads strictly. `forward` is the `FlowNet2SD` wrapper of
 `models.py`: per-channel mean subtraction over the image pair, division by `rgb_max`, finest
 prediction (1/4 size) times `div_flow` (20) upsampled x4 bilinearly, which gives the flow in pixels.
-Inputs of any size are padded to a multiple of 64 and the flow cropped back.
+Inputs of any size are padded to a multiple of 64 and the flow cropped back. Without batch norm
+(FlowNet2-SD's setting) it has 45,371,666 parameters, as published in flownet2-pytorch.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-PARAMETERS = 45_371_666  # FlowNet2SD without batch norm, as published in flownet2-pytorch
 
 
 def _conv(batch_norm: bool, in_ch: int, out_ch: int, kernel_size: int = 3, stride: int = 1) -> nn.Sequential:
