@@ -1,0 +1,65 @@
+"""Train a model: `python -m trainers.train MODEL|CONFIG [key=value ...] [--resume]`.
+
+Run it under torchrun for several GPUs or machines (./run.sh does); alone it trains on one device.
+MODEL is a built-in config name (vsrnet, edvr, rife, ifrnet) or a YAML path; `key=value` overrides
+any config entry (e.g. `train.steps=200 data.loader=png model.size=l`). The run lives in
+experiments/<name>/: config.yaml (resolved), tb/ (tensorboard), checkpoints/{last,best}.pth.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Sequence
+
+import torch.distributed as dist
+
+from tools.cli import UsageError, run_cli
+from trainers.config import get, load_config
+from trainers.engine import Trainer, setup_distributed
+from trainers.tasks import make_task
+
+
+def run_dir_for(cfg: dict) -> Path:
+    name = get(cfg, "experiment.name") or f"{get(cfg, 'model.name')}-{get(cfg, 'model.size')}"
+    return Path(get(cfg, "experiment.root", "experiments")) / name
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("config", help="vsrnet | edvr | rife | ifrnet | path/to/config.yaml")
+    ap.add_argument("overrides", nargs="*", help="key=value, e.g. train.steps=100")
+    ap.add_argument("--resume", nargs="?", const="auto", default=None,
+                    help="continue from experiments/<name>/checkpoints/last.pth, or from the given checkpoint")
+    a = ap.parse_args(argv)
+    cfg = load_config(a.config, a.overrides)
+    if not get(cfg, "data.dir"):
+        raise UsageError("data.dir is not set: pass data.dir=DATA_DIR (tools/prepare_data.sh makes one), "
+                         "or use ./run.sh, which prepares the built-in demo")
+    if not Path(get(cfg, "data.dir")).is_dir():
+        raise UsageError(f"{get(cfg, 'data.dir')}: no such data directory")
+    dist_info = setup_distributed(get(cfg, "train.device", "auto"))
+    run_dir = run_dir_for(cfg)
+    trainer = Trainer(cfg, make_task(cfg), run_dir, dist_info)
+    resume: bool | Path = False
+    if a.resume is None and (run_dir / "checkpoints" / "last.pth").exists():
+        raise UsageError(f"{run_dir}: holds a run already; pass --resume to continue it, "
+                         f"or experiment.name=NEW for a new run")
+    if a.resume == "auto":
+        resume = True
+    elif a.resume:
+        resume = Path(a.resume)
+    try:
+        state = trainer.fit(resume=resume)
+    finally:
+        trainer.close()
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    if dist_info.is_main:
+        print(f"done: step {state.step}, best val PSNR {state.best_psnr:.2f} dB; "
+              f"run in {run_dir} (tensorboard --logdir {run_dir / 'tb'})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))
