@@ -43,7 +43,7 @@ def laplacian_pyramid(x: torch.Tensor, max_levels: int = 5) -> list[torch.Tensor
 class LapLoss(nn.Module):
     """Sum over pyramid levels of the mean L1 difference; RIFE trains with 5 levels.
 
-    Images must be at least 2**max_levels pixels on each side (reflect padding at the coarsest level).
+    Image sides must exceed 2**max_levels pixels (reflect padding at the coarsest level): > 32 for 5.
     """
 
     def __init__(self, max_levels: int = 5) -> None:
@@ -51,8 +51,8 @@ class LapLoss(nn.Module):
         self.max_levels = max_levels
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        if min(pred.shape[-2:]) < 2 ** self.max_levels:
-            raise ValueError(f"LapLoss with {self.max_levels} levels needs images of at least "
+        if min(pred.shape[-2:]) <= 2 ** self.max_levels:
+            raise ValueError(f"LapLoss with {self.max_levels} levels needs images larger than "
                              f"{2 ** self.max_levels} pixels per side, got {tuple(pred.shape[-2:])}")
         pyr_pred = laplacian_pyramid(pred, self.max_levels)
         pyr_target = laplacian_pyramid(target, self.max_levels)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torchvision.models import vgg19
+from torchvision.models.vgg import cfgs, make_layers
 
 from models.checkpoint import load_checkpoint
 from tools.media import MediaError
@@ -16,6 +16,18 @@ DEFAULT_LAYERS = (1, 6, 11, 20, 29)
 DEFAULT_WEIGHTS = (1.0 / 2.6, 1.0 / 4.8, 1.0 / 3.7, 1.0 / 5.6, 10.0 / 1.5)
 _MEAN = (0.485, 0.456, 0.406)
 _STD = (0.229, 0.224, 0.225)
+
+
+def _vgg19_features(n_modules: int) -> nn.Sequential:
+    """The first `n_modules` of torchvision's vgg19().features (same indices), without building
+    the 120M-parameter classifier or the unused deeper convolutions."""
+    cfg, count = [], 0
+    for item in cfgs["E"]:
+        if count >= n_modules:
+            break
+        cfg.append(item)
+        count += 1 if item == "M" else 2  # max-pool, or conv + ReLU
+    return make_layers(cfg)[:n_modules]
 
 
 class VGGPerceptualLoss(nn.Module):
@@ -35,7 +47,7 @@ class VGGPerceptualLoss(nn.Module):
         if not path.is_file():
             raise MediaError(path, "no such VGG19 weights file (give a local copy of torchvision's "
                                    "vgg19-dcbb9e9d.pth; nothing is downloaded)")
-        self.features = vgg19(weights=None).features[: max(layers) + 1]
+        self.features = _vgg19_features(max(layers) + 1)
         self._load(path)
         self.features.requires_grad_(False).eval()
         self.layers = tuple(layers)
