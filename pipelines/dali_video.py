@@ -1,0 +1,237 @@
+"""DALI loader: sequences decoded straight from the clips, cropped and augmented inside DALI.
+
+Decoding runs on the GPU (NVDEC; the legacy `fn.readers.video`, or `fn.experimental.readers.video`)
+or on the CPU (`fn.experimental.readers.video(device="cpu")`: VP8, VP9 and MJPEG only). The epoch's
+plan (pipelines.sampling) is written as the reader's file list, one line per sequence
+(`clip label start end`, frame numbers), and read in order: shuffling, sharding and epoch size are the
+plan's, so the PNG loader can visit exactly the same sequences.
+
+Per sample, all inside DALI: crop (random when training, else centred; the anchor a multiple of the
+SR scale), flips and 90-degree rotation (one transpose plus one flip), temporal reversal, RGB->BGR
+(conditional execution), the SR low-resolution input (antialiased bicubic `fn.resize`, or a second
+reader over the lr_res clips that follows the same file list line by line), and the conversion to
+float NCHW in [0, 1] (`fn.crop_mirror_normalize`). Batches come through DALIGenericIterator.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+import weakref
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+from nvidia.dali import fn, pipeline_def, types
+from nvidia.dali import math as dmath
+from nvidia.dali.plugin.base_iterator import LastBatchPolicy
+from nvidia.dali.plugin.pytorch import DALIGenericIterator
+
+from pipelines.loader import BatchLoader
+from pipelines.options import LoaderOptions
+from tools.cli import UsageError
+
+READER = "reader"
+LR_READER = "lr_reader"
+ONE_SEQUENCE_PER_LINE = 1 << 30  # reader step: each file-list line yields exactly its first sequence
+_POLICIES = {"drop": LastBatchPolicy.DROP, "partial": LastBatchPolicy.PARTIAL, "fill": LastBatchPolicy.FILL}
+_DTYPES = {"float32": types.FLOAT, "float16": types.FLOAT16}
+
+
+def write_file_list(path: Path, lines: list[tuple[Path, int, int, int]]) -> Path:
+    """A reader file list: one `file label start end` line per sequence (frames, end exclusive)."""
+    with open(path, "w") as f:
+        for clip, label, start, end in lines:
+            if any(ch.isspace() for ch in str(clip)):
+                raise UsageError(f"{clip}: DALI file lists cannot hold paths with spaces; rename or link it")
+            f.write(f"{clip} {label} {start} {end}\n")
+    return path
+
+
+def _read(opts: LoaderOptions, file_list: str, name: str):
+    """(video FHWC uint8, label, first frame) for each line of `file_list`, in order."""
+    common = dict(file_list=file_list, sequence_length=opts.sequence_length, stride=opts.stride,
+                  step=ONE_SEQUENCE_PER_LINE, random_shuffle=False, enable_frame_num=True, name=name)
+    if opts.device == "gpu" and opts.gpu_reader == "legacy":
+        video, label, start = fn.readers.video(device="gpu", file_list_frame_num=True, dtype=types.UINT8,
+                                               image_type=types.RGB, **common)
+    else:
+        video, label, start = fn.experimental.readers.video(device=opts.device, file_list_format="frames",
+                                                            file_list_include_end=False, **common)
+    return video, label, start
+
+
+def _crop_anchor(video, crop: tuple[int, int], training: bool, align: int):
+    """Top-left (y, x) of the crop, int32, a multiple of `align`: random when training, else centred."""
+    shape = video.shape(dtype=types.INT32)  # (F, H, W, C), on the CPU even for GPU data
+    anchors = []
+    for size, dim in zip(crop, (shape[1], shape[2])):
+        room = (dim - size) // align  # the number of aligned positions, minus one
+        if training:
+            pos = fn.cast(fn.random.uniform(range=[0.0, 1.0]) * fn.cast(room + 1, dtype=types.FLOAT),
+                          dtype=types.INT32)
+            pos = dmath.min(pos, room)
+        else:
+            pos = room // 2
+        anchors.append(pos * align)
+    return anchors
+
+
+def _coin(p: float):
+    return fn.random.coin_flip(probability=float(p), dtype=types.INT32)
+
+
+def _spatial(video, hflip, vflip, rot, use_rot: bool, use_flip: bool):
+    """Flips then rot90 (torch.rot90 k=1 on H, W) as one optional transpose and one flip."""
+    if use_rot:
+        if fn.cast(rot, dtype=types.BOOL):
+            video = fn.transpose(video, perm=[0, 2, 1, 3], transpose_layout=False)
+        # rot90(vflip^v(hflip^h(x))) == hflip^v(vflip^(1-h)(transpose(x)))
+        horizontal = hflip + rot * (vflip - hflip)
+        vertical = vflip + rot * (1 - hflip - vflip)
+        return fn.flip(video, horizontal=horizontal, vertical=vertical)
+    if use_flip:
+        return fn.flip(video, horizontal=hflip, vertical=vflip)
+    return video
+
+
+def _swap_rgb(video, swap):
+    if fn.cast(swap, dtype=types.BOOL):
+        video = video[:, :, :, ::-1]
+    return video
+
+
+def _reversed_order(rev, order: list[int]):
+    """`order`, or its reverse when rev == 1 (per sample)."""
+    fwd = types.Constant(np.array(order, dtype=np.int32))
+    bwd = types.Constant(np.array(order[::-1], dtype=np.int32))
+    return fwd + rev * (bwd - fwd)
+
+
+def _to_float(x, dtype, layout: str):
+    return fn.crop_mirror_normalize(x, dtype=dtype, output_layout=layout, mean=[0.0], std=[255.0])
+
+
+def build_pipeline(opts: LoaderOptions, file_list: str, lr_file_list: str | None, seed: int):
+    """The DALI pipeline for `opts` (task, device, crop, augmentation) reading `file_list` in order."""
+    o = opts
+    aug = o.augmentation
+    crop = o.crop_hw
+    out_dtype = _DTYPES[o.dtype]
+    device_id = None if o.device == "cpu" else (o.device_id if o.device_id is not None else
+                                                torch.cuda.current_device())
+    length = o.sequence_length
+    use_flip = aug.hflip > 0 or aug.vflip > 0
+    use_rot = aug.rot90 > 0
+    use_rev = aug.reverse > 0
+    use_swap = aug.swap_rgb > 0
+
+    @pipeline_def(batch_size=o.batch_size, num_threads=o.workers, device_id=device_id, seed=seed,
+                  prefetch_queue_depth=o.prefetch, enable_conditionals=use_rot or use_swap)
+    def pipe():
+        video, label, start = _read(o, file_list, READER)
+        h, v, r, rev, sw = (_coin(p) for p in aug.probabilities())
+        if crop is not None:
+            ay, ax = _crop_anchor(video, crop, o.is_training, o.lr_scale)
+            video = fn.slice(video, start=fn.stack(ay, ax), shape=list(crop), axis_names="HW")
+            crop_out = fn.cast(fn.stack(ay, ax), dtype=types.INT64)
+        else:
+            crop_out = fn.cast(fn.stack(start[0], start[0]), dtype=types.INT64) * 0
+        video = _spatial(video, h, v, r, use_rot, use_flip)
+        if use_swap:
+            video = _swap_rgb(video, sw)
+        meta = (label, start, fn.cast(fn.stack(h, v, r, rev, sw), dtype=types.INT64), crop_out)
+        if o.task == "sr":
+            hr = fn.element_extract(video, element_map=[o.neighbors])
+            if lr_file_list is None:
+                lh, lw = (crop if crop is not None else (None, None))
+                if crop is None:
+                    shape = video.shape(dtype=types.INT32)
+                    size = fn.cast(fn.stack(shape[1] // o.scale, shape[2] // o.scale), dtype=types.FLOAT)
+                else:
+                    size = [lh // o.scale, lw // o.scale]
+                # float resampling (the uint8 path rounds and clamps between its two passes), then
+                # rounded to 8 bits like a decoded LR clip
+                lr = fn.resize(video, size=size, antialias=True, interp_type=types.INTERP_CUBIC, dtype=types.FLOAT)
+                lr = fn.cast(lr, dtype=types.UINT8)
+            else:
+                lr, lr_label, lr_start = _read(o, lr_file_list, LR_READER)
+                if crop is not None:
+                    lr = fn.slice(lr, start=fn.stack(ay // o.scale, ax // o.scale),
+                                  shape=[crop[0] // o.scale, crop[1] // o.scale], axis_names="HW")
+                lr = _spatial(lr, h, v, r, use_rot, use_flip)
+                if use_swap:
+                    lr = _swap_rgb(lr, sw)
+                meta = meta + (lr_label, lr_start)
+            if use_rev:
+                lr = fn.sequence_rearrange(lr, new_order=_reversed_order(rev, list(range(length))))
+            return (_to_float(lr, out_dtype, "FCHW"), _to_float(hr, out_dtype, "CHW")) + meta
+        # VFI: inputs are the group's first and last frames, the targets the ones between
+        inputs_order = _reversed_order(rev, [0, length - 1]) if use_rev else [0, length - 1]
+        frames = fn.sequence_rearrange(video, new_order=inputs_order)
+        target = fn.sequence_rearrange(video, new_order=list(range(1, length - 1)))
+        t = types.Constant(np.arange(1, length - 1, dtype=np.float32) / (length - 1))
+        timesteps = t + fn.cast(rev, dtype=types.FLOAT) * (1.0 - 2.0 * t) if use_rev else t * 1.0
+        return (_to_float(frames, out_dtype, "FCHW"), _to_float(target, out_dtype, "FCHW"), timesteps) + meta
+
+    return pipe()
+
+
+class DaliLoader(BatchLoader):
+    """Contract batches (pipelines.batch) from a DALI pipeline over the clips; see the module docstring."""
+
+    def __init__(self, opts: LoaderOptions):
+        super().__init__(opts)
+        self._tmp = Path(tempfile.mkdtemp(prefix="dali-filelist-"))
+        weakref.finalize(self, shutil.rmtree, self._tmp, True)
+        self._built: tuple[int, DALIGenericIterator] | None = None
+
+    def output_names(self) -> list[str]:
+        meta = ["clip", "start", "aug", "crop"]
+        if self.opts.task == "sr":
+            extra = ["lr_clip", "lr_start"] if self.opts.lr_res else []
+            return ["lr", "hr"] + meta + extra
+        return ["frames", "target", "timesteps"] + meta
+
+    def _file_lists(self) -> tuple[str, str | None]:
+        o = self.opts
+        span = o.sequence_length * o.stride
+        hr, lr = [], []
+        for i in self.plan():
+            c, s = self.sequences[i]
+            clip = self.clips[c]
+            hr.append((clip.path, c, s, s + span))
+            if o.lr_res:
+                lr.append((clip.lr_path, c, s, s + span))
+        hr_list = write_file_list(self._tmp / f"epoch{self.epoch}.txt", hr)
+        lr_list = write_file_list(self._tmp / f"epoch{self.epoch}-lr.txt", lr) if o.lr_res else None
+        return str(hr_list), (str(lr_list) if lr_list else None)
+
+    def _iterator(self) -> DALIGenericIterator:
+        if self._built is None or self._built[0] != self.epoch:
+            self._built = None  # release the previous epoch's pipeline first
+            hr_list, lr_list = self._file_lists()
+            seed = int(np.random.default_rng([self.opts.seed, self.epoch, self.shard_id, 7]).integers(2 ** 31))
+            pipe = build_pipeline(self.opts, hr_list, lr_list, seed)
+            it = DALIGenericIterator(pipe, self.output_names(), reader_name=READER, auto_reset=True,
+                                     last_batch_policy=_POLICIES[self.opts.last_batch_policy],
+                                     prepare_first_batch=False)
+            self._built = (self.epoch, it)
+        return self._built[1]
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        it = self._iterator()
+        for out in it:
+            d = out[0]
+            batch = {k: d[k] for k in self.keys if k not in ("clip", "start")}
+            device = batch[self.keys[0]].device
+            batch["clip"] = d["clip"].reshape(-1).to(device=device, dtype=torch.int64)
+            batch["start"] = d["start"].reshape(-1).to(device=device, dtype=torch.int64)
+            batch["aug"] = batch["aug"].to(device)
+            batch["crop"] = d["crop"].to(device)
+            if "lr_clip" in d and not (torch.equal(d["lr_clip"].reshape(-1).cpu(), batch["clip"].cpu()) and
+                                       torch.equal(d["lr_start"].reshape(-1).cpu(), batch["start"].cpu())):
+                raise RuntimeError("DALI HR and LR readers went out of step")  # would be a DALI bug
+            if "timesteps" in batch:
+                batch["timesteps"] = batch["timesteps"].to(device=device, dtype=torch.float32)
+            yield batch

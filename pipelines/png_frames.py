@@ -1,0 +1,178 @@
+"""The PNG baseline loader: a torch Dataset over the extracted frames, batched by a DataLoader.
+
+It visits the same sequences in the same order as the DALI loader (the shared plan in
+pipelines.sampling), crops at the same positions when not training (centred, aligned to the SR
+scale), applies the same augmentations (pipelines.augment, drawn per sample from (seed, epoch, index)
+with torch's RNG), makes the SR LR input the same way (antialiased bicubic, rounded to 8 bits) and
+yields the same batch layout (pipelines.batch). Decoding and augmentation run in worker processes;
+batches are pinned and moved to the GPU when device is "gpu".
+"""
+from __future__ import annotations
+
+import os
+from typing import Iterator
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from pipelines.augment import apply_spatial, draw_flags
+from pipelines.batch import IMAGE_DTYPES
+from pipelines.loader import BatchLoader
+from pipelines.options import LoaderOptions
+from pipelines.sampling import Clip
+from tools import layout
+from tools.media import MediaError
+
+
+def read_png(path: str) -> np.ndarray:
+    """One frame as RGB uint8 (H, W, 3); MediaError naming the file if it cannot be read."""
+    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    if img is None:
+        raise MediaError(path, "cannot read PNG frame")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def read_frames(folder, indices, box: tuple[int, int, int, int] | None) -> torch.Tensor:
+    """Frames `indices` (0-based) of a frame folder, cropped to box (y, x, h, w), as uint8 (T, 3, H, W)."""
+    frames = []
+    for i in indices:
+        img = read_png(os.path.join(folder, layout.FRAME_PATTERN % (i + 1)))
+        if box is not None:
+            y, x, h, w = box
+            img = img[y:y + h, x:x + w]
+        frames.append(img)
+    return torch.from_numpy(np.ascontiguousarray(np.stack(frames))).permute(0, 3, 1, 2)
+
+
+def downscale(hr: torch.Tensor, scale: int) -> torch.Tensor:
+    """Antialiased bicubic downscale of uint8 (..., 3, H, W) by `scale`, rounded back to uint8.
+
+    The same numbers as DALI's fn.resize(antialias=True, interp_type=INTERP_CUBIC, dtype=FLOAT) up to
+    float rounding: edge pixels are replicated (torch would renormalise the kernel at the border) by
+    padding `2 * scale` pixels, which the result then drops.
+    """
+    x = hr.reshape(-1, *hr.shape[-3:]).float()
+    h, w = hr.shape[-2] // scale, hr.shape[-1] // scale
+    pad = 2 * scale  # the cubic kernel's radius in HR pixels, and a whole number of LR pixels
+    x = F.pad(x, (pad, pad, pad, pad), mode="replicate")
+    lr = F.interpolate(x, size=(h + 4, w + 4), mode="bicubic", antialias=True, align_corners=False)
+    lr = lr[..., 2:-2, 2:-2]
+    return lr.round_().clamp_(0, 255).to(torch.uint8).reshape(*hr.shape[:-2], h, w)
+
+
+class SequenceDataset(Dataset):
+    """Sample i of the epoch plan: a cropped, augmented sequence in the batch contract's layout."""
+
+    def __init__(self, opts: LoaderOptions, clips: list[Clip], sequences: list[tuple[int, int]],
+                 plan: list[int], epoch: int, shard_id: int):
+        self.opts = opts
+        self.clips = clips
+        self.sequences = sequences
+        self.plan = plan
+        self.epoch = epoch
+        self.shard_id = shard_id
+        self.probs = opts.augmentation.probabilities()
+        self.dtype = IMAGE_DTYPES[opts.dtype]
+
+    def __len__(self) -> int:
+        return len(self.plan)
+
+    def _generator(self, index: int) -> torch.Generator:
+        seed = np.random.SeedSequence([self.opts.seed, self.epoch, self.shard_id, index]).generate_state(1)[0]
+        return torch.Generator().manual_seed(int(seed))
+
+    def _anchor(self, clip: Clip, g: torch.Generator) -> tuple[int, int] | None:
+        """Crop top-left, a multiple of the SR scale: random when training, else centred (as in DALI)."""
+        crop, a = self.opts.crop_hw, self.opts.lr_scale
+        if crop is None:
+            return None
+        out = []
+        for size, dim in zip(crop, (clip.height, clip.width)):
+            room = (dim - size) // a
+            pos = int(torch.randint(room + 1, (1,), generator=g)) if self.opts.is_training else room // 2
+            out.append(pos * a)
+        return out[0], out[1]
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        o = self.opts
+        c, start = self.sequences[self.plan[index]]
+        clip = self.clips[c]
+        g = self._generator(index)
+        anchor = self._anchor(clip, g)
+        flags = draw_flags(self.probs, g)
+        hflip, vflip, rot, rev, swap = (bool(f) for f in flags.tolist())
+        idx = [start + j * o.stride for j in range(o.sequence_length)]
+        box = None if anchor is None else (*anchor, *o.crop_hw)
+        seq = apply_spatial(read_frames(clip.path, idx, box), hflip, vflip, rot)
+        if swap:
+            seq = seq.flip(-3)
+        out: dict[str, torch.Tensor] = {}
+        if o.task == "sr":
+            if o.lr_res is None:
+                lr = downscale(seq, o.scale)
+            else:
+                lr_box = None if box is None else tuple(v // o.scale for v in box)
+                lr = apply_spatial(read_frames(clip.lr_path, idx, lr_box), hflip, vflip, rot)
+                if swap:
+                    lr = lr.flip(-3)
+            if rev:
+                lr = lr.flip(0)
+            out["lr"] = self._float(lr)
+            out["hr"] = self._float(seq[o.neighbors])
+        else:
+            inputs = seq[[0, -1]]
+            t = torch.arange(1, o.targets + 1, dtype=torch.float32) / (o.targets + 1)
+            if rev:
+                inputs, t = inputs.flip(0), 1.0 - t
+            out["frames"] = self._float(inputs)
+            out["target"] = self._float(seq[1:-1])
+            out["timesteps"] = t
+        out["clip"] = torch.tensor(c, dtype=torch.int64)
+        out["start"] = torch.tensor(start, dtype=torch.int64)
+        out["aug"] = flags
+        out["crop"] = torch.tensor(anchor or (0, 0), dtype=torch.int64)
+        return out
+
+    def _float(self, x: torch.Tensor) -> torch.Tensor:
+        return x.to(torch.float32).div_(255.0).to(self.dtype)
+
+
+def _worker_init(_: int) -> None:
+    torch.set_num_threads(1)  # one process per core: no oversubscription by intra-op threads
+    cv2.setNumThreads(1)
+
+
+class PngLoader(BatchLoader):
+    """Contract batches from PNG frames through a torch DataLoader (workers, pinned memory)."""
+
+    def __init__(self, opts: LoaderOptions):
+        super().__init__(opts)
+
+    def _indices(self) -> list[int]:
+        """Positions in the plan, with the last batch filled from the start for the 'fill' policy."""
+        n, b = self.num_samples, self.opts.batch_size
+        idx = list(range(n))
+        if self.opts.last_batch_policy == "fill" and n % b:
+            idx += [i % n for i in range(n, n + b - n % b)]
+        return idx
+
+    def dataloader(self) -> DataLoader:
+        o = self.opts
+        ds = SequenceDataset(o, self.clips, self.sequences, self.plan(), self.epoch, self.shard_id)
+        return DataLoader(ds, batch_size=o.batch_size, sampler=self._indices(), num_workers=o.workers,
+                          pin_memory=o.device == "gpu", drop_last=o.last_batch_policy == "drop",
+                          prefetch_factor=o.prefetch, worker_init_fn=_worker_init,
+                          persistent_workers=False)
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        device = None
+        if self.opts.device == "gpu":
+            device = torch.device("cuda", self.opts.device_id if self.opts.device_id is not None
+                                  else torch.cuda.current_device())
+        for batch in self.dataloader():
+            if device is not None:
+                batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+            yield batch

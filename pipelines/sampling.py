@@ -1,0 +1,155 @@
+"""Which sequences an epoch visits, in which order, on which shard: one plan for both loaders.
+
+The DALI loader hands the plan to its reader as a file list (one line per sequence, read in order),
+and the PNG loader indexes it directly, so with the same options both loaders visit the same
+sequences in the same order. Shuffling is global (a permutation per (seed, epoch)), not DALI's
+local shuffle buffer.
+
+A sequence of L frames `stride` apart may start at frame s of an n-frame clip when
+s + L * stride <= n (the rule of DALI's video readers; the last stride - 1 frames never end a
+sequence). A clip too short for one sequence is skipped with a warning.
+"""
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from tools import layout
+from tools.media import MediaError, probe
+
+
+class ShortClipWarning(UserWarning):
+    """A clip has too few frames for one sequence and is left out."""
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One clip as a loader sees it: the mp4 file (DALI) or the PNG frame folder (PNG)."""
+
+    name: str
+    path: Path
+    num_frames: int
+    width: int
+    height: int
+    lr_path: Path | None = None     # the same scene at the LR resolution (SR with lr_res)
+    lr_size: tuple[int, int] | None = None  # its (width, height)
+
+
+def frames_needed(length: int, stride: int) -> int:
+    """Frames a clip needs for one sequence of `length` frames `stride` apart."""
+    return length * stride
+
+
+def sequence_starts(num_frames: int, length: int, stride: int = 1, step: int = 1) -> range:
+    """First frames (0-based) of the sequences of an n-frame clip, in order."""
+    return range(0, num_frames - frames_needed(length, stride) + 1, step)
+
+
+def _png_info(folder: Path) -> tuple[int, int, int]:
+    """(frames, width, height) of a PNG frame folder (size from the first frame's header)."""
+    names = sorted(e.name for e in os.scandir(folder) if e.name.endswith(".png"))
+    if not names:
+        return 0, 0, 0
+    expected = layout.FRAME_PATTERN % 1
+    if names[0] != expected or names[-1] != layout.FRAME_PATTERN % len(names):
+        raise MediaError(folder, f"frames must be numbered {expected} .. {layout.FRAME_PATTERN % len(names)} "
+                                 f"without gaps (found {names[0]} .. {names[-1]})")
+    from PIL import Image
+
+    with Image.open(folder / names[0]) as im:
+        w, h = im.size
+    return len(names), w, h
+
+
+def _video_info(path: Path) -> tuple[int, int, int]:
+    info = probe(path)
+    return info.num_frames, info.width, info.height
+
+
+def _no_data(data_dir: str | os.PathLike, res: str, split: str, kind: str) -> MediaError:
+    where = layout.scenes_dir(data_dir, res, split) if kind == "dali" else Path(data_dir) / res / "frames" / split
+    what = "clips (*.mp4)" if kind == "dali" else "PNG frame folders"
+    return MediaError(where, f"no {what} for resolution {res}, split {split}; prepare the data set with "
+                             "tools/prepare_data.sh (or pick another --res/--split)")
+
+
+def discover_clips(data_dir: str | os.PathLike, res: str, split: str, kind: str, length: int, stride: int,
+                   lr_res: str | None = None) -> list[Clip]:
+    """The clips of one resolution and split that can give a sequence, sorted by name.
+
+    kind "dali" lists DATA_DIR/<res>/scenes/<split>/*.mp4, kind "png" DATA_DIR/<res>/frames/<split>/*/.
+    Raises MediaError (one line) when there is nothing to read; warns (ShortClipWarning) about each
+    clip too short for one sequence and skips it.
+    """
+    if not Path(data_dir).is_dir():
+        raise MediaError(data_dir, "data directory not found")
+    if kind == "dali":
+        paths = layout.list_clips(data_dir, res, split)
+        info = _video_info
+    else:
+        paths = layout.list_frame_dirs(data_dir, res, split)
+        info = _png_info
+    if not paths:
+        raise _no_data(data_dir, res, split, kind)
+    need = frames_needed(length, stride)
+    clips: list[Clip] = []
+    for path in paths:
+        name = path.stem if kind == "dali" else path.name
+        n, w, h = info(path)
+        if n < need:
+            warnings.warn(f"{path}: {n} frames, fewer than the {need} that one sequence of {length} frames "
+                          f"{stride} apart needs; clip skipped", ShortClipWarning, stacklevel=2)
+            continue
+        lr_path, lr_size = None, None
+        if lr_res is not None:
+            lr_path = (layout.clip_path(data_dir, lr_res, split, name) if kind == "dali"
+                       else layout.frames_dir(data_dir, lr_res, split, name))
+            if not lr_path.exists():
+                raise MediaError(lr_path, f"missing: lr_res={lr_res} needs every {res} clip at {lr_res} too")
+            ln, lw, lh = info(lr_path)
+            if ln != n:
+                raise MediaError(lr_path, f"{ln} frames, but the {res} clip has {n}")
+            lr_size = (lw, lh)
+        clips.append(Clip(name, path, n, w, h, lr_path, lr_size))
+    if not clips:
+        raise MediaError(paths[0].parent, f"every clip is shorter than the {need} frames one sequence needs")
+    return clips
+
+
+def all_sequences(clips: Sequence[Clip], length: int, stride: int, step: int) -> list[tuple[int, int]]:
+    """(clip index, start frame) of every sequence, clip by clip, in order."""
+    return [(c, s) for c, clip in enumerate(clips) for s in sequence_starts(clip.num_frames, length, stride, step)]
+
+
+def plan_epoch(num_sequences: int, *, shuffle: bool, seed: int, epoch: int, epoch_size: int | None,
+               shard_id: int, num_shards: int) -> list[int]:
+    """Indices into all_sequences() that shard `shard_id` visits this epoch, in order.
+
+    The epoch has `epoch_size` samples (default: every sequence once), drawn from successive
+    permutations seeded by (seed, epoch) when shuffling, in order otherwise. It is split into
+    `num_shards` contiguous, equal parts; when it does not divide evenly the last part is padded
+    from the epoch's start (every shard sees the same number of samples, so DDP ranks stay in step).
+    """
+    total = epoch_size or num_sequences
+    if shuffle:
+        rng = np.random.default_rng([int(seed), int(epoch)])
+        parts = [rng.permutation(num_sequences) for _ in range(math.ceil(total / num_sequences))]
+        order = np.concatenate(parts)[:total]
+    else:
+        order = np.resize(np.arange(num_sequences), total)
+    per_shard = math.ceil(total / num_shards)
+    padded = np.resize(order, per_shard * num_shards)  # np.resize repeats from the start
+    return padded[shard_id * per_shard:(shard_id + 1) * per_shard].tolist()
+
+
+def num_batches(num_samples: int, batch_size: int, last_batch: str) -> int:
+    """Batches per epoch for a last-batch policy: drop (full batches only), partial or fill."""
+    if last_batch == "drop":
+        return num_samples // batch_size
+    return math.ceil(num_samples / batch_size)

@@ -1,0 +1,98 @@
+"""Tiny generated data sets for the loader tests: a few short VP9 clips in the project layout.
+
+Nothing is downloaded: each clip comes from an ffmpeg lavfi source (moving, asymmetric content, so
+flips, rotations and frame order are visible), encoded the way the loaders expect it (VP9 in .mp4,
+yuv420p, constant frame rate, a 4-frame GOP, no hidden/alt-ref frames), and its PNG frames are
+extracted with ffmpeg exactly as tools/extract_frames.py names them (000001.png, 1-based).
+
+`tiny_data_dir` is a session-scoped pytest fixture: import it into a test module to use it.
+"""
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tools import layout
+from tools.media import DALI_RGB_ARGS, ffmpeg_binary
+
+FPS = 24
+GOP = 4
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    name: str
+    split: str
+    frames: int
+    source: str  # a lavfi source graph; it is scaled to each resolution's size
+
+
+# Full-resolution size of each resolution name in the tiny data set (72p is an exact x2 of 144p).
+SIZES: dict[str, tuple[int, int]] = {"144p": (256, 144), "72p": (128, 72)}
+
+DEFAULT_CLIPS: tuple[ClipSpec, ...] = (
+    ClipSpec("tiny-s0000", "train", 32, "testsrc2=size=256x144"),
+    ClipSpec("tiny-s0001", "train", 40, "gradients=size=256x144:speed=0.05:seed=3,drawbox=x=20:y=10:w=60:h=30:c=red@1:t=fill"),
+    ClipSpec("tiny-s0002", "train", 24, "testsrc2=size=320x180,hflip,rotate=0.3*t"),
+    ClipSpec("tiny-s0003", "val", 28, "testsrc2=size=256x144,negate"),
+    ClipSpec("tiny-s0004", "val", 24, "gradients=size=256x144:speed=0.08:seed=7,drawgrid=w=32:h=24:c=white"),
+)
+
+
+def ffmpeg(*args: str) -> None:
+    res = subprocess.run([ffmpeg_binary(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args],
+                         capture_output=True, text=True)
+    if res.returncode:
+        raise RuntimeError(f"ffmpeg {' '.join(args)} failed: {res.stderr.strip()}")
+
+
+def vp9_args(gop: int = GOP, crf: int = 20) -> list[str]:
+    """Encoder flags for DALI-friendly VP9: fixed GOP, no alt-ref (VP9's B-frames), yuv420p, no audio."""
+    return ["-c:v", "libvpx-vp9", "-crf", str(crf), "-b:v", "0", "-deadline", "realtime", "-cpu-used", "8",
+            "-row-mt", "1", "-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0", "-auto-alt-ref", "0",
+            "-lag-in-frames", "0", "-pix_fmt", "yuv420p", "-an", "-movflags", "+faststart"]
+
+
+def write_clip(path: Path, source: str, frames: int, size: tuple[int, int], fps: int = FPS, gop: int = GOP) -> Path:
+    """Encode `frames` frames of a lavfi `source`, scaled to `size`, as a VP9 .mp4 at `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    w, h = size
+    graph = f"{source},fps={fps},scale={w}:{h}:flags=area,setsar=1,format=yuv420p"
+    ffmpeg("-f", "lavfi", "-i", graph, "-frames:v", str(frames), "-r", str(fps), *vp9_args(gop), str(path))
+    return path
+
+
+def extract_pngs(clip: Path, out: Path) -> Path:
+    """All frames of `clip` as rgb24 PNGs named like tools/extract_frames.py does (000001.png ...).
+
+    The YUV->RGB conversion is DALI's (tools.media.DALI_RGB_ARGS), so both loaders see the same pixels.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    ffmpeg("-i", str(clip), "-map", "0:v:0", "-fps_mode", "passthrough", "-start_number", "1",
+           *DALI_RGB_ARGS, "-f", "image2", str(out / layout.FRAME_PATTERN))
+    return out
+
+
+def add_clip(data_dir: Path, spec: ClipSpec, sizes: dict[str, tuple[int, int]] = SIZES, pngs: bool = True) -> None:
+    """Write one clip (and its PNG frames) at every resolution in `sizes`."""
+    for res, size in sizes.items():
+        clip = write_clip(layout.clip_path(data_dir, res, spec.split, spec.name), spec.source, spec.frames, size)
+        if pngs:
+            extract_pngs(clip, layout.frames_dir(data_dir, res, spec.split, spec.name))
+
+
+def build_data_dir(root: Path, clips: tuple[ClipSpec, ...] = DEFAULT_CLIPS,
+                   sizes: dict[str, tuple[int, int]] = SIZES, pngs: bool = True) -> Path:
+    """A complete tiny DATA_DIR under `root`; returns it."""
+    for spec in clips:
+        add_clip(root, spec, sizes, pngs)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_data_dir(tmp_path_factory) -> Path:
+    """The default tiny data set (5 clips, 144p and 72p, VP9, PNG frames), built once per session."""
+    return build_data_dir(tmp_path_factory.mktemp("tiny_data"))
