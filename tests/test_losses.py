@@ -276,3 +276,12 @@ def test_rife_and_ifrnet_objectives_combine_their_terms():
     assert set(parts) == {"rec", "geo", "distill"} and parts["distill"] > 0
     with pytest.raises(ValueError, match="given gt"):
         IFRNetLoss()(SimpleNamespace(pred=a, gt_features=None), gt)
+
+
+def test_losses_compute_in_float32_for_half_inputs():
+    """Under mixed precision the inputs arrive as fp16/bf16; the losses still run in float32."""
+    a, b = (x.to(torch.bfloat16) for x in _pair((1, 3, 48, 48)))
+    feats = torch.randn(1, 8, 12, 12, dtype=torch.bfloat16) * 300  # squares overflow fp16
+    for loss in (Charbonnier()(a, b), LapLoss()(a, b), CensusLoss()(a, b),
+                 GeometryLoss()(feats, feats.flip(-1))):
+        assert loss.dtype == torch.float32 and torch.isfinite(loss)

@@ -41,8 +41,8 @@ class CensusLoss(nn.Module):
         self.patch_size = patch_size
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        sig_pred = local_differences(pred.mean(dim=1, keepdim=True), self.patch_size)
-        sig_target = local_differences(target.mean(dim=1, keepdim=True), self.patch_size).detach()
+        sig_pred = local_differences(pred.float().mean(dim=1, keepdim=True), self.patch_size)
+        sig_target = local_differences(target.float().mean(dim=1, keepdim=True), self.patch_size).detach()
         dist = soft_hamming(sig_pred, sig_target)
         return (dist * border_mask(pred, self.patch_size // 2)).mean()
 
@@ -62,8 +62,8 @@ class GeometryLoss(nn.Module):
         self.patch_size = patch_size
 
     def forward(self, pred_feat: torch.Tensor, target_feat: torch.Tensor) -> torch.Tensor:
-        dist = soft_hamming(local_differences(pred_feat, self.patch_size),
-                            local_differences(target_feat, self.patch_size))
+        dist = soft_hamming(local_differences(pred_feat.float(), self.patch_size),
+                            local_differences(target_feat.float(), self.patch_size))
         return (dist * border_mask(pred_feat, self.patch_size // 2)).mean()
 
     def extra_repr(self) -> str:

@@ -22,11 +22,13 @@ def rife_distillation_loss(flows: Sequence[torch.Tensor], merged: Sequence[torch
     flows: per-stage (N, 4, H, W) flows t->0 | t->1; merged: per-stage (N, 3, H, W) blends before
     refinement; teacher_flow (N, 4, H, W); teacher_pred, gt (N, 3, H, W). Returns a scalar.
     """
-    teacher_err = (teacher_pred - gt).abs().mean(1, keepdim=True)
-    target = teacher_flow.detach()
-    loss = teacher_flow.new_zeros(())
+    gt = gt.float()
+    teacher_err = (teacher_pred.float() - gt).abs().mean(1, keepdim=True)
+    target = teacher_flow.detach().float()
+    loss = target.new_zeros(())
     for flow, blend in zip(flows, merged):
-        mask = ((blend - gt).abs().mean(1, keepdim=True) > teacher_err + margin).to(flow.dtype).detach()
+        flow = flow.float()
+        mask = ((blend.float() - gt).abs().mean(1, keepdim=True) > teacher_err + margin).float().detach()
         # clamp keeps the gradient of sqrt finite where the student already equals the teacher
         rms = ((target - flow) ** 2).mean(1, keepdim=True).clamp_min(1e-12).sqrt()
         loss = loss + (rms * mask).mean()
@@ -84,7 +86,7 @@ class FlowDistillationLoss(nn.Module):
         self.beta = beta
 
     def forward(self, flows: Sequence[torch.Tensor], pseudo_flow: torch.Tensor) -> torch.Tensor:
-        final = flows[-1]
+        final, pseudo_flow = flows[-1].float(), pseudo_flow.float()
         if final.shape[-2:] != pseudo_flow.shape[-2:] or pseudo_flow.shape[1] != 4:
             raise ValueError(f"pseudo flow {tuple(pseudo_flow.shape)} does not match the final flow "
                              f"{tuple(final.shape)} (expected (N, 4, H, W))")
@@ -93,7 +95,7 @@ class FlowDistillationLoss(nn.Module):
         loss = final.new_zeros(())
         for flow in reversed(flows[:-1]):  # finest first, as IFRNet sums them
             factor = final.shape[-1] // flow.shape[-1]
-            up = _upscale_flow(flow, factor)
+            up = _upscale_flow(flow.float(), factor)
             for s, w in zip(halves, weights):
                 loss = loss + adaptive_charbonnier(up[:, s] - pseudo_flow[:, s], w)
         return loss

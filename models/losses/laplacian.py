@@ -54,8 +54,8 @@ class LapLoss(nn.Module):
         if min(pred.shape[-2:]) <= 2 ** self.max_levels:
             raise ValueError(f"LapLoss with {self.max_levels} levels needs images larger than "
                              f"{2 ** self.max_levels} pixels per side, got {tuple(pred.shape[-2:])}")
-        pyr_pred = laplacian_pyramid(pred, self.max_levels)
-        pyr_target = laplacian_pyramid(target, self.max_levels)
+        pyr_pred = laplacian_pyramid(pred.float(), self.max_levels)
+        pyr_target = laplacian_pyramid(target.float(), self.max_levels)
         return sum(F.l1_loss(a, b) for a, b in zip(pyr_pred, pyr_target))
 
     def extra_repr(self) -> str:

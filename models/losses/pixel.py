@@ -23,6 +23,7 @@ class Charbonnier(nn.Module):
     1e-3"; their code adds eps^2 = 1e-6 under the root) and IFRNet (Kong et al. 2022,
     `(diff**2 + 1e-6) ** 0.5`). EDVR sums over the batch (`reduction="sum"`), IFRNet averages.
     `weight`, when given, multiplies the element-wise loss before reduction (broadcast).
+    Computed in float32 (as are all losses here), so mixed-precision training cannot overflow it.
     """
 
     def __init__(self, eps: float = 1e-3, reduction: str = "mean") -> None:
@@ -35,7 +36,7 @@ class Charbonnier(nn.Module):
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor,
                 weight: torch.Tensor | None = None) -> torch.Tensor:
-        loss = torch.sqrt((pred - target) ** 2 + self.eps ** 2)
+        loss = torch.sqrt((pred.float() - target.float()) ** 2 + self.eps ** 2)
         if weight is not None:
             loss = loss * weight
         return reduce_loss(loss, self.reduction)
