@@ -193,7 +193,8 @@ class RIFE(nn.Module):
                 scale: float = 1.0) -> RIFEOutput:
         """Interpolate between img0 and img1 (N, 3, H, W) in [0, 1], any H and W.
 
-        timestep: float or per-sample tensor (N,) / (N, 1, 1, 1); RIFE (base) only accepts 0.5.
+        timestep: float or per-sample tensor (N,) / (N, 1, 1, 1); RIFE (base) only accepts 0.5 and
+            ignores it (checked for floats and CPU tensors; a CUDA tensor is not read, to avoid a sync).
         gt: the true middle frame (training). When given, the teacher block runs and the output
             carries teacher_* and the distillation loss; otherwise those are None / zero.
         scale_list: the resolution divisor of each student stage (official default 4, 2, 1).

@@ -197,9 +197,11 @@ def test_flow_distillation_downweights_unreliable_labels():
     assert g_unrel < 0.01 * g_rel
 
 
-def test_flow_distillation_checks_the_label_shape():
+def test_flow_distillation_checks_shapes():
     with pytest.raises(ValueError, match="pseudo flow"):
         FlowDistillationLoss()([torch.zeros(1, 4, 4, 4), torch.zeros(1, 4, 32, 32)], torch.zeros(1, 2, 32, 32))
+    with pytest.raises(ValueError, match="multiples of 16"):  # IFRNet padded a 30x30 frame to 32
+        FlowDistillationLoss()([torch.zeros(1, 4, 16, 16), torch.zeros(1, 4, 30, 30)], torch.zeros(1, 4, 30, 30))
 
 
 # ---------------------------------------------------------------- pseudo flow labels

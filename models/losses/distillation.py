@@ -95,6 +95,9 @@ class FlowDistillationLoss(nn.Module):
         loss = final.new_zeros(())
         for flow in reversed(flows[:-1]):  # finest first, as IFRNet sums them
             factor = final.shape[-1] // flow.shape[-1]
+            if (flow.shape[-2] * factor, flow.shape[-1] * factor) != tuple(final.shape[-2:]):
+                raise ValueError(f"flow of size {tuple(flow.shape[-2:])} is not a power-of-two fraction of "
+                                 f"{tuple(final.shape[-2:])}: train IFRNet on sides that are multiples of 16")
             up = _upscale_flow(flow.float(), factor)
             for s, w in zip(halves, weights):
                 loss = loss + adaptive_charbonnier(up[:, s] - pseudo_flow[:, s], w)
