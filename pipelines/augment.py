@@ -14,7 +14,7 @@ from pipelines.batch import AUG_FLAGS
 
 @dataclass
 class AugmentOptions:
-    """Probability of each augmentation (0 switches it off); used only when the loader trains.
+    """Probability of each augmentation (0 switches it off, true/false mean 0.5/0); used only in training.
 
     rot90 applies to square crops only (it would change a non-square frame's shape). swap_rgb turns RGB
     into BGR (off by default: a colour model should usually see RGB).
@@ -25,6 +25,13 @@ class AugmentOptions:
     rot90: float = 0.5
     reverse: float = 0.5
     swap_rgb: float = 0.0
+
+    def __post_init__(self) -> None:
+        # YAML switches: true means "half the time", false means never
+        for name in AUG_FLAGS:
+            value = getattr(self, name)
+            if isinstance(value, bool):
+                setattr(self, name, 0.5 if value else 0.0)
 
     def probabilities(self) -> tuple[float, ...]:
         return tuple(float(getattr(self, name)) for name in AUG_FLAGS)

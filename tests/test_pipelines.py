@@ -1,0 +1,216 @@
+"""Loaders: the batch contract, DALI == PNG on the same sequences, order, shards, epochs, bad data."""
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+from pipelines import AugmentOptions, BatchError, LoaderOptions, ShortClipWarning, build_loader, validate_batch
+from pipelines.sampling import all_sequences, plan_epoch, sequence_starts
+from tests.clipfactory import ClipSpec, add_clip, tiny_data_dir  # noqa: F401  (fixture)
+from tools.cli import UsageError
+from tools.media import MediaError
+
+KINDS = ("dali", "png")
+
+
+def loader(data_dir, kind: str, **kw):
+    base = dict(kind=kind, data_dir=str(data_dir), res="144p", device="cpu", batch_size=4, workers=1)
+    base.update(kw)
+    return build_loader(**base)
+
+
+def collect(ld) -> list[dict]:
+    return [b for b in ld]
+
+
+def meta(batches) -> list[tuple[int, int]]:
+    return [(int(c), int(s)) for b in batches for c, s in zip(b["clip"], b["start"])]
+
+
+# ------------------------------------------------------------------------------------- contract
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("task,kw", [
+    ("sr", dict(crop=64, neighbors=1, scale=4)),
+    ("sr", dict(crop=(48, 96), neighbors=2, scale=2, dtype="float16")),
+    ("vfi", dict(crop=(48, 64), targets=7)),
+    ("vfi", dict(crop=None, targets=1, stride=2, dtype="float16")),
+])
+def test_batches_follow_the_contract(tiny_data_dir, kind, task, kw):
+    ld = loader(tiny_data_dir, kind, task=task, split="train", epoch_size=12, **kw)
+    batches = collect(ld)
+    assert len(batches) == len(ld) == 3
+    dtype = torch.float16 if kw.get("dtype") == "float16" else torch.float32
+    for b in batches:
+        n = validate_batch(b, task, scale=kw.get("scale"), dtype=dtype,
+                           frames=2 * kw.get("neighbors", 0) + 1 if task == "sr" else None,
+                           targets=kw.get("targets"))
+        assert n == 4
+        crop = kw["crop"]
+        if crop is not None:
+            hw = (crop, crop) if isinstance(crop, int) else crop
+            img = b["hr"] if task == "sr" else b["frames"]
+            assert tuple(img.shape[-2:]) == hw
+    assert ld.clip_names == ["tiny-s0000", "tiny-s0001", "tiny-s0002"]
+
+
+def test_validate_batch_names_the_broken_key():
+    good = {"frames": torch.rand(2, 2, 3, 8, 8), "target": torch.rand(2, 1, 3, 8, 8),
+            "timesteps": torch.full((2, 1), 0.5), "clip": torch.zeros(2, dtype=torch.int64),
+            "start": torch.zeros(2, dtype=torch.int64), "aug": torch.zeros(2, 5, dtype=torch.int64),
+            "crop": torch.zeros(2, 2, dtype=torch.int64)}
+    assert validate_batch(good, "vfi") == 2
+    with pytest.raises(BatchError, match="target"):
+        validate_batch({**good, "target": torch.rand(2, 1, 3, 8, 9)}, "vfi")
+    with pytest.raises(BatchError, match="frames"):
+        validate_batch({**good, "frames": good["frames"] * 2 + 1}, "vfi")
+    with pytest.raises(BatchError, match="missing"):
+        validate_batch({k: v for k, v in good.items() if k != "timesteps"}, "vfi")
+
+
+# ---------------------------------------------------------------------- DALI and PNG agree
+
+@pytest.mark.parametrize("task,kw", [
+    ("sr", dict(split="val", crop=64, neighbors=1)),                         # centre crops, LR by resize
+    ("sr", dict(split="val", crop=None, neighbors=2, scale=2, step=3)),      # full frames
+    ("sr", dict(split="val", crop=(64, 96), scale=2, lr_res="72p")),          # LR from the 72p clips
+    ("vfi", dict(split="val", crop=(48, 64), targets=7)),                     # x8 groups
+    ("vfi", dict(split="train", training=True, shuffle=True, augment=AugmentOptions.off(), crop=None,
+                 targets=1, stride=2, step=2)),                               # shuffled, no augmentation
+])
+def test_dali_and_png_give_the_same_frames(tiny_data_dir, task, kw):
+    d = collect(loader(tiny_data_dir, "dali", task=task, **kw))
+    p = collect(loader(tiny_data_dir, "png", task=task, **kw))
+    assert meta(d) == meta(p) and len(d) == len(p) > 0
+    for bd, bp in zip(d, p):
+        for k in bd:
+            if bd[k].is_floating_point():
+                diff = (bd[k].float() - bp[k].float()).abs()
+                # HR frames are bit-exact (same YUV->RGB); LR may differ by one level at rounding ties
+                assert float(diff.max()) <= 1.01 / 255, k
+                assert float(diff.mean()) < 0.01 / 255, k
+            else:
+                assert torch.equal(bd[k], bp[k]), k
+
+
+def test_sequences_are_the_documented_frames(tiny_data_dir):
+    """The 'start' metadata and the PNG files agree: frame i of a clip is file i + 1."""
+    import numpy as np
+    from PIL import Image
+
+    ld = loader(tiny_data_dir, "dali", task="vfi", split="val", targets=1, stride=3, step=5, batch_size=2)
+    b = next(iter(ld))
+    for i in range(2):
+        clip = ld.clips[int(b["clip"][i])]
+        s = int(b["start"][i])
+        for j, frame in ((0, b["frames"][i, 0]), (3, b["target"][i, 0]), (6, b["frames"][i, 1])):
+            png = np.asarray(Image.open(f"{tiny_data_dir}/144p/frames/val/{clip.name}/{s + j + 1:06d}.png"))
+            got = (frame.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+            assert np.array_equal(got, png)
+
+
+# ------------------------------------------------------------------------ order, shards, epochs
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_validation_order_is_fixed(tiny_data_dir, kind):
+    kw = dict(task="sr", split="val", crop=32, step=4)
+    first = loader(tiny_data_dir, kind, **kw)
+    a = collect(first)
+    first.set_epoch(5)
+    b = collect(first)
+    c = collect(loader(tiny_data_dir, kind, **kw))
+    expected = [(c_, s) for c_, n in enumerate((28, 24)) for s in range(0, n - 3 + 1, 4)]
+    assert meta(a) == meta(b) == meta(c) == expected
+    assert all(torch.equal(x["hr"], y["hr"]) for x, y in zip(a, c))
+    assert all(int(x["aug"].sum()) == 0 for x in a)
+
+
+def test_training_order_depends_on_seed_and_epoch(tiny_data_dir):
+    kw = dict(task="vfi", split="train", crop=32, batch_size=8, last_batch="partial")
+    ld = loader(tiny_data_dir, "png", **kw)
+    e0 = meta(collect(ld))
+    ld.set_epoch(1)
+    e1 = meta(collect(ld))
+    again = meta(collect(loader(tiny_data_dir, "png", **kw)))
+    other_seed = meta(collect(loader(tiny_data_dir, "png", seed=1, **kw)))
+    everything = all_sequences(ld.clips, 3, 1, 1)
+    assert e0 == again and e0 != e1 and e0 != other_seed
+    assert sorted(e0) == sorted(e1) == sorted(everything)  # an epoch visits each sequence once
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_shards_are_disjoint_and_cover_the_data(tiny_data_dir, kind):
+    kw = dict(task="sr", split="val", crop=32, step=2, last_batch="partial")  # 13 + 11 = 24 sequences
+    shards = [meta(collect(loader(tiny_data_dir, kind, shard_id=i, num_shards=3, **kw))) for i in range(3)]
+    flat = [s for sh in shards for s in sh]
+    assert [len(s) for s in shards] == [8, 8, 8]
+    assert len(set(flat)) == len(flat) == 24
+    assert sorted(flat) == meta(collect(loader(tiny_data_dir, kind, **kw)))
+
+
+def test_uneven_shards_are_padded_to_equal_length():
+    shards = [plan_epoch(10, shuffle=True, seed=3, epoch=2, epoch_size=None, shard_id=i, num_shards=4)
+              for i in range(4)]
+    flat = [i for s in shards for i in s]
+    assert [len(s) for s in shards] == [3, 3, 3, 3]
+    assert set(flat) == set(range(10)) and len(flat) - len(set(flat)) == 2
+
+
+def test_sequence_rule_matches_dali():
+    # DALI's readers start a sequence of L frames `stride` apart at s when s + L * stride <= n
+    assert list(sequence_starts(24, 5, 2, 3)) == [0, 3, 6, 9, 12]
+    assert list(sequence_starts(32, 3, 1, 1))[-1] == 29
+    assert list(sequence_starts(5, 3, 2, 1)) == []
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("policy,batches,last", [("drop", 2, 4), ("partial", 3, 2), ("fill", 3, 4)])
+def test_epoch_size_and_last_batch_policy(tiny_data_dir, kind, policy, batches, last):
+    ld = loader(tiny_data_dir, kind, task="sr", split="train", crop=32, epoch_size=10, last_batch=policy)
+    got = collect(ld)
+    assert len(ld) == len(got) == batches
+    assert got[-1]["hr"].shape[0] == last
+    if policy == "fill":  # the last batch is completed from the start of the epoch
+        assert meta(got)[-2:] == meta(got)[:2]
+
+
+# ----------------------------------------------------------------------------------- bad data
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_short_clip_is_skipped_with_a_warning(tiny_data_dir, tmp_path, kind):
+    add_clip(tmp_path, ClipSpec("short-s0000", "train", 6, "testsrc2=size=256x144"), {"144p": (256, 144)})
+    add_clip(tmp_path, ClipSpec("long-s0001", "train", 12, "testsrc2=size=256x144"), {"144p": (256, 144)})
+    with pytest.warns(ShortClipWarning, match="short-s0000.*6 frames.*7"):
+        ld = loader(tmp_path, kind, task="sr", neighbors=3, crop=32, batch_size=2)
+    assert ld.clip_names == ["long-s0001"]
+    assert {c for c, _ in meta(collect(ld))} == {0}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_empty_data_dir_is_a_one_line_error(tmp_path, kind):
+    with pytest.raises(MediaError) as err:
+        loader(tmp_path, kind, task="sr")
+    msg = str(err.value)
+    assert "\n" not in msg and str(tmp_path) in msg and "no " in msg
+    with pytest.raises(MediaError, match="not found"):
+        loader(tmp_path / "missing", kind, task="sr")
+
+
+def test_bad_options_are_one_line_errors(tiny_data_dir):
+    with pytest.raises(UsageError, match="crop"):
+        loader(tiny_data_dir, "dali", task="sr", crop=30, scale=4)  # not a multiple of the scale
+    with pytest.raises(UsageError, match="smaller than the crop"):
+        loader(tiny_data_dir, "png", task="vfi", crop=200)
+    with pytest.raises(UsageError, match="unknown loader option"):
+        LoaderOptions.from_dict({"kind": "png", "batchsize": 3})
+    with pytest.raises(UsageError, match="kind"):
+        LoaderOptions(kind="nvvl").validate()
+
+
+def test_options_from_yaml_style_dict():
+    o = LoaderOptions.from_dict({"kind": "png", "crop": [64, 96], "augment": {"hflip": True, "rot90": False}})
+    assert o.crop_hw == (64, 96) and o.augment.hflip == 0.5 and o.augment.rot90 == 0.0
+    assert o.augmentation.rot90 == 0.0 and o.is_training and o.last_batch_policy == "drop"
+    assert not LoaderOptions(split="val").augmentation.hflip
