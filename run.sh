@@ -1,6 +1,32 @@
 #!/usr/bin/env bash
-# ./run.sh            prepare the built-in demo data set (data/demo) from a generated 4K video
-# The trainer entry point is added by the trainer issue; until then the main job is data preparation.
+# ./run.sh [MODEL|CONFIG] [key=value ...] [--resume]
+#
+#   MODEL     vsrnet (default) | edvr | rife | ifrnet, or a YAML config path (see configs/)
+#   key=value any config override, e.g. data.dir=DATA_DIR train.steps=300000 data.loader=png
+#
+# Trains with torchrun on every visible GPU (NCCL), or on the CPU (gloo) when there is none.
+# Without data.dir=..., it prepares the built-in demo data set (data/demo) and trains briefly.
+# Environment: NPROC (processes per machine), TORCHRUN_ARGS (multi-node rendezvous, e.g.
+# "--nnodes=2 --node_rank=0 --rdzv_backend=c10d --rdzv_endpoint=host0:29400"), PYTHON.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
-exec "${PYTHON:-python3}" -m tools.demo_data "$@"
+py="${PYTHON:-python3}"
+
+model=vsrnet
+if [ $# -gt 0 ] && [[ "$1" != *=* ]] && [[ "$1" != --* ]]; then model="$1"; shift; fi
+
+extra=()
+if ! printf '%s\n' "$@" | grep -q '^data\.dir='; then
+  echo "no data.dir given: preparing the built-in demo data set in data/demo (reused when present)"
+  data_dir="$("$py" -m tools.demo_data data/demo | tail -n 1)"
+  # A short run that finishes in minutes on a CPU: a few hundred steps on small crops.
+  extra=("data.dir=$data_dir" train.steps=300 train.val_every=100 train.log_every=10 data.crop=96
+         data.val_crop=192 train.val_batches=2 "experiment.name=demo-$(basename "$model" .yaml)" --resume)
+fi
+
+if [ -z "${NPROC:-}" ]; then
+  NPROC=$("$py" -c "import torch; print(max(torch.cuda.device_count(), 1))")
+fi
+rdzv="${TORCHRUN_ARGS:---standalone}"
+# shellcheck disable=SC2086
+exec "$py" -m torch.distributed.run $rdzv --nproc_per_node="$NPROC" -m trainers.train "$model" "${extra[@]}" "$@"

@@ -318,6 +318,8 @@ class Trainer:
                         self.ema.update_parameters(unwrap(self.model))
                 elif verdict == "rollback":
                     self._rollback()
+                    bar.n = self.state.step
+                    bar.refresh()
                     continue
                 else:
                     self._log_text(f"step {self.state.step}: skipped (loss {loss.item():.4g}, "
@@ -335,7 +337,7 @@ class Trainer:
                     bar.update(1)
                     bar.set_postfix(loss=f"{loss.item():.4f}", data=f"{data_time * 1e3:.0f}ms",
                                     lr=f"{self.optimizer.param_groups[0]['lr']:.2e}")
-                    if self.state.step % log_every == 0 or self.state.step == 1:
+                    if verdict == "ok" and (self.state.step % log_every == 0 or self.state.step == 1):
                         self._log_scalars(loss, parts, data_time, step_time, batch)
                 if val_every and self.state.step % val_every == 0:
                     self.validate_and_save()

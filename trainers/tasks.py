@@ -137,7 +137,8 @@ class SRTask(Task):
         self.frames = int(self.model_kwargs().get("num_frame", 5 if self.model_name == "edvr" else 3))
         loss = get(cfg, "task.loss", "charbonnier")
         if loss == "charbonnier":
-            self.criterion = Charbonnier(float(get(cfg, "task.charbonnier_eps", 1e-12)))
+            self.criterion = Charbonnier(float(get(cfg, "task.charbonnier_eps", 1e-6)),
+                                         reduction=str(get(cfg, "task.loss_reduction", "mean")))
         elif loss == "mse":
             self.criterion = nn.MSELoss()
         elif loss == "l1":
