@@ -34,7 +34,6 @@ from tools.cli import UsageError
 READER = "reader"
 LR_READER = "lr_reader"
 ONE_SEQUENCE_PER_LINE = 1 << 30  # reader step: each file-list line yields exactly its first sequence
-_POLICIES = {"drop": LastBatchPolicy.DROP, "partial": LastBatchPolicy.PARTIAL, "fill": LastBatchPolicy.FILL}
 _DTYPES = {"float32": types.FLOAT, "float16": types.FLOAT16}
 
 
@@ -112,8 +111,11 @@ def _to_float(x, dtype, layout: str):
     return fn.crop_mirror_normalize(x, dtype=dtype, output_layout=layout, mean=[0.0], std=[255.0])
 
 
-def build_pipeline(opts: LoaderOptions, file_list: str, lr_file_list: str | None, seed: int):
-    """The DALI pipeline for `opts` (task, device, crop, augmentation) reading `file_list` in order."""
+def build_pipeline(opts: LoaderOptions, file_list: str, lr_file_list: str | None, seed: int, readers: int = 1):
+    """The DALI pipeline for `opts` (task, device, crop, augmentation) reading `file_list` in order.
+
+    With `readers` pipelines side by side, each gets an equal share of the `workers` threads.
+    """
     o = opts
     aug = o.augmentation
     crop = o.crop_hw
@@ -126,7 +128,7 @@ def build_pipeline(opts: LoaderOptions, file_list: str, lr_file_list: str | None
     use_rev = aug.reverse > 0
     use_swap = aug.swap_rgb > 0
 
-    @pipeline_def(batch_size=o.batch_size, num_threads=o.workers, device_id=device_id, seed=seed,
+    @pipeline_def(batch_size=o.batch_size, num_threads=max(1, o.workers // readers), device_id=device_id, seed=seed,
                   prefetch_queue_depth=o.prefetch, enable_conditionals=use_rot or use_swap)
     def pipe():
         video, label, start = _read(o, file_list, READER)
@@ -178,13 +180,19 @@ def build_pipeline(opts: LoaderOptions, file_list: str, lr_file_list: str | None
 
 
 class DaliLoader(BatchLoader):
-    """Contract batches (pipelines.batch) from a DALI pipeline over the clips; see the module docstring."""
+    """Contract batches (pipelines.batch) from DALI pipelines over the clips; see the module docstring.
+
+    `opts.num_readers` pipelines run side by side (a CPU video reader decodes on its own single
+    thread, so this is how decoding uses several cores); batch j of the epoch comes from pipeline
+    j % readers, so the order is the plan's whatever the number of pipelines.
+    """
 
     def __init__(self, opts: LoaderOptions):
         super().__init__(opts)
         self._tmp = Path(tempfile.mkdtemp(prefix="dali-filelist-"))
         weakref.finalize(self, shutil.rmtree, self._tmp, True)
-        self._built: tuple[int, DALIGenericIterator] | None = None
+        self._built: tuple[int, list[DALIGenericIterator], int] | None = None
+        self._clean = False  # True when the built iterators sit at the start of an epoch
 
     def output_names(self) -> list[str]:
         meta = ["clip", "start", "aug", "crop"]
@@ -193,45 +201,63 @@ class DaliLoader(BatchLoader):
             return ["lr", "hr"] + meta + extra
         return ["frames", "target", "timesteps"] + meta
 
-    def _file_lists(self) -> tuple[str, str | None]:
+    def _file_lists(self, positions: list[int], tag: str) -> tuple[str, str | None]:
         o = self.opts
         span = o.sequence_length * o.stride
+        plan = self.plan()
         hr, lr = [], []
-        for i in self.plan():
-            c, s = self.sequences[i]
+        for p in positions:
+            c, s = self.sequences[plan[p]]
             clip = self.clips[c]
             hr.append((clip.path, c, s, s + span))
             if o.lr_res:
                 lr.append((clip.lr_path, c, s, s + span))
-        hr_list = write_file_list(self._tmp / f"epoch{self.epoch}.txt", hr)
-        lr_list = write_file_list(self._tmp / f"epoch{self.epoch}-lr.txt", lr) if o.lr_res else None
+        hr_list = write_file_list(self._tmp / f"{tag}.txt", hr)
+        lr_list = write_file_list(self._tmp / f"{tag}-lr.txt", lr) if o.lr_res else None
         return str(hr_list), (str(lr_list) if lr_list else None)
 
-    def _iterator(self) -> DALIGenericIterator:
-        if self._built is None or self._built[0] != self.epoch:
-            self._built = None  # release the previous epoch's pipeline first
-            hr_list, lr_list = self._file_lists()
-            seed = int(np.random.default_rng([self.opts.seed, self.epoch, self.shard_id, 7]).integers(2 ** 31))
-            pipe = build_pipeline(self.opts, hr_list, lr_list, seed)
-            it = DALIGenericIterator(pipe, self.output_names(), reader_name=READER, auto_reset=True,
-                                     last_batch_policy=_POLICIES[self.opts.last_batch_policy],
-                                     prepare_first_batch=False)
-            self._built = (self.epoch, it)
-        return self._built[1]
+    def _build(self) -> None:
+        self._built = None  # release the previous pipelines first
+        batches = self.batches()
+        readers = max(1, min(self.opts.num_readers, len(batches)))
+        base = int(np.random.default_rng([self.opts.seed, self.epoch, self.shard_id]).integers(2 ** 31 - readers))
+        iterators = []
+        for k in range(readers):
+            mine = [p for j, b in enumerate(batches) if j % readers == k for p in b]
+            hr_list, lr_list = self._file_lists(mine, f"epoch{self.epoch}-reader{k}")
+            pipe = build_pipeline(self.opts, hr_list, lr_list, base + k, readers)
+            iterators.append(DALIGenericIterator(pipe, self.output_names(), reader_name=READER, auto_reset=True,
+                                                 last_batch_policy=LastBatchPolicy.PARTIAL,
+                                                 prepare_first_batch=False))
+        self._built = (self.epoch, iterators, len(batches))
+        self._clean = True
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        it = self._iterator()
-        for out in it:
-            d = out[0]
-            batch = {k: d[k] for k in self.keys if k not in ("clip", "start")}
-            device = batch[self.keys[0]].device
-            batch["clip"] = d["clip"].reshape(-1).to(device=device, dtype=torch.int64)
-            batch["start"] = d["start"].reshape(-1).to(device=device, dtype=torch.int64)
-            batch["aug"] = batch["aug"].to(device)
-            batch["crop"] = d["crop"].to(device)
-            if "lr_clip" in d and not (torch.equal(d["lr_clip"].reshape(-1).cpu(), batch["clip"].cpu()) and
-                                       torch.equal(d["lr_start"].reshape(-1).cpu(), batch["start"].cpu())):
-                raise RuntimeError("DALI HR and LR readers went out of step")  # would be a DALI bug
-            if "timesteps" in batch:
-                batch["timesteps"] = batch["timesteps"].to(device=device, dtype=torch.float32)
-            yield batch
+        # DALI iterators cannot restart mid-epoch: rebuild when the last pass stopped early
+        if self._built is None or self._built[0] != self.epoch or not self._clean:
+            self._build()
+        _, iterators, n = self._built
+        self._clean = False
+        for j in range(n):
+            yield self._to_contract(next(iterators[j % len(iterators)])[0])
+        for it in iterators:  # reach each iterator's end so that it resets itself for the next pass
+            try:
+                next(it)
+            except StopIteration:
+                continue
+            raise RuntimeError("DALI pipeline yielded more batches than planned")
+        self._clean = True
+
+    def _to_contract(self, d: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        batch = {k: d[k] for k in self.keys if k not in ("clip", "start")}
+        device = batch[self.keys[0]].device
+        batch["clip"] = d["clip"].reshape(-1).to(device=device, dtype=torch.int64)
+        batch["start"] = d["start"].reshape(-1).to(device=device, dtype=torch.int64)
+        batch["aug"] = batch["aug"].to(device)
+        batch["crop"] = d["crop"].to(device)
+        if "lr_clip" in d and not (torch.equal(d["lr_clip"].reshape(-1).cpu(), batch["clip"].cpu()) and
+                                   torch.equal(d["lr_start"].reshape(-1).cpu(), batch["start"].cpu())):
+            raise RuntimeError("DALI HR and LR readers went out of step")  # would be a DALI bug
+        if "timesteps" in batch:
+            batch["timesteps"] = batch["timesteps"].to(device=device, dtype=torch.float32)
+        return batch

@@ -56,6 +56,19 @@ class BatchLoader:
         """Samples this shard visits per epoch."""
         return len(self.plan())
 
+    def batches(self) -> list[list[int]]:
+        """The epoch's batches as positions in plan(), after the last-batch policy: 'drop' leaves out
+        a short last batch, 'partial' keeps it, 'fill' completes it from the start of the epoch."""
+        n, b = self.num_samples, self.opts.batch_size
+        pos = list(range(n))
+        policy = self.opts.last_batch_policy
+        if policy == "fill" and n % b:
+            pos += [i % n for i in range(n, n + b - n % b)]
+        out = [pos[i:i + b] for i in range(0, len(pos), b)]
+        if policy == "drop" and out and len(out[-1]) < b:
+            out.pop()
+        return out
+
     def __len__(self) -> int:
         return num_batches(self.num_samples, self.opts.batch_size, self.opts.last_batch_policy)
 

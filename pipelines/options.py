@@ -53,6 +53,7 @@ class LoaderOptions:
     last_batch: str | None = None      # drop | partial | fill; None: drop when training, else partial
     shard_id: int | None = None        # None: torch.distributed rank when initialised, else 0
     num_shards: int | None = None      # None: torch.distributed world size when initialised, else 1
+    readers: int | None = None         # DALI: parallel pipelines, one decoding thread each; None: 1 on GPU, workers on CPU
     gpu_reader: str = "legacy"         # legacy (fn.readers.video) | experimental (fn.experimental.readers.video)
     device_id: int | None = None       # GPU index; None: torch.cuda.current_device()
 
@@ -84,6 +85,13 @@ class LoaderOptions:
     def lr_scale(self) -> int:
         """Alignment of crops: the SR scale, so an LR crop maps onto whole LR pixels; 1 for VFI."""
         return self.scale if self.task == "sr" else 1
+
+    @property
+    def num_readers(self) -> int:
+        """DALI pipelines run side by side: a CPU video reader decodes on one thread, so one per core."""
+        if self.readers is not None:
+            return int(self.readers)
+        return 1 if self.device == "gpu" else self.workers
 
     @property
     def last_batch_policy(self) -> str:
@@ -138,6 +146,8 @@ class LoaderOptions:
             raise bad("targets", "must be at least 1")
         if self.task == "sr" and self.scale not in (2, 3, 4):
             raise bad("scale", "use 2, 3 or 4")
+        if self.readers is not None and self.readers < 1:
+            raise bad("readers", "must be at least 1 (or null)")
         if self.epoch_size is not None and self.epoch_size < 1:
             raise bad("epoch_size", "must be at least 1 (or null)")
         crop = self.crop_hw

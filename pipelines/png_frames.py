@@ -151,21 +151,11 @@ class PngLoader(BatchLoader):
     def __init__(self, opts: LoaderOptions):
         super().__init__(opts)
 
-    def _indices(self) -> list[int]:
-        """Positions in the plan, with the last batch filled from the start for the 'fill' policy."""
-        n, b = self.num_samples, self.opts.batch_size
-        idx = list(range(n))
-        if self.opts.last_batch_policy == "fill" and n % b:
-            idx += [i % n for i in range(n, n + b - n % b)]
-        return idx
-
     def dataloader(self) -> DataLoader:
         o = self.opts
         ds = SequenceDataset(o, self.clips, self.sequences, self.plan(), self.epoch, self.shard_id)
-        return DataLoader(ds, batch_size=o.batch_size, sampler=self._indices(), num_workers=o.workers,
-                          pin_memory=o.device == "gpu", drop_last=o.last_batch_policy == "drop",
-                          prefetch_factor=o.prefetch, worker_init_fn=_worker_init,
-                          persistent_workers=False)
+        return DataLoader(ds, batch_sampler=self.batches(), num_workers=o.workers, pin_memory=o.device == "gpu",
+                          prefetch_factor=o.prefetch, worker_init_fn=_worker_init, persistent_workers=False)
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         device = None

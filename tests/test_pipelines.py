@@ -176,6 +176,23 @@ def test_epoch_size_and_last_batch_policy(tiny_data_dir, kind, policy, batches, 
         assert meta(got)[-2:] == meta(got)[:2]
 
 
+def test_parallel_dali_readers_keep_the_plan_order(tiny_data_dir):
+    kw = dict(task="sr", split="train", training=False, shuffle=True, crop=32, epoch_size=22)
+    one = collect(loader(tiny_data_dir, "dali", readers=1, **kw))
+    three = collect(loader(tiny_data_dir, "dali", readers=3, workers=3, **kw))
+    assert meta(one) == meta(three) and len(three) == 6 and three[-1]["hr"].shape[0] == 2
+    assert all(torch.equal(a["hr"], b["hr"]) for a, b in zip(one, three))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_pass_stopped_early_restarts_the_epoch(tiny_data_dir, kind):
+    ld = loader(tiny_data_dir, kind, task="vfi", split="val", crop=32, readers=2, workers=2)
+    first = next(iter(ld))
+    full = collect(ld)
+    assert len(full) == len(ld) and meta(full[:1]) == meta([first])
+    assert meta(collect(ld)) == meta(full)
+
+
 # ----------------------------------------------------------------------------------- bad data
 
 @pytest.mark.parametrize("kind", KINDS)
