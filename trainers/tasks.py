@@ -63,7 +63,6 @@ class Task:
         self.spec = spec(self.model_name, self.model_size)
         if self.spec.task != self.kind:
             raise UsageError(f"model {self.model_name} is a {self.spec.task} model, the config's task is {self.kind}")
-        self._val_loader = None
 
     # ------------------------------------------------------------------------------ model, optimizer
 
@@ -101,11 +100,10 @@ class Task:
         return build_loader(self._loader_opts("train", epoch, seed))
 
     def val_loader(self, dist_info: Any):
+        """A fresh deterministic loader each time, so every validation scores the same samples."""
         from pipelines import build_loader
 
-        if self._val_loader is None:
-            self._val_loader = build_loader(self._loader_opts("val", 0, 0))
-        return self._val_loader
+        return build_loader(self._loader_opts("val", 0, 0))
 
     @staticmethod
     def to_device(batch: dict, device: torch.device) -> dict:
