@@ -9,8 +9,12 @@ from __future__ import annotations
 from typing import Callable
 
 import cv2
+ worker pool, once started, can deadlock DALI's CPU video reader in the same process.
 import numpy as np
 import torch
+
+# OpenCV's own worker pool, once started, can deadlock DALI's CPU video reader in the same process.
+cv2.setNumThreads(1)
 
 #: estimator(src, dst) -> (N, 2, H, W) flow in pixels such that backward_warp(dst, flow) ~ src;
 #: src and dst are (N, 3, H, W) RGB in [0, 1].
