@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Callable
 
 import cv2
- worker pool, once started, can deadlock DALI's CPU video reader in the same process.
 import numpy as np
 import torch
 
