@@ -96,7 +96,7 @@ def _spatial(video, hflip, vflip, rot, use_rot: bool, use_flip: bool):
 
 def _swap_rgb(video, swap):
     if fn.cast(swap, dtype=types.BOOL):
-        video = video[:, :, :, ::-1]
+        video = fn.color_space_conversion(video, image_type=types.RGB, output_type=types.BGR)
     return video
 
 
