@@ -3,9 +3,10 @@
     python -m benchmarks.dataloader --data DATA_DIR --preset seed
     python -m benchmarks.dataloader --preset seed --gop 4            # builds a 720p VP9 set first
 
-For each loader: data time per iteration (the wait in next(); mean, median, p95), frames/s
-delivered, CPU use (cores, this process and its workers), peak host memory (RSS of the process
-tree), GPU memory when on the GPU, and the bytes on disk of what it reads (clips or PNGs). As the
+Everything is measured `--repeats` times, interleaved, and reported as medians (the machine may be
+shared). For each loader: data time per iteration (the wait in next(); mean, median, p95), frames/s
+delivered, CPU use (cores, this process and its workers), peak host memory (PSS of the process
+tree: shared pages counted once), GPU memory when on the GPU, and the bytes on disk of what it reads (clips or PNGs). As the
 ceiling it decodes the same clips with ffmpeg to null (decode only, and decode plus DALI's RGB
 conversion; NVDEC too on a GPU) and reports each loader's share of it. It also reports the decode
 amplification of random access: frames decoded per frame delivered when every sequence is decoded
@@ -66,23 +67,38 @@ def _tree(pid: int) -> list[int]:
     return pids
 
 
-def _stat(pid: int) -> tuple[float, int]:
-    """(CPU seconds incl. reaped children, resident bytes) of one process; zeros if it has gone."""
+def _cpu(pid: int) -> float:
+    """CPU seconds of one process, including its reaped children; 0 if it has gone."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        with open(f"/proc/{pid}/statm") as f:
-            rss = int(f.read().split()[1]) * _PAGE
     except OSError:
-        return 0.0, 0
+        return 0.0
     utime, stime, cutime, cstime = (int(v) for v in fields[11:15])
-    return (utime + stime + cutime + cstime) / _CLK, rss
+    return (utime + stime + cutime + cstime) / _CLK
+
+
+def _memory(pid: int) -> int:
+    """Proportional set size in bytes (shared pages split between the processes sharing them, so
+    forked DataLoader workers are not counted several times); RSS where PSS is unavailable."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * _PAGE
+    except OSError:
+        return 0
 
 
 class TreeMonitor:
-    """Samples the RSS of this process and its descendants (and GPU memory in use) every `interval` s."""
+    """Samples the memory (PSS) of this process and its descendants, and the GPU memory in use."""
 
-    def __init__(self, interval: float = 0.05):
+    def __init__(self, interval: float = 0.1):
         self.interval = interval
         self.peak_rss = 0
         self.peak_gpu = 0
@@ -98,11 +114,11 @@ class TreeMonitor:
         return total - free
 
     def cpu_seconds(self) -> float:
-        return sum(_stat(p)[0] for p in _tree(os.getpid()))
+        return sum(_cpu(p) for p in _tree(os.getpid()))
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            rss = sum(_stat(p)[1] for p in _tree(os.getpid()))
+            rss = sum(_memory(p) for p in _tree(os.getpid()))
             self.peak_rss = max(self.peak_rss, rss)
             if self.gpu_base or torch.cuda.is_available():
                 self.peak_gpu = max(self.peak_gpu, self._gpu_used() - self.gpu_base)
@@ -151,6 +167,7 @@ def measure_loader(label: str, opts: LoaderOptions, iters: int, warmup: int, ste
         "data_ms_mean": statistics.fmean(ms), "data_ms_median": statistics.median(ms),
         "data_ms_p95": ms[min(len(ms) - 1, int(round(0.95 * (len(ms) - 1))))],
         "frames_per_s": iters * frames_per_batch / wall, "cpu_cores": cpu / wall,
+        "cpu_ms_per_frame": 1000 * cpu / (iters * frames_per_batch),
         "peak_rss_mb": mon.peak_rss / 2 ** 20, "peak_gpu_mb": mon.peak_gpu / 2 ** 20 if mon.peak_gpu else None,
         "setup_s": setup, "iters": iters,
     }
@@ -163,8 +180,8 @@ def raw_decode(clips: Sequence[Path], threads: int, rgb: bool = False, nvdec: bo
     t0 = time.perf_counter()
     for c in clips:
         cmd = [ffmpeg_binary(), "-hide_banner", "-nostdin", "-loglevel", "error", "-threads", str(threads)]
-        if nvdec:
-            cmd += ["-hwaccel", "cuda"]
+        if nvdec:  # frames stay in GPU memory: the decoder's own rate
+            cmd += ["-hwaccel", "cuda", "-hwaccel_output_format", "cuda"]
         cmd += ["-i", str(c), "-map", "0:v:0"]
         if rgb:
             cmd += ["-filter_threads", str(threads), *DALI_RGB_ARGS]
@@ -174,7 +191,7 @@ def raw_decode(clips: Sequence[Path], threads: int, rgb: bool = False, nvdec: bo
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     what = "NVDEC" if nvdec else "ffmpeg decode" + (" + RGB" if rgb else "")
     return {"loader": f"{what} ({threads} thr)", "kind": "ceiling", "frames_per_s": frames / wall,
-            "cpu_cores": cpu / wall, "frames": frames}
+            "cpu_cores": cpu / wall, "cpu_ms_per_frame": 1000 * cpu / frames, "frames": frames}
 
 
 def decode_amplification(clips: Sequence[Path], opts: LoaderOptions) -> dict:
@@ -193,19 +210,49 @@ def decode_amplification(clips: Sequence[Path], opts: LoaderOptions) -> dict:
 
 # ------------------------------------------------------------------------------------ reporting
 
+def add_shares(rows: list[dict]) -> None:
+    """Each loader's frames/s as a percentage of the ceilings measured in the same run."""
+    ceilings = {r["loader"].split(" (")[0]: r["frames_per_s"] for r in rows if r["kind"] == "ceiling"}
+    for r in rows:
+        if r["kind"] != "ceiling":
+            if "ffmpeg decode" in ceilings:
+                r["share_decode"] = 100 * r["frames_per_s"] / ceilings["ffmpeg decode"]
+            if "ffmpeg decode + RGB" in ceilings:
+                r["share_decode_rgb"] = 100 * r["frames_per_s"] / ceilings["ffmpeg decode + RGB"]
+            if "NVDEC" in ceilings:
+                r["share_nvdec"] = 100 * r["frames_per_s"] / ceilings["NVDEC"]
+
+
+def median_rows(runs: list[list[dict]]) -> list[dict]:
+    """One row per measurement: the median of each number over the repeats, with the frames/s range."""
+    out = []
+    for rows in zip(*runs):
+        row = dict(rows[0])
+        for k, v in row.items():
+            if isinstance(v, float):
+                row[k] = statistics.median(r[k] for r in rows)
+        fps = [r["frames_per_s"] for r in rows]
+        row["frames_per_s_runs"] = fps
+        out.append(row)
+    return out
+
+
 COLUMNS = [("loader", "loader", "{}"), ("data_ms_mean", "data ms mean", "{:.1f}"),
            ("data_ms_median", "median", "{:.1f}"), ("data_ms_p95", "p95", "{:.1f}"),
            ("frames_per_s", "frames/s", "{:.1f}"), ("share_decode", "% decode", "{:.0f}"),
-           ("share_decode_rgb", "% dec+RGB", "{:.0f}"), ("cpu_cores", "CPU cores", "{:.2f}"),
-           ("peak_rss_mb", "peak RSS MB", "{:.0f}"), ("peak_gpu_mb", "GPU MB", "{:.0f}"),
+           ("share_decode_rgb", "% dec+RGB", "{:.0f}"),
+           ("share_nvdec", "% NVDEC", "{:.0f}"), ("cpu_cores", "CPU cores", "{:.2f}"),
+           ("cpu_ms_per_frame", "CPU ms/frame", "{:.1f}"),
+           ("peak_rss_mb", "peak host MB", "{:.0f}"), ("peak_gpu_mb", "GPU MB", "{:.0f}"),
            ("disk_mb", "disk MB", "{:.1f}")]
 
 
 def format_table(rows: list[dict]) -> str:
-    cells = [[h for _, h, _ in COLUMNS]]
+    cols = [c for c in COLUMNS if any(r.get(c[0]) is not None for r in rows)]  # drop empty columns
+    cells = [[h for _, h, _ in cols]]
     for r in rows:
-        cells.append([fmt.format(r[k]) if r.get(k) is not None else "-" for k, _, fmt in COLUMNS])
-    widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
+        cells.append([fmt.format(r[k]) if r.get(k) is not None else "-" for k, _, fmt in cols])
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
     lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))) for row in cells]
     lines.insert(1, "-" * len(lines[0]))
     return "\n".join(lines)
@@ -270,6 +317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--prefetch", type=int, default=2)
     ap.add_argument("--kinds", default="dali,png")
     ap.add_argument("--iters", type=int, default=30)
+    ap.add_argument("--repeats", type=int, default=3, help="runs of everything, reported as medians")
     ap.add_argument("--warmup", type=int, default=4)
     ap.add_argument("--step-ms", type=float, default=0.0, help="simulated training time per iteration")
     ap.add_argument("--no-ceiling", action="store_true", help="skip the raw-decoding ceiling")
@@ -298,30 +346,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     clips = [c.path for c in discover_clips(data_dir, res, a.split, "dali", base.sequence_length, base.stride)] \
         if "dali" in kinds or not a.no_ceiling else []
 
-    rows: list[dict] = []
-    if clips and not a.no_ceiling:
-        rows.append(raw_decode(clips, a.workers))
-        rows.append(raw_decode(clips, a.workers, rgb=True))
-        if a.device == "gpu":
-            rows.append(raw_decode(clips, 1, nvdec=True))
-    for kind in kinds:
-        readers = [None] if kind != "dali" or not a.dali_readers else [int(r) for r in parse_list(a.dali_readers)]
-        for r in readers:
-            opts = LoaderOptions(**{**base.__dict__, "kind": kind, "readers": r})
-            label = (f"DALI {a.device.upper()} ({opts.num_readers} rdr, {a.workers} thr)" if kind == "dali"
-                     else f"PNG ({a.workers} workers)")
-            print(f"measuring {label} ...", flush=True)
-            row = measure_loader(label, opts, a.iters, a.warmup, a.step_ms)
-            sub = "scenes" if kind == "dali" else "frames"
-            row["disk_mb"] = dir_bytes(Path(data_dir) / res / sub / a.split) / 1e6
-            rows.append(row)
-    ceilings = {r["loader"].split(" (")[0]: r["frames_per_s"] for r in rows if r["kind"] == "ceiling"}
-    for r in rows:
-        if r["kind"] != "ceiling":
-            if "ffmpeg decode" in ceilings:
-                r["share_decode"] = 100 * r["frames_per_s"] / ceilings["ffmpeg decode"]
-            if "ffmpeg decode + RGB" in ceilings:
-                r["share_decode_rgb"] = 100 * r["frames_per_s"] / ceilings["ffmpeg decode + RGB"]
+    runs: list[list[dict]] = []
+    for rep in range(a.repeats):  # repeats interleave everything, so background load hits all alike
+        rows: list[dict] = []
+        if clips and not a.no_ceiling:
+            rows.append(raw_decode(clips, a.workers))
+            rows.append(raw_decode(clips, a.workers, rgb=True))
+            if a.device == "gpu":
+                rows.append(raw_decode(clips, 1, nvdec=True))
+        for kind in kinds:
+            readers = [None] if kind != "dali" or not a.dali_readers else [int(r) for r in parse_list(a.dali_readers)]
+            for r in readers:
+                opts = LoaderOptions(**{**base.__dict__, "kind": kind, "readers": r})
+                label = (f"DALI {a.device.upper()} ({opts.num_readers} rdr, {a.workers} thr)" if kind == "dali"
+                         else f"PNG ({a.workers} workers)")
+                print(f"[{rep + 1}/{a.repeats}] measuring {label} ...", flush=True)
+                row = measure_loader(label, opts, a.iters, a.warmup, a.step_ms)
+                sub = "scenes" if kind == "dali" else "frames"
+                row["disk_mb"] = dir_bytes(Path(data_dir) / res / sub / a.split) / 1e6
+                rows.append(row)
+        add_shares(rows)
+        runs.append(rows)
+    rows = median_rows(runs)
     amp = decode_amplification(clips, base) if clips else None
     setting = (f"{base.task} {res} crop {base.crop_hw} batch {base.batch_size} x {base.sequence_length} frames, "
                f"step {base.step}, {'shuffled' if base.is_shuffled else 'in order'}, {a.dtype}, "
@@ -330,6 +376,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if amp:
         print(f"GOP {amp['gop']}: random access decodes {amp['amplification']:.2f} frames per frame delivered")
     print(format_table(rows))
+    if a.repeats > 1:
+        print("frames/s per run: " + "; ".join(
+            f"{r['loader']}: {', '.join(f'{v:.0f}' for v in r['frames_per_s_runs'])}" for r in rows))
 
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -150,6 +150,18 @@ def test_shards_are_disjoint_and_cover_the_data(tiny_data_dir, kind):
     assert sorted(flat) == meta(collect(loader(tiny_data_dir, kind, **kw)))
 
 
+def test_shards_come_from_torch_distributed_when_initialised(monkeypatch):
+    import torch.distributed as dist
+
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "get_rank", lambda: 2)
+    monkeypatch.setattr(dist, "get_world_size", lambda: 4)
+    assert LoaderOptions().shard() == (2, 4)
+    assert LoaderOptions(shard_id=0, num_shards=1).shard() == (0, 1)
+    with pytest.raises(UsageError, match="shard_id"):
+        LoaderOptions(shard_id=4, num_shards=4).validate()
+
+
 def test_uneven_shards_are_padded_to_equal_length():
     shards = [plan_epoch(10, shuffle=True, seed=3, epoch=2, epoch_size=None, shard_id=i, num_shards=4)
               for i in range(4)]
