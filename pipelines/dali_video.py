@@ -138,7 +138,7 @@ def build_pipeline(opts: LoaderOptions, file_list: str, lr_file_list: str | None
             video = fn.slice(video, start=fn.stack(ay, ax), shape=list(crop), axis_names="HW")
             crop_out = fn.cast(fn.stack(ay, ax), dtype=types.INT64)
         else:
-            crop_out = fn.cast(fn.stack(start[0], start[0]), dtype=types.INT64) * 0
+            crop_out = fn.cast(fn.stack(start[0], start[0]), dtype=types.INT64) * 0  # (0, 0) per sample
         video = _spatial(video, h, v, r, use_rot, use_flip)
         if use_swap:
             video = _swap_rgb(video, sw)
@@ -146,12 +146,11 @@ def build_pipeline(opts: LoaderOptions, file_list: str, lr_file_list: str | None
         if o.task == "sr":
             hr = fn.element_extract(video, element_map=[o.neighbors])
             if lr_file_list is None:
-                lh, lw = (crop if crop is not None else (None, None))
                 if crop is None:
                     shape = video.shape(dtype=types.INT32)
                     size = fn.cast(fn.stack(shape[1] // o.scale, shape[2] // o.scale), dtype=types.FLOAT)
                 else:
-                    size = [lh // o.scale, lw // o.scale]
+                    size = [crop[0] // o.scale, crop[1] // o.scale]
                 # float resampling (the uint8 path rounds and clamps between its two passes), then
                 # rounded to 8 bits like a decoded LR clip
                 lr = fn.resize(video, size=size, antialias=True, interp_type=types.INTERP_CUBIC, dtype=types.FLOAT)
