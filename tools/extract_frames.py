@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from tools import layout
 from tools.cli import UsageError, parse_list, run_cli
-from tools.media import atomic_path, probe, run_ffmpeg
+from tools.media import DALI_RGB_ARGS, atomic_path, probe, run_ffmpeg
 
 
 def frame_count(folder: Path) -> int:
@@ -29,8 +29,9 @@ def extract_clip(clip: Path, out: Path, threads: int, on_frames) -> None:
     expected = probe(clip).num_frames
     with atomic_path(out) as tmp:
         tmp.mkdir(parents=True)
+        # DALI's YUV->RGB conversion, so PNG frames equal what the DALI loader decodes.
         run_ffmpeg(["-y", "-i", str(clip), "-map", "0:v:0", "-fps_mode", "passthrough", "-start_number", "1",
-                    "-pix_fmt", "rgb24", "-f", "image2", str(tmp / layout.FRAME_PATTERN)], out,
+                    *DALI_RGB_ARGS, "-f", "image2", str(tmp / layout.FRAME_PATTERN)], out,
                    on_frames=on_frames, threads=threads)
         got = frame_count(tmp)
         if got != expected:
