@@ -7,24 +7,21 @@ folder is written under a temporary name and renamed when complete; complete fol
 from __future__ import annotations
 
 import argparse
+import functools
 import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from threading import Lock
-from typing import Sequence
-
-from tqdm import tqdm
+from typing import Callable, Sequence
 
 from tools import layout
 from tools.cli import UsageError, parse_list, run_cli
-from tools.media import DALI_RGB_ARGS, atomic_path, probe, run_ffmpeg
+from tools.media import DALI_RGB_ARGS, atomic_path, probe, run_ffmpeg, run_ffmpeg_jobs
 
 
 def frame_count(folder: Path) -> int:
     return sum(1 for _ in folder.glob("*.png")) if folder.is_dir() else 0
 
 
-def extract_clip(clip: Path, out: Path, threads: int, on_frames) -> None:
+def extract_clip(clip: Path, out: Path, threads: int, on_frames: Callable[[int], None]) -> None:
     """All frames of `clip` as rgb24 PNGs in `out`, atomically."""
     expected = probe(clip).num_frames
     with atomic_path(out) as tmp:
@@ -52,19 +49,8 @@ def extract(data_dir: str | os.PathLike, resolutions: Sequence[str], jobs: int =
             out = layout.frames_dir(data_dir, res, split, clip.stem)
             if frame_count(out) != n:
                 todo.append((clip, out, n))
-    cpus = os.cpu_count() or 1
-    n_jobs = jobs or max(1, cpus // 2)
-    threads = max(1, cpus // n_jobs)
-    lock = Lock()
-    with tqdm(total=sum(n for *_, n in todo), unit="frame", desc="extract png",
-              disable=not show_progress) as bar:
-        def update(n: int) -> None:
-            with lock:
-                bar.update(n)
-
-        with ThreadPoolExecutor(n_jobs) as pool:
-            for fut in [pool.submit(extract_clip, clip, out, threads, update) for clip, out, _ in todo]:
-                fut.result()
+    run_ffmpeg_jobs([functools.partial(extract_clip, clip, out) for clip, out, _ in todo],
+                    sum(n for *_, n in todo), "extract png", jobs, show_progress)
     return {res: sum(len(layout.list_frame_dirs(data_dir, res, s)) for s in layout.SPLITS) for res in resolutions}
 
 

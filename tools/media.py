@@ -253,3 +253,29 @@ def run_ffmpeg(args: Sequence[str], output: str | os.PathLike, on_frames: Callab
             err.seek(0)
             lines = [ln.strip() for ln in err.read().decode(errors="replace").splitlines() if ln.strip()]
             raise FFmpegError(output, f"ffmpeg failed: {lines[-1] if lines else f'exit code {rc}'}")
+
+
+def run_ffmpeg_jobs(work: Sequence[Callable[[int, Callable[[int], None]], None]], total_frames: int, desc: str,
+                    jobs: int = 0, show_progress: bool = True) -> None:
+    """Run ffmpeg jobs in parallel under one progress bar counted in frames.
+
+    Each item of `work` is called as `job(threads, on_frames)`: `threads` is its share of the cores
+    (0 jobs means one per two cores), `on_frames` feeds the shared bar. The first failure is raised.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Lock
+
+    from tqdm import tqdm
+
+    cpus = os.cpu_count() or 1
+    n_jobs = jobs or max(1, cpus // 2)
+    threads = max(1, cpus // n_jobs)
+    lock = Lock()
+    with tqdm(total=total_frames, unit="frame", desc=desc, disable=not show_progress) as bar:
+        def update(n: int) -> None:
+            with lock:
+                bar.update(n)
+
+        with ThreadPoolExecutor(n_jobs) as pool:
+            for fut in [pool.submit(job, threads, update) for job in work]:
+                fut.result()

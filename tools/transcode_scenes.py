@@ -11,19 +11,18 @@ name and renamed when complete.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from threading import Lock
-from typing import Sequence
+from typing import Callable, Sequence
 
 import ffmpeg
 from tqdm import tqdm
 
 from tools import layout
 from tools.cli import UsageError, parse_list, run_cli
-from tools.media import MediaError, atomic_path, even_size, probe, run_ffmpeg
+from tools.media import MediaError, atomic_path, even_size, probe, run_ffmpeg, run_ffmpeg_jobs
 from tools.split_scenes import Scene, load_manifest, manifest_scenes
 
 CODECS = ("h264", "vp9")
@@ -103,7 +102,7 @@ def plan_jobs(data_dir: Path, opts: TranscodeOptions) -> tuple[list[Job], list[s
     return jobs, warnings
 
 
-def transcode_one(job: Job, opts: TranscodeOptions, threads: int, on_frames) -> None:
+def transcode_one(job: Job, opts: TranscodeOptions, threads: int, on_frames: Callable[[int], None]) -> None:
     with atomic_path(job.dst) as tmp:
         stream = ffmpeg.input(str(job.src)).video
         stream = stream.filter("scale", job.width, job.height, flags=opts.scaler).filter("format", "yuv420p")
@@ -129,19 +128,8 @@ def transcode(data_dir: str | os.PathLike, opts: TranscodeOptions | None = None,
     jobs, warnings = plan_jobs(data_dir, opts)
     for w in warnings:
         tqdm.write(f"warning: {w}")
-    cpus = os.cpu_count() or 1
-    n_jobs = opts.jobs or max(1, cpus // 2)
-    threads = max(1, cpus // n_jobs)
-    lock = Lock()
-    with tqdm(total=sum(j.scene.num_frames for j in jobs), unit="frame", desc=f"transcode {opts.codec}",
-              disable=not show_progress) as bar:
-        def update(n: int) -> None:
-            with lock:
-                bar.update(n)
-
-        with ThreadPoolExecutor(n_jobs) as pool:
-            for fut in [pool.submit(transcode_one, j, opts, threads, update) for j in jobs]:
-                fut.result()
+    run_ffmpeg_jobs([functools.partial(transcode_one, j, opts) for j in jobs], sum(j.scene.num_frames for j in jobs),
+                    f"transcode {opts.codec}", opts.jobs, show_progress)
     return {res: len(layout.list_clips(data_dir, res, "train")) + len(layout.list_clips(data_dir, res, "val"))
             for res in opts.resolutions}
 
