@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.registry import register, register_inferer
-from models.vfi_common import as_timestep, pad_to_multiple, unpad
+from models.vfi_common import as_timestep, pad_inputs, unpad
 from models.warp import backward_warp
 
 #: encoder widths per level (1/2 .. 1/16), first-conv kernel, ResBlock side channels.
@@ -165,16 +165,7 @@ class IFRNet(nn.Module):
         Frames are padded (replicate) to a multiple of `pad_multiple(scale_factor)` and image-sized
         outputs cropped back.
         """
-        if img0.shape != img1.shape or img0.dim() != 4 or img0.shape[1] != 3:
-            raise ValueError(f"IFRNet needs two (N, 3, H, W) frames of equal shape, got "
-                             f"{tuple(img0.shape)} and {tuple(img1.shape)}")
-        if gt is not None and gt.shape != img0.shape:
-            raise ValueError(f"gt shape {tuple(gt.shape)} differs from the inputs' {tuple(img0.shape)}")
-        multiple = self.pad_multiple(scale_factor)
-        img0, pad = pad_to_multiple(img0, multiple)
-        img1, _ = pad_to_multiple(img1, multiple)
-        if gt is not None:
-            gt, _ = pad_to_multiple(gt, multiple)
+        img0, img1, gt, pad = pad_inputs("IFRNet", img0, img1, gt, self.pad_multiple(scale_factor))
         out = self._run(img0, img1, as_timestep(timestep, img0), gt, scale_factor)
         if any(pad):
             out.pred, out.mask, out.residual, out.merged = (unpad(x, pad) for x in

@@ -27,7 +27,7 @@ from torch import nn
 
 from models.losses.distillation import rife_distillation_loss
 from models.registry import register, register_inferer
-from models.vfi_common import as_timestep, pad_to_multiple, unpad
+from models.vfi_common import as_timestep, pad_inputs, unpad
 from models.warp import backward_warp
 
 DEFAULT_SCALES = (4.0, 2.0, 1.0)
@@ -203,16 +203,7 @@ class RIFE(nn.Module):
         Frames are padded (replicate) to a multiple of `pad_multiple(...)` and outputs cropped back.
         """
         scales = _check_scales([s / scale for s in scale_list])
-        if img0.shape != img1.shape or img0.dim() != 4 or img0.shape[1] != 3:
-            raise ValueError(f"RIFE needs two (N, 3, H, W) frames of equal shape, got "
-                             f"{tuple(img0.shape)} and {tuple(img1.shape)}")
-        if gt is not None and gt.shape != img0.shape:
-            raise ValueError(f"gt shape {tuple(gt.shape)} differs from the inputs' {tuple(img0.shape)}")
-        multiple = self.pad_multiple(scales)
-        img0, pad = pad_to_multiple(img0, multiple)
-        img1, _ = pad_to_multiple(img1, multiple)
-        if gt is not None:
-            gt, _ = pad_to_multiple(gt, multiple)
+        img0, img1, gt, pad = pad_inputs("RIFE", img0, img1, gt, self.pad_multiple(scales))
         out = self._run(img0, img1, self._timestep_plane(timestep, img0), gt, scales)
         if any(pad):
             out.pred, out.mask = unpad(out.pred, pad), unpad(out.mask, pad)

@@ -48,3 +48,18 @@ def unpad(x: torch.Tensor | None, pad: tuple[int, int, int, int]) -> torch.Tenso
 def round_up(value: float, multiple: int) -> int:
     """Smallest multiple of `multiple` that is >= value."""
     return int(math.ceil(value / multiple)) * multiple
+
+
+def pad_inputs(name: str, img0: torch.Tensor, img1: torch.Tensor, gt: torch.Tensor | None,
+               multiple: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, tuple[int, int, int, int]]:
+    """Check two (N, 3, H, W) frames (and gt) agree in shape, pad all to `multiple`; returns them and the pad."""
+    if img0.shape != img1.shape or img0.dim() != 4 or img0.shape[1] != 3:
+        raise ValueError(f"{name} needs two (N, 3, H, W) frames of equal shape, got "
+                         f"{tuple(img0.shape)} and {tuple(img1.shape)}")
+    if gt is not None and gt.shape != img0.shape:
+        raise ValueError(f"gt shape {tuple(gt.shape)} differs from the inputs' {tuple(img0.shape)}")
+    img0, pad = pad_to_multiple(img0, multiple)
+    img1, _ = pad_to_multiple(img1, multiple)
+    if gt is not None:
+        gt, _ = pad_to_multiple(gt, multiple)
+    return img0, img1, gt, pad

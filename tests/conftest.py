@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from tools.demo_video import make_demo_video
 from tools.media import ffmpeg_binary
@@ -38,3 +39,13 @@ def demo_source(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("src") / "demo.mp4"
     return make_demo_video(out, *DEMO_SIZE, fps=DEMO_FPS, scene_seconds=DEMO_SCENE_SECONDS,
                            scenes=DEMO_SCENES, progress=False)
+
+
+@pytest.fixture
+def seeded_single_thread():
+    """Seed torch and run single-threaded: far faster than 2 threads on a shared 2-core machine."""
+    torch.manual_seed(0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

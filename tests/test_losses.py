@@ -17,14 +17,7 @@ from models.warp import backward_warp
 from tools.media import MediaError
 
 
-@pytest.fixture(autouse=True)
-def _seed_and_one_thread():
-    """Deterministic, and single-threaded: far faster than 2 threads on a shared 2-core machine."""
-    torch.manual_seed(0)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("seeded_single_thread")
 
 
 def _pair(shape=(2, 3, 48, 48)):

@@ -20,14 +20,7 @@ from tools.media import MediaError
 OFFICIAL_KEYS = json.loads((Path(__file__).parent / "data" / "vfi_official_keys.json").read_text())
 
 
-@pytest.fixture(autouse=True)
-def _seed_and_one_thread():
-    """Deterministic, and single-threaded: far faster than 2 threads on a shared 2-core machine."""
-    torch.manual_seed(0)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("seeded_single_thread")
 
 
 @pytest.fixture(scope="module")
