@@ -106,18 +106,50 @@ def load_pretrained(model: nn.Module, path: str | os.PathLike, name: str, strict
     return report.missing + bad, report.unexpected + bad
 
 
-def load_model(path: str | os.PathLike, prefer_ema: bool = True, **overrides: Any) -> nn.Module:
-    """Build and load the model stored in a project checkpoint (model_name, size, kwargs), strictly.
-
-    `overrides` replace builder kwargs (e.g. `num_frame`); the model is returned in eval mode.
-    """
-    ckpt = load_checkpoint(path)
+def _project_meta(ckpt: Any) -> tuple[str, str | None, dict] | None:
+    """(name, size, builder kwargs) of a project checkpoint (converted or training), else None."""
     if not (isinstance(ckpt, dict) and isinstance(ckpt.get("model_name"), str)):
-        raise MediaError(path, "not a project checkpoint (no model_name); convert it first with vsr-convert")
-    name, size = ckpt["model_name"], ckpt.get("size")
+        return None
+    kwargs = ckpt.get("kwargs", ckpt.get("model_kwargs")) or {}
+    return ckpt["model_name"].lower(), ckpt.get("size"), dict(kwargs)
+
+
+def load_model(path: str | os.PathLike, name: str | None = None, size: str | None = None,
+               prefer_ema: bool = True, **overrides: Any) -> nn.Module:
+    """Build a model from any checkpoint and load it strictly; returned in eval mode.
+
+    A project checkpoint (converted or from training) names its model, size and builder kwargs. An
+    official checkpoint needs `name` (rife, ifrnet, edvr, vsrnet); its size and kwargs are inferred
+    from the weights' shapes where the model registers an inferer, else `size` or the default.
+    `overrides` replace builder kwargs (e.g. `num_frame`). The model's registry name is set as
+    `model.model_name` (and `model.train_config`, the training run's configuration, when there is one).
+    """
+    from models.registry import infer_config, spec
+
+    ckpt = load_checkpoint(path)
+    meta = _project_meta(ckpt)
+    if meta is not None:
+        if name and name.lower() != meta[0]:
+            raise MediaError(path, f"checkpoint is for model {meta[0]!r}, not {name!r}")
+        name, ckpt_size, kwargs = meta
+        size = size or ckpt_size
+        state_dict = state_dict_of(ckpt, name, path, prefer_ema)
+    else:
+        if not name:
+            raise MediaError(path, "not a project checkpoint (no model_name): say which model it holds "
+                                   "(rife, ifrnet, edvr or vsrnet)")
+        name = name.lower()
+        state_dict = state_dict_of(ckpt, name, path, prefer_ema)
+        inferred, kwargs = infer_config(name, state_dict)
+        if size and inferred and size.lower() != inferred:
+            raise MediaError(path, f"holds {name} size {inferred!r}, not {size!r}")
+        size = size or inferred
     try:
-        model = build_model(name, size, **{**ckpt.get("kwargs", {}), **overrides})
+        size = spec(name, size).size
+        model = build_model(name, size, **{**kwargs, **overrides})
     except (ValueError, TypeError) as exc:
         raise MediaError(path, f"cannot build {name}/{size}: {exc}") from None
-    apply_state_dict(model, state_dict_of(ckpt, name, path, prefer_ema), True, path, name)
+    apply_state_dict(model, state_dict, True, path, name)
+    model.model_name, model.model_size = name, size
+    model.train_config = ckpt.get("config") if meta is not None else None  # training runs keep theirs
     return model.eval()

@@ -190,7 +190,7 @@ class Trainer:
             "rng": rng_state(),
             "model_name": get(self.cfg, "model.name"),
             "size": get(self.cfg, "model.size"),
-            "model_kwargs": get(self.cfg, "model.kwargs", {}),
+            "model_kwargs": self.task.model_kwargs(),
             "config": self.cfg,
         }
 

@@ -11,9 +11,9 @@ import logging
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from models.baselines import bicubic_upscale, blend
 from models.load import load_pretrained
 from models.losses import Charbonnier, IFRNetLoss, PseudoFlowLabeler, RIFELoss
 from models.registry import build_model, spec
@@ -178,8 +178,7 @@ class SRTask(Task):
         return batch["hr"]
 
     def baseline(self, batch: dict) -> torch.Tensor:
-        center = batch["lr"][:, batch["lr"].shape[1] // 2].float()
-        return F.interpolate(center, scale_factor=self.scale, mode="bicubic", align_corners=False)
+        return bicubic_upscale(batch["lr"][:, batch["lr"].shape[1] // 2], self.scale)
 
     @staticmethod
     def frames_in(batch: dict) -> int:
@@ -260,9 +259,8 @@ class VFITask(Task):
 
     def baseline(self, batch: dict) -> torch.Tensor:
         """Linear blending of the two inputs at each timestep."""
-        fr = batch["frames"].float()
-        t = batch["timesteps"].float()[..., None, None, None]  # (B, K, 1, 1, 1)
-        return ((1 - t) * fr[:, :1] + t * fr[:, 1:2]).flatten(0, 1)
+        fr = batch["frames"]
+        return blend(fr[:, :1], fr[:, 1:2], batch["timesteps"]).flatten(0, 1)
 
     @staticmethod
     def frames_in(batch: dict) -> int:

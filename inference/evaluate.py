@@ -1,0 +1,177 @@
+"""Score a model on real video against the naive baseline: the evaluation both CLIs share.
+
+SR: each frame is downscaled with the training pipelines' antialiased bicubic (`pipelines.png_frames
+.downscale`, equal to DALI's), upscaled by the model over its window of neighbours, and compared with
+the original frame; the baseline is bicubic upscaling. VFI: of every `gap` frames only the ends are
+kept, the model remakes the ones between, and the baseline blends the two ends. PSNR and SSIM come
+from `models.metrics` with the convention stated in `Convention.describe()`.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+
+import numpy as np
+import torch
+
+from inference.runtime import to_tensor
+from inference.sr import Upscaler, window_indices
+from inference.vfi import Interpolator
+from models.baselines import bicubic_upscale, blend
+from models.metrics import psnr, ssim
+from pipelines.png_frames import downscale
+
+
+@dataclass(frozen=True)
+class Convention:
+    """How images are scored: Y (BT.601) or RGB, border crop, rounding to 8 bits."""
+
+    y_channel: bool
+    crop_border: int
+
+    @classmethod
+    def default(cls, task: str, scale: int = 4) -> "Convention":
+        # BasicSR scores SR on Y with the scale as border; RIFE/IFRNet score VFI on RGB, whole frames.
+        return cls(True, scale) if task == "sr" else cls(False, 0)
+
+    def describe(self) -> str:
+        return (f"{'Y (BT.601)' if self.y_channel else 'RGB'}, border {self.crop_border} px, "
+                f"8-bit rounded, SSIM 11x11 Gaussian")
+
+    def kwargs(self) -> dict:
+        return {"y_channel": self.y_channel, "crop_border": self.crop_border}
+
+
+@dataclass
+class ClipScore:
+    clip: str
+    frames: int = 0  # frames scored
+    psnr: list[float] = field(default_factory=list)
+    ssim: list[float] = field(default_factory=list)
+    base_psnr: list[float] = field(default_factory=list)
+    base_ssim: list[float] = field(default_factory=list)
+
+    def add(self, pred: torch.Tensor, base: torch.Tensor, target: torch.Tensor, conv: Convention) -> None:
+        kw = conv.kwargs()
+        self.psnr += psnr(pred, target, **kw).tolist()
+        self.ssim += ssim(pred, target, **kw).tolist()
+        self.base_psnr += psnr(base, target, **kw).tolist()
+        self.base_ssim += ssim(base, target, **kw).tolist()
+        self.frames += pred.shape[0]
+
+    def means(self) -> dict[str, float]:
+        return {k: float(np.mean(getattr(self, k))) if getattr(self, k) else float("nan")
+                for k in ("psnr", "ssim", "base_psnr", "base_ssim")}
+
+    def as_dict(self) -> dict:
+        return {"clip": self.clip, "frames": self.frames, **self.means(), "per_frame": asdict(self)}
+
+
+@dataclass
+class Example:
+    """One scored frame for the side-by-side picture: baseline, prediction, target as (H, W, 3) uint8."""
+
+    index: int
+    baseline: np.ndarray
+    prediction: np.ndarray
+    target: np.ndarray
+    psnr: float
+    base_psnr: float
+
+
+def _u8(x: torch.Tensor) -> np.ndarray:
+    return x[0].float().clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+
+
+@torch.no_grad()
+def evaluate_sr(up: Upscaler, frames: list[np.ndarray], clip: str, conv: Convention,
+                padding: str = "reflection_circle") -> tuple[ClipScore, Example | None]:
+    """Score `up` on HR frames (H, W, 3) uint8: downscale, upscale with the model, compare."""
+    s = up.scale
+    hr = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)
+    h, w = hr.shape[-2] // s * s, hr.shape[-1] // s * s
+    hr = hr[..., :h, :w]
+    lr = downscale(hr, s).float().div_(255).to(up.device)
+    score, example = ClipScore(clip), None
+    show = len(frames) // 2
+    for i in range(len(frames)):
+        pred = up(lr[window_indices(i, len(frames), up.window, padding)])
+        base = bicubic_upscale(lr[i:i + 1], s)
+        target = hr[i:i + 1].to(up.device).float().div_(255)
+        score.add(pred, base, target, conv)
+        if i == show:
+            example = Example(i, _u8(base), _u8(pred), _u8(target), score.psnr[-1], score.base_psnr[-1])
+    return score, example
+
+
+@torch.no_grad()
+def evaluate_vfi(interp: Interpolator, frames: list[np.ndarray], clip: str, conv: Convention,
+                 gap: int = 2) -> tuple[ClipScore, Example | None]:
+    """Score `interp` on frames (H, W, 3) uint8: keep every `gap`-th frame, remake those between."""
+    score, example = ClipScore(clip), None
+    starts = list(range(0, len(frames) - gap, gap))
+    show = starts[len(starts) // 2] if starts else -1
+    for i in starts:
+        a, b = to_tensor(frames[i], interp.device), to_tensor(frames[i + gap], interp.device)
+        ts = [Fraction(k, gap) for k in range(1, gap)]
+        made = interp.between(a, b, ts)
+        for k, t in enumerate(ts, 1):
+            target = to_tensor(frames[i + k], interp.device)
+            base = blend(a, b, float(t))
+            score.add(made[t], base, target, conv)
+            if i == show and k == gap // 2:
+                example = Example(i + k, _u8(base), _u8(made[t]), _u8(target), score.psnr[-1], score.base_psnr[-1])
+    return score, example
+
+
+def summary(scores: list[ClipScore]) -> dict[str, float]:
+    """Mean over clips of the per-clip means (every clip weighs the same)."""
+    rows = [s.means() for s in scores if s.frames]
+    return {k: float(np.mean([r[k] for r in rows])) if rows else float("nan")
+            for k in ("psnr", "ssim", "base_psnr", "base_ssim")}
+
+
+def format_table(scores: list[ClipScore], model: str, baseline: str, conv: Convention) -> str:
+    """The per-clip table with a mean row, as printed by the evaluate command."""
+    head = f"{'clip':<28} {'frames':>6} {model + ' PSNR':>14} {baseline + ' PSNR':>16} {'gain':>6} " \
+           f"{model + ' SSIM':>14} {baseline + ' SSIM':>16}"
+    lines = [f"scores: {conv.describe()}", head, "-" * len(head)]
+
+    def row(name: str, frames: int, m: dict) -> str:
+        return (f"{name:<28} {frames:>6} {m['psnr']:>14.2f} {m['base_psnr']:>16.2f} "
+                f"{m['psnr'] - m['base_psnr']:>+6.2f} {m['ssim']:>14.4f} {m['base_ssim']:>16.4f}")
+
+    for s in scores:
+        lines.append(row(s.clip[:28], s.frames, s.means()))
+    lines.append("-" * len(head))
+    lines.append(row(f"mean of {len(scores)} clip(s)", sum(s.frames for s in scores), summary(scores)))
+    return "\n".join(lines)
+
+
+def save_comparison(example: Example, path, labels: tuple[str, str, str], title: str = "") -> None:
+    """Side-by-side PNG: baseline | model | target, full frames above and a 4x zoom of the centre below."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from tools.media import atomic_path
+
+    images = (example.baseline, example.prediction, example.target)
+    h, w = example.target.shape[:2]
+    zh, zw = max(h // 4, 8), max(w // 4, 8)
+    y0, x0 = (h - zh) // 2, (w - zw) // 2
+    captions = (f"{labels[0]}  {example.base_psnr:.2f} dB", f"{labels[1]}  {example.psnr:.2f} dB", labels[2])
+    fig, axes = plt.subplots(2, 3, figsize=(12, 4 * h / w * 2 + 0.8), squeeze=False)
+    for col, (img, cap) in enumerate(zip(images, captions)):
+        axes[0, col].imshow(img)
+        axes[0, col].add_patch(plt.Rectangle((x0, y0), zw, zh, fill=False, edgecolor="yellow", linewidth=1))
+        axes[0, col].set_title(cap, fontsize=10)
+        axes[1, col].imshow(img[y0:y0 + zh, x0:x0 + zw], interpolation="nearest")
+        for ax in axes[:, col]:
+            ax.axis("off")
+    fig.suptitle(title or f"frame {example.index}", fontsize=10)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)

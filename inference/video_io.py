@@ -1,0 +1,213 @@
+"""Whole-video frame I/O for the inference tools: ffmpeg pipes in and out, audio carried over.
+
+Frames are decoded to RGB with the same YUV->RGB conversion DALI's decoder uses (`DALI_RGB_ARGS`,
+BT.601 matrix), so models see the pixels they were trained on, and encoded back with the same
+matrix and the source's colour tags: a frame that is only copied comes out as the source had it.
+Output goes to a temporary name and is renamed when complete; an interrupted run leaves nothing
+under the final name.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator
+
+import av
+import numpy as np
+
+from tools.media import DALI_RGB_ARGS, MediaError, VideoInfo, atomic_path, ffmpeg_binary, probe
+
+# Audio codecs each container takes as they are; anything else is re-encoded.
+_AUDIO_COPY = {
+    ".mp4": {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"},
+    ".mov": {"aac", "mp3", "alac", "ac3", "pcm_s16le", "pcm_s24le"},
+    ".mkv": None,  # takes everything
+    ".webm": {"opus", "vorbis"},
+}
+_AUDIO_FALLBACK = {".webm": ("libopus", "128k")}
+_VIDEO_CODECS = {"h264": "libx264", "hevc": "libx265", "vp9": "libvpx-vp9", "ffv1": "ffv1"}
+_CONTAINER_CODECS = {".mp4": ("h264", "hevc", "vp9"), ".mov": ("h264", "hevc"), ".mkv": tuple(_VIDEO_CODECS),
+                     ".webm": ("vp9",)}
+
+
+def pick_codec(path: str | os.PathLike, codec: str = "auto") -> str:
+    """`codec` checked against the container of `path`; 'auto' is H.264, or VP9 for .webm."""
+    ext = Path(path).suffix.lower()
+    allowed = _CONTAINER_CODECS.get(ext, ())
+    if codec == "auto":
+        return allowed[0] if allowed else "h264"
+    if codec not in _VIDEO_CODECS:
+        raise MediaError(path, f"unknown codec {codec!r}: use {', '.join(_VIDEO_CODECS)}")
+    if allowed and codec not in allowed:
+        raise MediaError(path, f"a {ext} file cannot hold {codec}: use {', '.join(allowed)}")
+    return codec
+
+
+@dataclass(frozen=True)
+class SourceVideo:
+    """A probed input video plus what the writer needs to reproduce its look and sound."""
+
+    info: VideoInfo
+    audio_codec: str | None
+    color_tags: tuple[tuple[str, int], ...]  # ffmpeg (option, value) pairs of the source's colour tags
+
+    @property
+    def path(self) -> str:
+        return self.info.path
+
+
+def open_source(path: str | os.PathLike, min_frames: int = 1) -> SourceVideo:
+    """Probe `path` for the inference tools; one-line MediaError when it cannot be used."""
+    info = probe(path)  # missing / not a video / no video stream / corrupt are reported there
+    if info.num_frames < min_frames:
+        raise MediaError(path, f"too short: {info.num_frames} frame(s), needs at least {min_frames}")
+    audio_codec, tags = None, []
+    with av.open(str(path)) as container:
+        if container.streams.audio:
+            audio_codec = container.streams.audio[0].codec_context.name
+        cc = container.streams.video[0].codec_context
+        for option, value in (("colorspace", cc.colorspace), ("color_primaries", cc.color_primaries),
+                              ("color_trc", cc.color_trc)):
+            if value not in (None, 2):  # 2 = unspecified
+                tags.append((option, int(value)))
+    return SourceVideo(info, audio_codec, tuple(tags))
+
+
+def read_frames(src: SourceVideo | str | os.PathLike, max_frames: int | None = None) -> Iterator[np.ndarray]:
+    """Yield the video's frames as (H, W, 3) uint8 RGB arrays, in order."""
+    info = src.info if isinstance(src, SourceVideo) else probe(src)
+    w, h = info.width, info.height
+    cmd = [ffmpeg_binary(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", info.path,
+           "-map", "0:v:0", *(["-frames:v", str(max_frames)] if max_frames else []),
+           *DALI_RGB_ARGS, "-f", "rawvideo", "pipe:1"]
+    size = w * h * 3
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, bufsize=size * 2)
+        assert proc.stdout is not None
+        try:
+            while True:
+                buf = bytearray(size)  # writable, so torch can take it without a copy
+                view, got = memoryview(buf), 0
+                while got < size:
+                    n = proc.stdout.readinto(view[got:])
+                    if not n:
+                        break
+                    got += n
+                if got < size:
+                    break
+                yield np.frombuffer(buf, np.uint8).reshape(h, w, 3)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+        if proc.returncode not in (0, -9):
+            err.seek(0)
+            lines = [ln for ln in err.read().decode(errors="replace").splitlines() if ln.strip()]
+            raise MediaError(info.path, f"decoding failed: {lines[-1] if lines else f'exit code {proc.returncode}'}")
+
+
+def check_output(path: str | os.PathLike, overwrite: bool, source: str | os.PathLike | None = None,
+                 codec: str = "auto") -> Path:
+    """Refuse an existing output (unless `overwrite`), the input itself, an unknown container or codec."""
+    out = Path(path)
+    if out.suffix.lower() not in _AUDIO_COPY:
+        raise MediaError(out, f"unsupported output container {out.suffix or '(none)'}: use "
+                              f"{', '.join(sorted(_AUDIO_COPY))}")
+    if source is not None and out.resolve() == Path(source).resolve():
+        raise MediaError(out, "is the input video: choose another output name")
+    if out.exists() and not overwrite:
+        raise MediaError(out, "exists already: pass --overwrite to replace it")
+    pick_codec(out, codec)
+    return out
+
+
+class VideoWriter:
+    """Encode RGB frames into `path` through an ffmpeg pipe, taking the audio from `source`.
+
+    Use as a context manager: the file appears under its final name only when the block completes.
+    """
+
+    def __init__(self, path: str | os.PathLike, width: int, height: int, fps: Fraction,
+                 source: SourceVideo | None = None, codec: str = "auto", crf: int = 18,
+                 preset: str = "medium", audio: bool = True):
+        codec = pick_codec(path, codec)
+        self.path, self.width, self.height, self.fps = Path(path), width, height, Fraction(fps)
+        self.source, self.codec, self.crf, self.preset = source, codec, crf, preset
+        self.audio = audio and source is not None and source.audio_codec is not None
+        self.frames = 0
+        self._stack = contextlib.ExitStack()
+        self._proc: subprocess.Popen | None = None
+
+    def _command(self, tmp: Path) -> list[str]:
+        cmd = [ffmpeg_binary(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+               "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{self.width}x{self.height}",
+               "-r", f"{self.fps.numerator}/{self.fps.denominator}", "-i", "pipe:0"]
+        if self.audio:
+            cmd += ["-i", self.source.path, "-map", "0:v:0", "-map", "1:a:0"]
+        odd = self.width % 2 or self.height % 2  # 4:2:0 needs even sizes; keep odd ones in 4:4:4
+        pix_fmt = "yuv444p" if odd else "yuv420p"
+        cmd += ["-vf", "scale=out_color_matrix=bt601:out_range=tv", "-sws_flags", "bicubic+accurate_rnd+full_chroma_int",
+                "-c:v", _VIDEO_CODECS[self.codec], "-pix_fmt", pix_fmt]
+        if self.codec in ("h264", "hevc"):
+            cmd += ["-crf", str(self.crf), "-preset", self.preset]
+        elif self.codec == "vp9":
+            cmd += ["-crf", str(self.crf), "-b:v", "0", "-row-mt", "1"]
+        for option, value in (self.source.color_tags if self.source else ()):
+            cmd += [f"-{option}", str(value)]
+        if self.audio:
+            ext = self.path.suffix.lower()
+            allowed = _AUDIO_COPY[ext]
+            if allowed is None or self.source.audio_codec in allowed:
+                cmd += ["-c:a", "copy"]
+            else:
+                enc, rate = _AUDIO_FALLBACK.get(ext, ("aac", "192k"))
+                cmd += ["-c:a", enc, "-b:a", rate]
+        return cmd + [str(tmp)]
+
+    def __enter__(self) -> "VideoWriter":
+        tmp = self._stack.enter_context(atomic_path(self.path))
+        self._err = self._stack.enter_context(tempfile.TemporaryFile())
+        self._proc = subprocess.Popen(self._command(tmp), stdin=subprocess.PIPE, stderr=self._err)
+        return self
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one (H, W, 3) uint8 RGB frame."""
+        if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
+            raise ValueError(f"frame {frame.shape} {frame.dtype}, writer expects ({self.height}, {self.width}, 3) uint8")
+        try:
+            self._proc.stdin.write(np.ascontiguousarray(frame).tobytes())
+        except BrokenPipeError:
+            self._fail()
+        self.frames += 1
+
+    def _fail(self) -> None:
+        self._proc.wait()
+        self._err.seek(0)
+        lines = [ln for ln in self._err.read().decode(errors="replace").splitlines() if ln.strip()]
+        raise MediaError(self.path, f"encoding failed: {lines[-1] if lines else f'exit code {self._proc.returncode}'}")
+
+    def _kill(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None:
+            try:
+                self._proc.stdin.close()
+                if self._proc.wait() != 0:
+                    self._fail()
+                if self.frames == 0:
+                    raise MediaError(self.path, "no frames were written")
+            except BaseException as err:
+                self._kill()
+                self._stack.__exit__(type(err), err, err.__traceback__)  # drops the temporary file
+                raise
+            return bool(self._stack.__exit__(None, None, None))  # renames it onto the final name
+        self._kill()
+        return bool(self._stack.__exit__(exc_type, exc, tb))
