@@ -123,3 +123,36 @@ def test_two_process_gloo_ddp_shards_and_trains(tiny_data_dir, tmp_path):
     assert seen[0]["params"] == pytest.approx(seen[1]["params"])  # DDP kept the replicas identical
     ckpt = load_checkpoint(tmp_path / "ddp" / "checkpoints" / "last.pth")
     assert ckpt["state"]["step"] == 2
+
+
+def test_evaluate_scores_a_training_checkpoint(tiny_data_dir, tmp_path, capsys):
+    """The evaluate command reads a training run's checkpoint (its config gives res and metric) and prints a table."""
+    from tools import evaluate
+
+    cfg = config("vsrnet", tiny_data_dir, tmp_path, "train.steps=2", "task.scale=2", "data.crop=32")
+    trainer = Trainer(cfg, make_task(cfg), tmp_path / "run")
+    trainer.fit()
+    trainer.close()
+    out = tmp_path / "eval"
+    assert evaluate.cli(["-c", str(tmp_path / "run" / "checkpoints" / "best.pth"), str(tiny_data_dir),
+                         "--max-frames", "3", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "Y (BT.601), border 4 px" in text  # the run's own metric convention (configs/vsrnet.yaml)
+    result = json.loads((out / "scores.json").read_text())
+    clip = result["clips"][0]
+    assert result["model"] == "vsrnet" and clip["clip"] == "tiny-s0003" and clip["frames"] == 3
+    assert "/144p/" in result["inputs"][0]  # the resolution the run trained on
+    assert 10 < clip["base_psnr"] < 60 and 0 < clip["psnr"] < 60
+
+
+def test_train_speed_benchmark_smoke(tiny_data_dir, tmp_path, capsys):
+    from benchmarks import train_speed
+
+    out = tmp_path / "speed"
+    assert train_speed.main(["--data", str(tiny_data_dir), "--models", "vsrnet", "--steps", "2", "--warmup", "1",
+                             "--out", str(out), "data.res=144p", "data.crop=32", "data.workers=1",
+                             "data.batch_size=2", "model.kwargs.flow=tiny", "data.device=cpu"]) == 0
+    rows = json.loads(out.with_suffix(".json").read_text())["rows"]
+    assert [(r["model"], r["loader"], r["steps"]) for r in rows] == [("vsrnet", "dali", 2), ("vsrnet", "png", 2)]
+    assert all(0 <= r["data_share"] <= 1 and r["steps_per_s"] > 0 for r in rows)
+    assert out.with_suffix(".png").stat().st_size > 0 and "data share" in capsys.readouterr().out

@@ -155,6 +155,7 @@ class Trainer:
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype is torch.float16)
         self.clip_grad = float(get(cfg, "train.clip_grad", 0) or 0)
+        self.timings: list[tuple[float, float]] = []  # (data, step) seconds of each step this run
         self.guard = DivergenceGuard(int(get(cfg, "train.guard_patience", 3)), float(get(cfg, "train.guard_lr_factor", 0.5)))
         self.state = TrainState()
 
@@ -331,6 +332,7 @@ class Trainer:
                 t_end = time.perf_counter()
                 data_time, step_time = t_data - t_prev, t_end - t_prev
                 t_prev = t_end
+                self.timings.append((data_time, step_time))
                 if verdict == "ok":
                     self.state.history.append((self.state.step, float(loss.item())))
                 if self.dist.is_main:

@@ -1,0 +1,128 @@
+"""Training throughput per model and loader: steps/s and the share of each step spent waiting for data.
+
+    python -m benchmarks.train_speed --data data/demo/data
+    python -m benchmarks.train_speed --data DATA --models edvr,rife --loaders dali,png --steps 30 --amp bf16
+
+Each (model, loader) pair trains `--warmup` + `--steps` steps through the real trainer (its
+configs/<model>.yaml with the overrides below), in one process, one pair after the other; the
+warm-up steps are dropped. Data time is the trainer's own: the wait for the next batch, measured
+from the end of the previous step; its share is the sum of data time over the sum of step time, the
+number that says whether the loader keeps the device busy (the target on a GPU: under 2%). Prints a
+table, writes JSON and a PNG plot.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from tools.cli import UsageError, parse_list, run_cli
+from trainers.config import load_config
+from trainers.engine import Trainer, setup_distributed
+from trainers.tasks import make_task
+
+MODELS = ("vsrnet", "edvr", "rife", "ifrnet")
+
+
+def run_pair(model: str, loader: str, data: str, steps: int, warmup: int, extra: Sequence[str], root: str) -> dict:
+    """Train one model with one loader for warmup + steps steps; timings of the kept steps."""
+    overrides = [f"data.dir={data}", f"data.loader={loader}", f"train.steps={warmup + steps}", "train.val_every=0",
+                 "train.checkpoint_every=0", "train.val_batches=1", "data.val_crop=64", "train.log_every=100000",
+                 f"experiment.root={root}", f"experiment.name={model}-{loader}", *extra]
+    cfg = load_config(model, overrides)
+    trainer = Trainer(cfg, make_task(cfg), Path(root) / f"{model}-{loader}", setup_distributed(cfg["train"]["device"]))
+    t0 = time.perf_counter()
+    try:
+        trainer.fit()
+    finally:
+        trainer.close()
+    kept = trainer.timings[warmup:]
+    data_t = [d for d, _ in kept]
+    step_t = [s for _, s in kept]
+    return {
+        "model": model, "loader": loader, "steps": len(kept),
+        "steps_per_s": len(kept) / sum(step_t),
+        "step_ms_median": statistics.median(step_t) * 1e3,
+        "data_ms_median": statistics.median(data_t) * 1e3,
+        "data_ms_mean": statistics.fmean(data_t) * 1e3,
+        "data_share": sum(data_t) / sum(step_t),
+        "wall_s": time.perf_counter() - t0,
+        "batch": cfg["data"]["batch_size"], "crop": cfg["data"]["crop"], "res": cfg["data"]["res"],
+        "device": str(trainer.device), "amp": cfg["train"]["amp"],
+    }
+
+
+def format_table(rows: list[dict]) -> str:
+    head = f"{'model':<8} {'loader':<6} {'steps/s':>8} {'step ms':>9} {'data ms':>9} {'data share':>11}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(f"{r['model']:<8} {r['loader']:<6} {r['steps_per_s']:>8.2f} {r['step_ms_median']:>9.1f} "
+                     f"{r['data_ms_median']:>9.1f} {100 * r['data_share']:>10.1f}%")
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    loaders = list(dict.fromkeys(r["loader"] for r in rows))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    width = 0.8 / len(loaders)
+    for k, loader in enumerate(loaders):
+        got = {r["model"]: r for r in rows if r["loader"] == loader}
+        xs = [i + k * width for i in range(len(models))]
+        axes[0].bar(xs, [got[m]["steps_per_s"] if m in got else 0 for m in models], width, label=loader)
+        axes[1].bar(xs, [100 * got[m]["data_share"] if m in got else 0 for m in models], width, label=loader)
+    for ax, title in zip(axes, ("training steps/s", "data time share of a step (%)")):
+        ax.set_xticks([i + width * (len(loaders) - 1) / 2 for i in range(len(models))], models)
+        ax.set_title(title)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", required=True, help="a prepared DATA_DIR (VP9 clips for DALI on the CPU)")
+    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--loaders", default="dali,png")
+    ap.add_argument("--steps", type=int, default=20, help="timed steps per pair")
+    ap.add_argument("--warmup", type=int, default=3, help="untimed steps first (loader start, allocator)")
+    ap.add_argument("--out", default="docs/benchmarks/train_speed", help="path stem for .json and .png")
+    ap.add_argument("overrides", nargs="*", help="config overrides for every pair, e.g. data.crop=128 train.amp=bf16")
+    a = ap.parse_args(argv)
+    if not Path(a.data).is_dir():
+        raise UsageError(f"{a.data}: no such data directory")
+    models, loaders = parse_list(a.models), parse_list(a.loaders)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="train-speed-") as root:
+        for model in models:
+            for loader in loaders:
+                rows.append(run_pair(model, loader, a.data, a.steps, a.warmup, a.overrides, root))
+                print(format_table(rows[-1:]).splitlines()[-1], flush=True)
+    print()
+    print(format_table(rows))
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "steps": a.steps, "warmup": a.warmup, "overrides": a.overrides, "data": a.data}
+    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    plot(rows, out.with_suffix(".png"))
+    print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.png')}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))
