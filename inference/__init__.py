@@ -1,0 +1,1 @@
+"""Using trained models on whole videos: frame I/O, SR and VFI runners, and scoring (see tools/)."""

@@ -83,7 +83,7 @@ def read_frames(src: SourceVideo | str | os.PathLike, max_frames: int | None = N
     info = src.info if isinstance(src, SourceVideo) else probe(src)
     w, h = info.width, info.height
     cmd = [ffmpeg_binary(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", info.path,
-           "-map", "0:v:0", *(["-frames:v", str(max_frames)] if max_frames else []),
+           "-map", "0:v:0", "-fps_mode", "passthrough", *(["-frames:v", str(max_frames)] if max_frames else []),
            *DALI_RGB_ARGS, "-f", "rawvideo", "pipe:1"]
     size = w * h * 3
     with tempfile.TemporaryFile() as err:
