@@ -31,7 +31,7 @@ def window_indices(center: int, total: int, window: int, padding: str = "reflect
         raise ValueError(f"padding {padding!r}: use one of {', '.join(PADDINGS)}")
     half, last = window // 2, total - 1
     out = []
-    for i in range(center - half, center + half + 1):
+    for i in range(center - half, center - half + window):  # even windows: the centre is at index window // 2
         if i < 0:
             j = {"replicate": 0, "reflection": -i, "reflection_circle": center + half - i,
                  "circle": window + i}[padding]

@@ -43,27 +43,43 @@ def plan_output(num_frames: int, fps_in: Fraction, fps_out: Fraction) -> list[Ou
     return plan
 
 
-def output_fps(fps_in: Fraction, factor: int | None = None, fps: str | float | None = None) -> Fraction:
-    """fps_in * factor, or a target rate given as a number or 'num/den' (e.g. 60000/1001)."""
+def output_fps(fps_in: Fraction, factor: int | None = None, fps: str | float | None = None,
+               max_ratio: int = 64) -> Fraction:
+    """fps_in * factor, or a target rate given as a number or 'num/den' (e.g. 60000/1001).
+
+    The result must raise the rate (lowering it is a job for ffmpeg's fps filter, not a model) by at
+    most `max_ratio`.
+    """
     if (factor is None) == (fps is None):
         raise ValueError("give either a factor or a target fps")
     if factor is not None:
-        if factor < 2:
-            raise ValueError(f"factor must be 2 or more, got {factor}")
+        if not 2 <= factor <= max_ratio:
+            raise ValueError(f"factor must be between 2 and {max_ratio}, got {factor}")
         return Fraction(fps_in) * factor
-    out = Fraction(str(fps)).limit_denominator(1001 * 1000) if not isinstance(fps, Fraction) else fps
-    if out <= 0:
-        raise ValueError(f"target fps must be positive, got {fps}")
+    try:
+        out = fps if isinstance(fps, Fraction) else Fraction(str(fps)).limit_denominator(1001 * 1000)
+    except (ValueError, ZeroDivisionError, OverflowError):
+        raise ValueError(f"target fps {fps!r} is not a number like 60 or 60000/1001") from None
+    if not fps_in < out <= fps_in * max_ratio:
+        raise ValueError(f"target fps {float(out):g} must be above the input's {float(fps_in):g} and at most "
+                         f"{max_ratio}x it (to lower a frame rate use ffmpeg's fps filter)")
     return out
 
 
-def is_duplicate(a: np.ndarray, b: np.ndarray, threshold: float) -> bool:
-    """Two frames count as the same picture when their mean absolute difference (0-255) is below `threshold`."""
+def is_duplicate(a: np.ndarray, b: np.ndarray, threshold: float, block: int = 16) -> bool:
+    """Two frames count as the same picture when no 16x16 block differs by `threshold` (mean absolute, 0-255).
+
+    Blocks, not the whole frame, so a small object moving over a still background is motion.
+    """
     if threshold <= 0:
         return False
-    step = max(1, min(a.shape[:2]) // 256)  # a subsampled look is enough and cheap at 4K
-    diff = np.abs(a[::step, ::step].astype(np.int16) - b[::step, ::step].astype(np.int16))
-    return float(diff.mean()) < threshold
+    step = max(1, min(a.shape[:2]) // 512)  # a subsampled look is enough and cheap at 4K
+    diff = np.abs(a[::step, ::step].astype(np.int16) - b[::step, ::step].astype(np.int16)).mean(axis=2)
+    h, w = diff.shape[0] // block * block, diff.shape[1] // block * block
+    if h == 0 or w == 0:
+        return float(diff.mean()) < threshold
+    blocks = diff[:h, :w].reshape(h // block, block, w // block, block).mean(axis=(1, 3))
+    return float(blocks.max()) < threshold
 
 
 class Interpolator:
@@ -75,6 +91,8 @@ class Interpolator:
         self.device, self.precision, self.scale = device, precision, float(scale)
         self.arbitrary = bool(getattr(model, "arbitrary", True))  # RIFE base: midpoint only
         self.max_depth = max_depth
+        if not self.scale > 0:
+            raise ValueError(f"flow scale must be positive, got {scale}")
         probe = torch.zeros(1, 3, 64, 64, device=device)
         with torch.no_grad():  # a bad precision or flow scale fails here, not in the middle of a video
             self._mid(probe, probe, 0.5)
@@ -94,6 +112,9 @@ class Interpolator:
         for t in ts:
             lo, hi = Fraction(0), Fraction(1)
             target = snap_dyadic(t, self.max_depth)
+            if target in known:  # rounds to an end frame (or a frame made already): nothing to run
+                out[t] = known[target]
+                continue
             while True:
                 mid = (lo + hi) / 2
                 if mid not in known:

@@ -20,7 +20,7 @@ from typing import Iterator
 import av
 import numpy as np
 
-from tools.media import DALI_RGB_ARGS, MediaError, VideoInfo, atomic_path, ffmpeg_binary, probe
+from tools.media import DALI_RGB_ARGS, MediaError, VideoInfo, atomic_path, check_writable_dir, ffmpeg_binary, probe
 
 # Audio codecs each container takes as they are; anything else is re-encoded.
 _AUDIO_COPY = {
@@ -69,7 +69,8 @@ def open_source(path: str | os.PathLike, min_frames: int = 1) -> SourceVideo:
     audio_codec, tags = None, []
     with av.open(str(path)) as container:
         if container.streams.audio:
-            audio_codec = container.streams.audio[0].codec_context.name
+            codec = container.streams.audio[0].codec_context.codec
+            audio_codec = getattr(codec, "canonical_name", None) or codec.name  # 'mp3', not decoder 'mp3float'
         cc = container.streams.video[0].codec_context
         for option, value in (("colorspace", cc.colorspace), ("color_primaries", cc.color_primaries),
                               ("color_trc", cc.color_trc)):
@@ -87,8 +88,9 @@ def read_frames(src: SourceVideo | str | os.PathLike, max_frames: int | None = N
            *DALI_RGB_ARGS, "-f", "rawvideo", "pipe:1"]
     size = w * h * 3
     with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, bufsize=size * 2)
+        proc = _popen(cmd, info.path, stdout=subprocess.PIPE, stderr=err, bufsize=size * 2)
         assert proc.stdout is not None
+        partial = False
         try:
             while True:
                 buf = bytearray(size)  # writable, so torch can take it without a copy
@@ -99,16 +101,27 @@ def read_frames(src: SourceVideo | str | os.PathLike, max_frames: int | None = N
                         break
                     got += n
                 if got < size:
+                    partial = got > 0
                     break
                 yield np.frombuffer(buf, np.uint8).reshape(h, w, 3)
+        except GeneratorExit:  # the consumer stopped early: ffmpeg's exit status means nothing now
+            proc.kill()
+            raise
         finally:
-            if proc.poll() is None:
-                proc.kill()
+            proc.stdout.close()
             proc.wait()
-        if proc.returncode not in (0, -9):
+        if proc.returncode != 0 or partial:
             err.seek(0)
             lines = [ln for ln in err.read().decode(errors="replace").splitlines() if ln.strip()]
-            raise MediaError(info.path, f"decoding failed: {lines[-1] if lines else f'exit code {proc.returncode}'}")
+            why = lines[-1] if lines else ("a truncated last frame" if partial else f"exit code {proc.returncode}")
+            raise MediaError(info.path, f"decoding failed: {why}")
+
+
+def _popen(cmd: list[str], path: str | os.PathLike, **kwargs) -> subprocess.Popen:
+    try:
+        return subprocess.Popen(cmd, **kwargs)
+    except OSError as exc:
+        raise MediaError(path, f"cannot run ffmpeg ({cmd[0]}): {exc.strerror or exc}") from None
 
 
 def check_output(path: str | os.PathLike, overwrite: bool, source: str | os.PathLike | None = None,
@@ -123,6 +136,7 @@ def check_output(path: str | os.PathLike, overwrite: bool, source: str | os.Path
     if out.exists() and not overwrite:
         raise MediaError(out, "exists already: pass --overwrite to replace it")
     pick_codec(out, codec)
+    check_writable_dir(out.parent if str(out.parent) else ".")
     return out
 
 
@@ -172,7 +186,11 @@ class VideoWriter:
     def __enter__(self) -> "VideoWriter":
         tmp = self._stack.enter_context(atomic_path(self.path))
         self._err = self._stack.enter_context(tempfile.TemporaryFile())
-        self._proc = subprocess.Popen(self._command(tmp), stdin=subprocess.PIPE, stderr=self._err)
+        try:
+            self._proc = _popen(self._command(tmp), self.path, stdin=subprocess.PIPE, stderr=self._err)
+        except BaseException as err:
+            self._stack.__exit__(type(err), err, err.__traceback__)
+            raise
         return self
 
     def write(self, frame: np.ndarray) -> None:
@@ -199,7 +217,10 @@ class VideoWriter:
     def __exit__(self, exc_type, exc, tb) -> bool:
         if exc_type is None:
             try:
-                self._proc.stdin.close()
+                try:
+                    self._proc.stdin.close()
+                except BrokenPipeError:
+                    self._fail()
                 if self._proc.wait() != 0:
                     self._fail()
                 if self.frames == 0:

@@ -132,6 +132,8 @@ def load_model(path: str | os.PathLike, name: str | None = None, size: str | Non
         if name and name.lower() != meta[0]:
             raise MediaError(path, f"checkpoint is for model {meta[0]!r}, not {name!r}")
         name, ckpt_size, kwargs = meta
+        if size and ckpt_size and size.lower() != str(ckpt_size).lower():
+            raise MediaError(path, f"holds {name} size {ckpt_size!r}, not {size!r}")
         size = size or ckpt_size
         state_dict = state_dict_of(ckpt, name, path, prefer_ema)
     else:

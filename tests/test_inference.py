@@ -14,7 +14,7 @@ from torch import nn
 from inference.evaluate import Convention, evaluate_sr, evaluate_vfi
 from inference.runtime import to_tensor
 from inference.sr import Upscaler, upscale_frames, window_indices
-from inference.vfi import Interpolator, interpolate_frames, output_fps, plan_output
+from inference.vfi import Interpolator, interpolate_frames, is_duplicate, output_fps, plan_output
 from inference.video_io import VideoWriter, open_source, read_frames
 from models.baselines import bicubic_upscale
 from models.checkpoint import save_checkpoint
@@ -101,6 +101,16 @@ def test_window_padding_matches_basicsr(padding, start, end):
     assert window_indices(0, 10, 5, padding) == start
     assert window_indices(9, 10, 5, padding) == end
     assert window_indices(5, 10, 5, padding) == [3, 4, 5, 6, 7]
+
+
+def test_even_windows_and_block_duplicates():
+    assert window_indices(5, 10, 4) == [3, 4, 5, 6]  # EDVR's centre_frame_idx = num_frame // 2
+    still = np.zeros((270, 480, 3), np.uint8)
+    moved = still.copy()
+    moved[100:140, 200:240] = 255  # a 40x40 object on a still background: motion, not a held frame
+    assert not is_duplicate(still, moved, 1.0)
+    noisy = (still.astype(np.int16) + np.random.default_rng(0).integers(0, 2, still.shape)).astype(np.uint8)
+    assert is_duplicate(still, noisy, 1.0) and not is_duplicate(still, still, 0)
 
 
 def test_rife_midpoint_model_reaches_quarters_by_bisection():
@@ -261,7 +271,14 @@ def test_bad_inputs_are_one_line_errors(tmp_path, clip_with_cut, ckpts, capsys):
         (interpolate_video, [str(clip_with_cut), str(clip_with_cut), "--factor", "2", "--overwrite"], "is the input"),
         (interpolate_video, [str(clip_with_cut), str(tmp_path / "a.webm"), "--factor", "2", "--codec", "h264"],
          "cannot hold h264"),
+        (interpolate_video, [str(clip_with_cut), str(tmp_path / "a.mp4"), "--fps", "1/0"], "not a number"),
+        (interpolate_video, [str(clip_with_cut), str(tmp_path / "a.mp4"), "--fps", "12"], "must be above"),
+        (interpolate_video, [str(clip_with_cut), str(tmp_path / "a.mp4"), "--factor", "2", "--scale", "0"],
+         "--scale must be positive"),
+        (interpolate_video, [str(clip_with_cut), str(existing / "a.mp4"), "--factor", "2"], "exists.mp4"),
         (upscale_video, [str(one_frame), str(tmp_path / "a.mp4")], "too short"),
+        (upscale_video, [str(clip_with_cut), str(tmp_path / "a.mp4"), "--device", "foo"], "--device 'foo'"),
+        (upscale_video, [str(clip_with_cut), str(tmp_path / "a.mp4"), "--size", "l"], "not 'l'"),
         (upscale_video, [str(clip_with_cut), str(tmp_path / "a.mp4"), "--device", "cpu", "--precision", "fp16"],
          "fp16 needs a CUDA GPU"),
     ]

@@ -28,7 +28,7 @@ from inference.vfi import Interpolator
 from models.registry import spec
 from tools.cli import UsageError, run_cli
 from tools.layout import list_clips
-from tools.media import MediaError, atomic_path
+from tools.media import MediaError, atomic_path, check_writable_dir
 
 
 def find_videos(inputs: Sequence[str], res: str, split: str) -> list[Path]:
@@ -63,6 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = ap.parse_args(argv)
     if a.gap < 2:
         raise UsageError("--gap must be 2 or more")
+    if a.tile < 0 or a.max_frames < 0 or (a.crop_border or 0) < 0 or a.scale <= 0:
+        raise UsageError("--tile, --max-frames and --crop-border must be >= 0, --scale > 0")
 
     device = pick_device(a.device)
     model = load_task_model(a, None)
@@ -87,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         crop_border=a.crop_border if a.crop_border is not None else int(trained.get("crop_border", conv.crop_border)),
     )
     out_dir = Path(a.out) if a.out else Path(a.checkpoint).parent / f"eval-{Path(a.checkpoint).stem}"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    check_writable_dir(out_dir)
 
     need = 1 if task == "sr" else a.gap + 1
     scores, t0, scored = [], time.perf_counter(), 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -47,8 +48,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="PySceneDetect content threshold (default 27); lower finds more cuts")
     ap.add_argument("--min-scene-len", type=int, default=8, help="frames; shorter bursts of cuts are one cut")
     ap.add_argument("--no-scene-detect", action="store_true", help="interpolate across every frame pair")
-    ap.add_argument("--dup-threshold", type=float, default=0.5,
-                    help="mean absolute difference (0-255) below which two neighbours are the same picture; 0 = off")
+    ap.add_argument("--dup-threshold", type=float, default=1.0,
+                    help="two neighbours are the same picture when no 16x16 block differs by this much "
+                         "(mean absolute, 0-255); 0 = off")
+    ap.add_argument("--bisect-depth", type=int, default=3,
+                    help="midpoint-only RIFE: timesteps are rounded to 1/2**depth (deeper is exacter and slower)")
     add_output_args(ap)
     a = ap.parse_args(argv)
 
@@ -61,14 +65,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UsageError(f"--factor/--fps: {exc}") from None
     device = pick_device(a.device)
     model = load_task_model(a, "vfi")
-    depth = max(3, int(math.log2(a.factor))) if a.factor and a.factor & (a.factor - 1) == 0 else 3
+    if a.scale <= 0 or not 1 <= a.bisect_depth <= 10:
+        raise UsageError("--scale must be positive and --bisect-depth between 1 and 10")
+    depth = a.bisect_depth
+    if a.factor and a.factor & (a.factor - 1) == 0:
+        depth = max(depth, int(math.log2(a.factor)))  # 2x, 4x, 8x ... are exact
     try:
         interp = Interpolator(model, device, a.precision, a.scale, max_depth=depth)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    if not interp.arbitrary and a.factor and a.factor & (a.factor - 1):
-        print(f"note: {model.model_name}/{model.model_size} makes midpoints only; timesteps of x{a.factor} "
-              f"are rounded to the nearest 1/{2 ** depth}")
+    ratio = fps_out / info.fps
+    if not interp.arbitrary and (ratio.denominator != 1 or ratio.numerator & (ratio.numerator - 1)):
+        print(f"note: {model.model_name}/{model.model_size} makes midpoints only; timesteps are rounded to the "
+              f"nearest 1/{2 ** depth} (--bisect-depth), so motion is slightly uneven; RIFEm or IFRNet take any timestep")
+    if info.is_vfr:
+        print(f"warning: {info.path}: variable frame rate; frames are timed as constant {float(info.fps):.3f} fps, "
+              f"so audio may drift (tools/split_scenes.py normalises such sources)", file=sys.stderr)
 
     cuts = set() if a.no_scene_detect else scene_cuts(info.path, float(info.fps), a.scene_threshold, a.min_scene_len)
     plan = plan_output(info.num_frames, info.fps, fps_out)
@@ -84,6 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             for frame in interpolate_frames(interp, read_frames(src), plan, cuts, a.dup_threshold, tick):
                 writer.write(frame)
     secs = time.perf_counter() - t0
+    if writer.frames < len(plan):
+        print(f"warning: {info.path}: held fewer frames than its index says; wrote {writer.frames} of "
+              f"{len(plan)} planned frames", file=sys.stderr)
     print(f"wrote {out}: {writer.frames} frames at {float(fps_out):.3f} fps from {info.num_frames} at "
           f"{float(info.fps):.3f} ({counts['model']} interpolated, {counts['copy']} source, {counts['cut']} "
           f"repeated at {len(cuts)} scene cut(s), {counts['dup']} repeated duplicates); "

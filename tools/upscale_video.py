@@ -12,6 +12,7 @@ its name only once complete.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from typing import Sequence
 
@@ -55,6 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for frame in upscale_frames(up, read_frames(src), info.num_frames, a.padding, lambda _: bar.update(1)):
             writer.write(frame)
     secs = time.perf_counter() - t0
+    if writer.frames < info.num_frames:
+        print(f"warning: {info.path}: held fewer frames than its index says; wrote {writer.frames} of "
+              f"{info.num_frames}", file=sys.stderr)
     print(f"wrote {out}: {writer.frames} frames {info.width}x{info.height} -> {w}x{h} at {float(info.fps):.3f} fps; "
           f"{writer.frames / secs:.2f} frames/s, audio {'copied' if writer.audio else 'none'}")
     return 0
