@@ -106,6 +106,20 @@ def load_pretrained(model: nn.Module, path: str | os.PathLike, name: str, strict
     return report.missing + bad, report.unexpected + bad
 
 
+def official_config(name: str, state_dict: dict, size: str | None,
+                    path: str | os.PathLike) -> tuple[str | None, dict]:
+    """(size, builder kwargs) of an official `name` state_dict (our keys), inferred from its shapes.
+
+    A requested `size` that contradicts the weights is a one-line MediaError; None when neither says.
+    """
+    from models.registry import infer_config
+
+    inferred, kwargs = infer_config(name, state_dict)
+    if size and inferred and size.lower() != inferred:
+        raise MediaError(path, f"holds {name} size {inferred!r}, not {size!r}")
+    return size or inferred, kwargs
+
+
 def _project_meta(ckpt: Any) -> tuple[str, str | None, dict] | None:
     """(name, size, builder kwargs) of a project checkpoint (converted or training), else None."""
     if not (isinstance(ckpt, dict) and isinstance(ckpt.get("model_name"), str)):
@@ -124,7 +138,7 @@ def load_model(path: str | os.PathLike, name: str | None = None, size: str | Non
     `overrides` replace builder kwargs (e.g. `num_frame`). The model's registry name is set as
     `model.model_name` (and `model.train_config`, the training run's configuration, when there is one).
     """
-    from models.registry import infer_config, spec
+    from models.registry import spec
 
     ckpt = load_checkpoint(path)
     meta = _project_meta(ckpt)
@@ -142,10 +156,7 @@ def load_model(path: str | os.PathLike, name: str | None = None, size: str | Non
                                    "(rife, ifrnet, edvr or vsrnet)")
         name = name.lower()
         state_dict = state_dict_of(ckpt, name, path, prefer_ema)
-        inferred, kwargs = infer_config(name, state_dict)
-        if size and inferred and size.lower() != inferred:
-            raise MediaError(path, f"holds {name} size {inferred!r}, not {size!r}")
-        size = size or inferred
+        size, kwargs = official_config(name, state_dict, size, path)
     try:
         size = spec(name, size).size
         model = build_model(name, size, **{**kwargs, **overrides})

@@ -17,10 +17,9 @@ from typing import Any, Sequence
 import yaml
 
 from models.checkpoint import load_checkpoint, save_checkpoint
-from models.load import apply_state_dict, compare_keys, state_dict_of
-from models.registry import available, build_model, count_parameters, infer_config, spec
+from models.load import apply_state_dict, compare_keys, official_config, state_dict_of
+from models.registry import available, build_model, count_parameters, spec
 from tools.cli import UsageError, run_cli
-from tools.media import MediaError
 
 _SHOW_KEYS = 20
 
@@ -45,10 +44,8 @@ def convert(src: str | Path, dst: str | Path, name: str, size: str | None = None
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     state_dict = state_dict_of(load_checkpoint(src), name, src, prefer_ema)
-    inferred_size, kwargs = infer_config(name, state_dict)
-    if size and inferred_size and size.lower() != inferred_size:
-        raise MediaError(src, f"holds {name} size {inferred_size!r}, not {size!r}")
-    size = (size or inferred_size or spec(name).size).lower()
+    size, kwargs = official_config(name, state_dict, size, src)
+    size = (size or spec(name).size).lower()
     kwargs = {**kwargs, **(overrides or {})}
     try:
         model = build_model(name, size, **kwargs)
