@@ -43,7 +43,7 @@ def run_pair(model: str, loader: str, data: str, steps: int, warmup: int, extra:
         trainer.fit()
     finally:
         trainer.close()
-    kept = trainer.timings[warmup:]
+    kept = list(trainer.timings)[warmup:]
     data_t = [d for d, _ in kept]
     step_t = [s for _, s in kept]
     return {

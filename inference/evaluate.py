@@ -14,11 +14,11 @@ from fractions import Fraction
 import numpy as np
 import torch
 
-from inference.runtime import to_tensor
+from inference.runtime import to_frame, to_tensor
 from inference.sr import Upscaler, window_indices
 from inference.vfi import Interpolator
 from models.baselines import bicubic_upscale, blend
-from models.metrics import psnr, ssim
+from models.metrics import describe, psnr, ssim
 from pipelines.png_frames import downscale
 
 
@@ -35,8 +35,7 @@ class Convention:
         return cls(True, scale) if task == "sr" else cls(False, 0)
 
     def describe(self) -> str:
-        return (f"{'Y (BT.601)' if self.y_channel else 'RGB'}, border {self.crop_border} px, "
-                f"8-bit rounded, SSIM 11x11 Gaussian")
+        return describe(**self.kwargs())
 
     def kwargs(self) -> dict:
         return {"y_channel": self.y_channel, "crop_border": self.crop_border}
@@ -79,10 +78,6 @@ class Example:
     base_psnr: float
 
 
-def _u8(x: torch.Tensor) -> np.ndarray:
-    return x[0].float().clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-
-
 @torch.no_grad()
 def evaluate_sr(up: Upscaler, frames: list[np.ndarray], clip: str, conv: Convention,
                 padding: str = "reflection_circle") -> tuple[ClipScore, Example | None]:
@@ -100,7 +95,7 @@ def evaluate_sr(up: Upscaler, frames: list[np.ndarray], clip: str, conv: Convent
         target = hr[i:i + 1].to(up.device).float().div_(255)
         score.add(pred, base, target, conv)
         if i == show:
-            example = Example(i, _u8(base), _u8(pred), _u8(target), score.psnr[-1], score.base_psnr[-1])
+            example = Example(i, to_frame(base), to_frame(pred), to_frame(target), score.psnr[-1], score.base_psnr[-1])
     return score, example
 
 
@@ -120,7 +115,7 @@ def evaluate_vfi(interp: Interpolator, frames: list[np.ndarray], clip: str, conv
             base = blend(a, b, float(t))
             score.add(made[t], base, target, conv)
             if i == show and k == gap // 2:
-                example = Example(i + k, _u8(base), _u8(made[t]), _u8(target), score.psnr[-1], score.base_psnr[-1])
+                example = Example(i + k, to_frame(base), to_frame(made[t]), to_frame(target), score.psnr[-1], score.base_psnr[-1])
     return score, example
 
 

@@ -119,7 +119,7 @@ class Interpolator:
                 mid = (lo + hi) / 2
                 if mid not in known:
                     known[mid] = self._mid(known[lo], known[hi], 0.5)
-                if target == mid or target in (lo, hi):
+                if target == mid:
                     out[t] = known[target]
                     break
                 lo, hi = (lo, mid) if target < mid else (mid, hi)

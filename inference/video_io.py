@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
@@ -122,6 +123,13 @@ def _popen(cmd: list[str], path: str | os.PathLike, **kwargs) -> subprocess.Pope
         return subprocess.Popen(cmd, **kwargs)
     except OSError as exc:
         raise MediaError(path, f"cannot run ffmpeg ({cmd[0]}): {exc.strerror or exc}") from None
+
+
+def warn_if_short(src: SourceVideo, written: int, planned: int) -> None:
+    """Say so when the source ran out before `planned` output frames (its index promised more frames)."""
+    if written < planned:
+        print(f"warning: {src.path}: held fewer frames than its index says; wrote {written} of {planned} "
+              f"planned frames", file=sys.stderr)
 
 
 def check_output(path: str | os.PathLike, overwrite: bool, source: str | os.PathLike | None = None,

@@ -16,6 +16,12 @@ from pytorch_msssim import ssim as _ssim
 _Y_WEIGHTS = (65.481, 128.553, 24.966)
 
 
+def describe(y_channel: bool = False, crop_border: int = 0) -> str:
+    """The convention of `psnr`/`ssim` with these options, as every report states it."""
+    return (f"{'Y (BT.601)' if y_channel else 'RGB'}, border {crop_border} px, "
+            f"8-bit rounded, SSIM 11x11 Gaussian")
+
+
 def _prepare(x: torch.Tensor, crop_border: int, y_channel: bool, quantize: bool) -> torch.Tensor:
     x = x.detach().float().clamp(0, 1)
     if quantize:

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from inference.options import add_model_args, add_output_args, load_task_model
 from inference.runtime import pick_device
-from inference.video_io import VideoWriter, check_output, open_source, read_frames
+from inference.video_io import VideoWriter, check_output, open_source, read_frames, warn_if_short
 from inference.vfi import Interpolator, interpolate_frames, output_fps, plan_output
 from tools.cli import UsageError, run_cli
 from tools.split_scenes import SplitOptions, detect_scenes
@@ -96,9 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for frame in interpolate_frames(interp, read_frames(src), plan, cuts, a.dup_threshold, tick):
                 writer.write(frame)
     secs = time.perf_counter() - t0
-    if writer.frames < len(plan):
-        print(f"warning: {info.path}: held fewer frames than its index says; wrote {writer.frames} of "
-              f"{len(plan)} planned frames", file=sys.stderr)
+    warn_if_short(src, writer.frames, len(plan))
     print(f"wrote {out}: {writer.frames} frames at {float(fps_out):.3f} fps from {info.num_frames} at "
           f"{float(info.fps):.3f} ({counts['model']} interpolated, {counts['copy']} source, {counts['cut']} "
           f"repeated at {len(cuts)} scene cut(s), {counts['dup']} repeated duplicates); "

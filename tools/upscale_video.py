@@ -12,7 +12,6 @@ its name only once complete.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from typing import Sequence
 
@@ -21,7 +20,7 @@ from tqdm import tqdm
 from inference.options import add_model_args, add_output_args, load_task_model
 from inference.runtime import pick_device
 from inference.sr import PADDINGS, Upscaler, upscale_frames
-from inference.video_io import VideoWriter, check_output, open_source, read_frames
+from inference.video_io import VideoWriter, check_output, open_source, read_frames, warn_if_short
 from tools.cli import UsageError, run_cli
 from tools.media import MediaError
 
@@ -56,9 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for frame in upscale_frames(up, read_frames(src), info.num_frames, a.padding, lambda _: bar.update(1)):
             writer.write(frame)
     secs = time.perf_counter() - t0
-    if writer.frames < info.num_frames:
-        print(f"warning: {info.path}: held fewer frames than its index says; wrote {writer.frames} of "
-              f"{info.num_frames}", file=sys.stderr)
+    warn_if_short(src, writer.frames, info.num_frames)
     print(f"wrote {out}: {writer.frames} frames {info.width}x{info.height} -> {w}x{h} at {float(info.fps):.3f} fps; "
           f"{writer.frames / secs:.2f} frames/s, audio {'copied' if writer.audio else 'none'}")
     return 0

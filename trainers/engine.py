@@ -7,6 +7,7 @@ and skips the batches the interrupted run had already consumed, with every RNG s
 """
 from __future__ import annotations
 
+import collections
 import math
 import os
 import random
@@ -155,7 +156,8 @@ class Trainer:
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype is torch.float16)
         self.clip_grad = float(get(cfg, "train.clip_grad", 0) or 0)
-        self.timings: list[tuple[float, float]] = []  # (data, step) seconds of each step this run
+        # (data, step) seconds of the last steps this run, for benchmarks; bounded for long runs
+        self.timings: collections.deque[tuple[float, float]] = collections.deque(maxlen=100_000)
         self.guard = DivergenceGuard(int(get(cfg, "train.guard_patience", 3)), float(get(cfg, "train.guard_lr_factor", 0.5)))
         self.state = TrainState()
 

@@ -16,6 +16,7 @@ from torch import nn
 from models.baselines import bicubic_upscale, blend
 from models.load import load_pretrained
 from models.losses import Charbonnier, IFRNetLoss, PseudoFlowLabeler, RIFELoss
+from models.metrics import describe
 from models.registry import build_model, spec
 from pipelines.augment import AugmentOptions
 from pipelines.options import LoaderOptions
@@ -116,9 +117,7 @@ class Task:
         return {"y_channel": bool(m.get("y_channel", False)), "crop_border": int(m.get("crop_border", 0))}
 
     def metric_convention(self) -> str:
-        m = self.metric_kwargs()
-        return (f"{'Y (BT.601)' if m['y_channel'] else 'RGB'}, border {m['crop_border']} px, "
-                f"8-bit rounded, SSIM 11x11 Gaussian")
+        return describe(**self.metric_kwargs())
 
     def diverged(self, model: nn.Module) -> bool:
         return False
