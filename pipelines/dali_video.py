@@ -8,9 +8,13 @@ plan's, so the PNG loader can visit exactly the same sequences.
 
 Per sample, all inside DALI: crop (random when training, else centred; the anchor a multiple of the
 SR scale), flips and 90-degree rotation (one transpose plus one flip), temporal reversal, RGB->BGR
-(conditional execution), the SR low-resolution input (antialiased bicubic `fn.resize`, or a second
-reader over the lr_res clips that follows the same file list line by line), and the conversion to
-float NCHW in [0, 1] (`fn.crop_mirror_normalize`). Batches come through DALIGenericIterator.
+(conditional execution), the SR low-resolution input (antialiased bicubic `fn.resize` of the crop as a
+region of interest of the whole frame, or a second reader over the lr_res clips that follows the same
+file list line by line), and the conversion to float NCHW in [0, 1] (`fn.crop_mirror_normalize`).
+For SR only the centre frame is cropped at full resolution, and the augmentations run after the
+resize, on that frame and the small LR frames (they commute with the resize): a third less CPU per
+frame than cropping and augmenting the whole HR sequence first (docs/benchmarks.md). Batches come
+through DALIGenericIterator.
 """
 from __future__ import annotations
 
@@ -80,18 +84,21 @@ def _coin(p: float):
     return fn.random.coin_flip(probability=float(p), dtype=types.INT32)
 
 
-def _spatial(video, hflip, vflip, rot, use_rot: bool, use_flip: bool):
-    """Flips then rot90 (torch.rot90 k=1 on H, W) as one optional transpose and one flip."""
+def _spatial(x, hflip, vflip, rot, use_rot: bool, use_flip: bool, sequence: bool = True):
+    """Flips then rot90 (torch.rot90 k=1 on H, W) as one optional transpose and one flip.
+
+    `x` is FHWC when `sequence`, else HWC.
+    """
     if use_rot:
         if fn.cast(rot, dtype=types.BOOL):
-            video = fn.transpose(video, perm=[0, 2, 1, 3], transpose_layout=False)
+            x = fn.transpose(x, perm=[0, 2, 1, 3] if sequence else [1, 0, 2], transpose_layout=False)
         # rot90(vflip^v(hflip^h(x))) == hflip^v(vflip^(1-h)(transpose(x)))
         horizontal = hflip + rot * (vflip - hflip)
         vertical = vflip + rot * (1 - hflip - vflip)
-        return fn.flip(video, horizontal=horizontal, vertical=vertical)
+        return fn.flip(x, horizontal=horizontal, vertical=vertical)
     if use_flip:
-        return fn.flip(video, horizontal=hflip, vertical=vflip)
-    return video
+        return fn.flip(x, horizontal=hflip, vertical=vflip)
+    return x
 
 
 def _swap_rgb(video, swap):
@@ -135,38 +142,50 @@ def build_pipeline(opts: LoaderOptions, file_list: str, lr_file_list: str | None
         h, v, r, rev, sw = (_coin(p) for p in aug.probabilities())
         if crop is not None:
             ay, ax = _crop_anchor(video, crop, o.is_training, o.lr_scale)
-            video = fn.slice(video, start=fn.stack(ay, ax), shape=list(crop), axis_names="HW")
             crop_out = fn.cast(fn.stack(ay, ax), dtype=types.INT64)
         else:
             crop_out = fn.cast(fn.stack(start[0], start[0]), dtype=types.INT64) * 0  # (0, 0) per sample
-        video = _spatial(video, h, v, r, use_rot, use_flip)
-        if use_swap:
-            video = _swap_rgb(video, sw)
         meta = (label, start, fn.cast(fn.stack(h, v, r, rev, sw), dtype=types.INT64), crop_out)
+
+        def augment(x, sequence: bool = True):
+            x = _spatial(x, h, v, r, use_rot, use_flip, sequence)
+            return _swap_rgb(x, sw) if use_swap else x
+
         if o.task == "sr":
-            hr = fn.element_extract(video, element_map=[o.neighbors])
+            # Only the centre frame is cropped at full resolution; the LR is the crop's part of the
+            # whole frame's LR (a resize of the region of interest). Both come from the un-augmented
+            # frames and are augmented afterwards (flips and rotation commute with the resize), so
+            # the augmentations move one HR frame and the small LR frames, not the HR sequence.
+            if crop is None:
+                hr = fn.element_extract(video, element_map=[o.neighbors])
+            else:
+                first = fn.stack(ay * 0 + o.neighbors, ay, ax)
+                hr = fn.squeeze(fn.slice(video, start=first, shape=[1, *crop], axis_names="FHW"), axis_names="F")
             if lr_file_list is None:
+                # uint8 in and out, float inside: the same numbers as a float resize rounded to 8 bits
+                cubic = dict(antialias=True, interp_type=types.INTERP_CUBIC)
                 if crop is None:
                     shape = video.shape(dtype=types.INT32)
                     size = fn.cast(fn.stack(shape[1] // o.scale, shape[2] // o.scale), dtype=types.FLOAT)
+                    lr = fn.resize(video, size=size, **cubic)
                 else:
-                    size = [crop[0] // o.scale, crop[1] // o.scale]
-                # float resampling (the uint8 path rounds and clamps between its two passes), then
-                # rounded to 8 bits like a decoded LR clip
-                lr = fn.resize(video, size=size, antialias=True, interp_type=types.INTERP_CUBIC, dtype=types.FLOAT)
-                lr = fn.cast(lr, dtype=types.UINT8)
+                    roi = fn.cast(fn.stack(ay, ax), dtype=types.FLOAT)
+                    lr = fn.resize(video, size=[crop[0] // o.scale, crop[1] // o.scale], roi_start=roi,
+                                   roi_end=roi + types.Constant(np.array(crop, dtype=np.float32)),
+                                   roi_relative=False, **cubic)
             else:
                 lr, lr_label, lr_start = _read(o, lr_file_list, LR_READER)
                 if crop is not None:
                     lr = fn.slice(lr, start=fn.stack(ay // o.scale, ax // o.scale),
                                   shape=[crop[0] // o.scale, crop[1] // o.scale], axis_names="HW")
-                lr = _spatial(lr, h, v, r, use_rot, use_flip)
-                if use_swap:
-                    lr = _swap_rgb(lr, sw)
                 meta = meta + (lr_label, lr_start)
+            hr, lr = augment(hr, sequence=False), augment(lr)
             if use_rev:
                 lr = fn.sequence_rearrange(lr, new_order=_reversed_order(rev, list(range(length))))
             return (_to_float(lr, out_dtype, "FCHW"), _to_float(hr, out_dtype, "CHW")) + meta
+        if crop is not None:
+            video = fn.slice(video, start=fn.stack(ay, ax), shape=list(crop), axis_names="HW")
+        video = augment(video)
         # VFI: inputs are the group's first and last frames, the targets the ones between
         inputs_order = _reversed_order(rev, [0, length - 1]) if use_rev else [0, length - 1]
         frames = fn.sequence_rearrange(video, new_order=inputs_order)

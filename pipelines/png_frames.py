@@ -47,20 +47,32 @@ def read_frames(folder, indices, box: tuple[int, int, int, int] | None) -> torch
     return torch.from_numpy(np.ascontiguousarray(np.stack(frames))).permute(0, 3, 1, 2)
 
 
-def downscale(hr: torch.Tensor, scale: int) -> torch.Tensor:
+def downscale(hr: torch.Tensor, scale: int, margins: tuple[int, int, int, int] = (0, 0, 0, 0)) -> torch.Tensor:
     """Antialiased bicubic downscale of uint8 (..., 3, H, W) by `scale`, rounded back to uint8.
 
-    The same numbers as DALI's fn.resize(antialias=True, interp_type=INTERP_CUBIC, dtype=FLOAT) up to
-    float rounding: edge pixels are replicated (torch would renormalise the kernel at the border) by
-    padding `2 * scale` pixels, which the result then drops.
+    `margins` (top, bottom, left, right) are real pixels around the region to downscale, at most
+    2 * scale each (the cubic kernel's radius in HR pixels); they are used, and the rest of that
+    radius is the region's edge pixels replicated, as DALI's fn.resize does at a frame's border.
+    The same numbers as DALI's fn.resize(antialias=True, interp_type=INTERP_CUBIC) of the frame with
+    the region as its ROI, up to float rounding.
     """
+    top, bottom, left, right = margins
     x = hr.reshape(-1, *hr.shape[-3:]).float()
-    h, w = hr.shape[-2] // scale, hr.shape[-1] // scale
-    pad = 2 * scale  # the cubic kernel's radius in HR pixels, and a whole number of LR pixels
-    x = F.pad(x, (pad, pad, pad, pad), mode="replicate")
+    h, w = (hr.shape[-2] - top - bottom) // scale, (hr.shape[-1] - left - right) // scale
+    r = 2 * scale  # a whole number of LR pixels
+    x = F.pad(x, (r - left, r - right, r - top, r - bottom), mode="replicate")
     lr = F.interpolate(x, size=(h + 4, w + 4), mode="bicubic", antialias=True, align_corners=False)
     lr = lr[..., 2:-2, 2:-2]
-    return lr.round_().clamp_(0, 255).to(torch.uint8).reshape(*hr.shape[:-2], h, w)
+    return lr.round_().clamp_(0, 255).to(torch.uint8).reshape(*hr.shape[:-3], 3, h, w)
+
+
+def with_margins(box: tuple[int, int, int, int], size: tuple[int, int], margin: int):
+    """`box` (y, x, h, w) grown by up to `margin` pixels per side inside a frame of `size` (H, W):
+    (grown box, (top, bottom, left, right) margins gained)."""
+    y, x, h, w = box
+    top, left = min(margin, y), min(margin, x)
+    bottom, right = min(margin, size[0] - y - h), min(margin, size[1] - x - w)
+    return (y - top, x - left, h + top + bottom, w + left + right), (top, bottom, left, right)
 
 
 class SequenceDataset(Dataset):
@@ -106,23 +118,36 @@ class SequenceDataset(Dataset):
         hflip, vflip, rot, rev, swap = (bool(f) for f in flags.tolist())
         idx = [start + j * o.stride for j in range(o.sequence_length)]
         box = None if anchor is None else (*anchor, *o.crop_hw)
-        seq = apply_spatial(read_frames(clip.path, idx, box), hflip, vflip, rot)
-        if swap:
-            seq = seq.flip(-3)
         out: dict[str, torch.Tensor] = {}
+
+        def augment(x: torch.Tensor) -> torch.Tensor:
+            x = apply_spatial(x, hflip, vflip, rot)
+            return x.flip(-3) if swap else x
+
         if o.task == "sr":
+            # the LR is the crop's part of the whole frame's LR (as DALI's resize of a region of
+            # interest), made from the un-augmented frames; both are augmented afterwards
+            n = o.neighbors
             if o.lr_res is None:
-                lr = downscale(seq, o.scale)
+                if box is None:
+                    seq, margins = read_frames(clip.path, idx, None), (0, 0, 0, 0)
+                else:
+                    grown, margins = with_margins(box, (clip.height, clip.width), 2 * o.scale)
+                    seq = read_frames(clip.path, idx, grown)
+                lr = downscale(seq, o.scale, margins)
+                top, _, left, _ = margins
+                hr = seq[n, :, top:top + lr.shape[-2] * o.scale, left:left + lr.shape[-1] * o.scale]
             else:
+                hr = read_frames(clip.path, [idx[n]], box)[0]
                 lr_box = None if box is None else tuple(v // o.scale for v in box)
-                lr = apply_spatial(read_frames(clip.lr_path, idx, lr_box), hflip, vflip, rot)
-                if swap:
-                    lr = lr.flip(-3)
+                lr = read_frames(clip.lr_path, idx, lr_box)
+            lr = augment(lr)
             if rev:
                 lr = lr.flip(0)
             out["lr"] = self._float(lr)
-            out["hr"] = self._float(seq[o.neighbors])
+            out["hr"] = self._float(augment(hr))
         else:
+            seq = augment(read_frames(clip.path, idx, box))
             inputs = seq[[0, -1]]
             t = torch.arange(1, o.targets + 1, dtype=torch.float32) / (o.targets + 1)
             if rev:
