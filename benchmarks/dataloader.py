@@ -314,6 +314,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="PNG DataLoader workers = DALI CPU threads (default: all cores)")
     ap.add_argument("--dali-readers", default=None,
                     help="comma list of DALI reader pipeline counts to compare (default: the loader's own)")
+    ap.add_argument("--clip-run", default="1",
+                    help="comma list of clip_run values (adjacent sequences read in a row) to compare for DALI; "
+                         "PNG and the table's setting use the first")
     ap.add_argument("--prefetch", type=int, default=2)
     ap.add_argument("--kinds", default="dali,png")
     ap.add_argument("--iters", type=int, default=30)
@@ -343,6 +346,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         scale=a.scale or preset.get("scale", 4), targets=a.targets, step=a.step, training=True,
         shuffle=not a.no_shuffle, augment=AugmentOptions.off() if a.no_augment else AugmentOptions(),
         device=a.device, workers=a.workers, prefetch=a.prefetch, dtype=a.dtype)
+    clip_runs = [int(v) for v in parse_list(a.clip_run)]
+    base = LoaderOptions(**{**base.__dict__, "clip_run": clip_runs[0]})
     clips = [c.path for c in discover_clips(data_dir, res, a.split, "dali", base.sequence_length, base.stride)] \
         if "dali" in kinds or not a.no_ceiling else []
 
@@ -356,10 +361,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 rows.append(raw_decode(clips, 1, nvdec=True))
         for kind in kinds:
             readers = [None] if kind != "dali" or not a.dali_readers else [int(r) for r in parse_list(a.dali_readers)]
-            for r in readers:
-                opts = LoaderOptions(**{**base.__dict__, "kind": kind, "readers": r})
-                label = (f"DALI {a.device.upper()} ({opts.num_readers} rdr, {a.workers} thr)" if kind == "dali"
-                         else f"PNG ({a.workers} workers)")
+            runs_here = clip_runs if kind == "dali" else clip_runs[:1]
+            for run, r in ((run, r) for run in runs_here for r in readers):
+                opts = LoaderOptions(**{**base.__dict__, "kind": kind, "readers": r, "clip_run": run})
+                tag = f", run {run}" if len(clip_runs) > 1 or run > 1 else ""
+                label = (f"DALI {a.device.upper()} ({opts.num_readers} rdr, {a.workers} thr{tag})" if kind == "dali"
+                         else f"PNG ({a.workers} workers{tag})")
                 print(f"[{rep + 1}/{a.repeats}] measuring {label} ...", flush=True)
                 row = measure_loader(label, opts, a.iters, a.warmup, a.step_ms)
                 sub = "scenes" if kind == "dali" else "frames"
@@ -370,7 +377,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = median_rows(runs)
     amp = decode_amplification(clips, base) if clips else None
     setting = (f"{base.task} {res} crop {base.crop_hw} batch {base.batch_size} x {base.sequence_length} frames, "
-               f"step {base.step}, {'shuffled' if base.is_shuffled else 'in order'}, {a.dtype}, "
+               f"step {base.step}, {'shuffled' if base.is_shuffled else 'in order'}, clip_run {a.clip_run}, {a.dtype}, "
                f"{a.device}, {a.workers} workers")
     print(f"\n{setting}")
     if amp:

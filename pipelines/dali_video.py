@@ -12,8 +12,8 @@ SR scale), flips and 90-degree rotation (one transpose plus one flip), temporal 
 region of interest of the whole frame, or a second reader over the lr_res clips that follows the same
 file list line by line), and the conversion to float NCHW in [0, 1] (`fn.crop_mirror_normalize`).
 For SR only the centre frame is cropped at full resolution, and the augmentations run after the
-resize, on that frame and the small LR frames (they commute with the resize): a third less CPU per
-frame than cropping and augmenting the whole HR sequence first (docs/benchmarks.md). Batches come
+resize, on that frame and the small LR frames (they commute with the resize): about 15 % less CPU
+per frame than cropping and augmenting the whole HR sequence first (docs/benchmarks.md). Batches come
 through DALIGenericIterator.
 """
 from __future__ import annotations
@@ -118,10 +118,12 @@ def _to_float(x, dtype, layout: str):
     return fn.crop_mirror_normalize(x, dtype=dtype, output_layout=layout, mean=[0.0], std=[255.0])
 
 
-def build_pipeline(opts: LoaderOptions, file_list: str, lr_file_list: str | None, seed: int, readers: int = 1):
+def build_pipeline(opts: LoaderOptions, file_list: str, lr_file_list: str | None, seed: int, readers: int = 1,
+                   batch_size: int | None = None):
     """The DALI pipeline for `opts` (task, device, crop, augmentation) reading `file_list` in order.
 
     With `readers` pipelines side by side, each gets an equal share of the `workers` threads.
+    `batch_size` (default opts.batch_size) is the samples per run: a window of batches (DaliLoader).
     """
     o = opts
     aug = o.augmentation
@@ -135,7 +137,7 @@ def build_pipeline(opts: LoaderOptions, file_list: str, lr_file_list: str | None
     use_rev = aug.reverse > 0
     use_swap = aug.swap_rgb > 0
 
-    @pipeline_def(batch_size=o.batch_size, num_threads=max(1, o.workers // readers), device_id=device_id, seed=seed,
+    @pipeline_def(batch_size=batch_size or o.batch_size, num_threads=max(1, o.workers // readers), device_id=device_id, seed=seed,
                   prefetch_queue_depth=o.prefetch, enable_conditionals=use_rot or use_swap)
     def pipe():
         video, label, start = _read(o, file_list, READER)
@@ -200,16 +202,19 @@ def build_pipeline(opts: LoaderOptions, file_list: str, lr_file_list: str | None
 class DaliLoader(BatchLoader):
     """Contract batches (pipelines.batch) from DALI pipelines over the clips; see the module docstring.
 
+    A pipeline run decodes a window of batches (BatchLoader.windows(): clip_run batches when
+    shuffling, else one) with its samples in clip and frame order, so that a run of adjacent
+    sequences is decoded straight through; the window is put back in plan order on the way out.
     `opts.num_readers` pipelines run side by side (a CPU video reader decodes on its own single
-    thread, so this is how decoding uses several cores); batch j of the epoch comes from pipeline
-    j % readers, so the order is the plan's whatever the number of pipelines.
+    thread, so this is how decoding uses several cores); window j comes from pipeline j % readers,
+    so the order is the plan's whatever the number of pipelines.
     """
 
     def __init__(self, opts: LoaderOptions):
         super().__init__(opts)
         self._tmp = Path(tempfile.mkdtemp(prefix="dali-filelist-"))
         weakref.finalize(self, shutil.rmtree, self._tmp, True)
-        self._built: tuple[int, list[DALIGenericIterator], int] | None = None
+        self._built: tuple[int, list[DALIGenericIterator], list[list[list[int]]]] | None = None
         self._clean = False  # True when the built iterators sit at the start of an epoch
 
     def output_names(self) -> list[str]:
@@ -218,6 +223,15 @@ class DaliLoader(BatchLoader):
             extra = ["lr_clip", "lr_start"] if self.opts.lr_res else []
             return ["lr", "hr"] + meta + extra
         return ["frames", "target", "timesteps"] + meta
+
+    def _read_order(self, window: list[list[int]]) -> list[int]:
+        """Indices into the window's samples (plan order) in the order the reader reads them: plan order
+        for a single batch, else clip and frame order (a run's adjacent sequences back to back)."""
+        if len(window) == 1:
+            return list(range(len(window[0])))
+        plan = self.plan()
+        seqs = [plan[p] for b in window for p in b]  # indices into all_sequences(): clip, then frame order
+        return sorted(range(len(seqs)), key=lambda i: (seqs[i], i))
 
     def _file_lists(self, positions: list[int], tag: str) -> tuple[str, str | None]:
         o = self.opts
@@ -236,28 +250,41 @@ class DaliLoader(BatchLoader):
 
     def _build(self) -> None:
         self._built = None  # release the previous pipelines first
-        batches = self.batches()
-        readers = max(1, min(self.opts.num_readers, len(batches)))
+        windows = self.windows()
+        readers = max(1, min(self.opts.num_readers, len(windows)))
         base = int(np.random.default_rng([self.opts.seed, self.epoch, self.shard_id]).integers(2 ** 31 - readers))
+        window_samples = max(sum(len(b) for b in w) for w in windows) if windows else self.opts.batch_size
         iterators = []
         for k in range(readers):
-            mine = [p for j, b in enumerate(batches) if j % readers == k for p in b]
+            mine = []
+            for w in windows[k::readers]:
+                in_plan_order = [p for b in w for p in b]
+                mine += [in_plan_order[i] for i in self._read_order(w)]
             hr_list, lr_list = self._file_lists(mine, f"epoch{self.epoch}-reader{k}")
-            pipe = build_pipeline(self.opts, hr_list, lr_list, base + k, readers)
+            pipe = build_pipeline(self.opts, hr_list, lr_list, base + k, readers, batch_size=window_samples)
             iterators.append(DALIGenericIterator(pipe, self.output_names(), reader_name=READER, auto_reset=True,
                                                  last_batch_policy=LastBatchPolicy.PARTIAL,
                                                  prepare_first_batch=False))
-        self._built = (self.epoch, iterators, len(batches))
+        self._built = (self.epoch, iterators, windows)
         self._clean = True
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         # DALI iterators cannot restart mid-epoch: rebuild when the last pass stopped early
         if self._built is None or self._built[0] != self.epoch or not self._clean:
             self._build()
-        _, iterators, n = self._built
+        _, iterators, windows = self._built
         self._clean = False
-        for j in range(n):
-            yield self._to_contract(next(iterators[j % len(iterators)])[0])
+        for j, window in enumerate(windows):
+            out = next(iterators[j % len(iterators)])[0]  # the window in read order
+            if len(window) == 1:
+                yield self._to_contract(out)  # one batch, read in plan order
+                continue
+            where = torch.from_numpy(np.argsort(self._read_order(window)))  # read position of each sample
+            first = 0
+            for b in window:
+                idx = where[first:first + len(b)]
+                first += len(b)
+                yield self._to_contract({k: v[idx.to(v.device)] for k, v in out.items()})
         for it in iterators:  # reach each iterator's end so that it resets itself for the next pass
             try:
                 next(it)

@@ -48,7 +48,9 @@ class BatchLoader:
             o = self.opts
             self._plan = (self.epoch, plan_epoch(len(self.sequences), shuffle=o.is_shuffled, seed=o.seed,
                                                  epoch=self.epoch, epoch_size=o.epoch_size,
-                                                 shard_id=self.shard_id, num_shards=self.num_shards))
+                                                 shard_id=self.shard_id, num_shards=self.num_shards,
+                                                 sequences=self.sequences, span=o.sequence_length * o.stride,
+                                                 run=o.clip_run, batch_size=o.batch_size))
         return self._plan[1]
 
     @property
@@ -68,6 +70,13 @@ class BatchLoader:
         if policy == "drop" and out and len(out[-1]) < b:
             out.pop()
         return out
+
+    def windows(self) -> list[list[list[int]]]:
+        """The epoch's batches in groups of clip_run (when shuffling; else one each): the batches a
+        run of adjacent sequences is spread over, which a video reader reads together."""
+        batches = self.batches()
+        size = self.opts.clip_run if self.opts.is_shuffled else 1
+        return [batches[i:i + size] for i in range(0, len(batches), size)]
 
     def __len__(self) -> int:
         return num_batches(self.num_samples, self.opts.batch_size, self.opts.last_batch_policy)

@@ -25,6 +25,11 @@ class LoaderOptions:
     in each clip (1: every frame starts one). `crop` is the HR crop, an int (square) or (H, W); None
     keeps full frames. Training draws random crops and augmentations and reshuffles per (seed, epoch);
     otherwise crops are centred, nothing is augmented and the order is fixed.
+
+    `clip_run` > 1 trades some independence between batches for decoding speed: a shuffled epoch is
+    then made of runs of `clip_run` adjacent sequences of a clip, one seek each instead of one per
+    sample, spread over `clip_run` consecutive batches (each batch still holds `batch_size`
+    different runs; pipelines.sampling.adjacent_runs). Crops and augmentations stay per sample.
     """
 
     kind: str = "dali"                 # dali | png
@@ -45,6 +50,7 @@ class LoaderOptions:
     epoch_size: int | None = None      # samples per epoch, all shards together; None: every sequence once
     augment: AugmentOptions = field(default_factory=AugmentOptions)
     shuffle: bool | None = None        # None: same as training
+    clip_run: int = 1                  # shuffled: adjacent sequences read in a row, over as many batches (1: all independent)
     seed: int = 0
     epoch: int = 0                     # with seed, picks the epoch's order and augmentations
     workers: int = 2                   # DALI CPU threads / PNG DataLoader worker processes
@@ -137,7 +143,7 @@ class LoaderOptions:
                 raise bad(name, f"use one of {', '.join(choices)}")
         if self.last_batch is not None and self.last_batch not in LAST_BATCH:
             raise bad("last_batch", f"use one of {', '.join(LAST_BATCH)}")
-        for name in ("batch_size", "stride", "step", "workers", "prefetch"):
+        for name in ("batch_size", "stride", "step", "workers", "prefetch", "clip_run"):
             if int(getattr(self, name)) < 1:
                 raise bad(name, "must be at least 1")
         if self.neighbors < 0:

@@ -3,7 +3,8 @@
 The DALI loader hands the plan to its reader as a file list (one line per sequence, read in order),
 and the PNG loader indexes it directly, so with the same options both loaders visit the same
 sequences in the same order. Shuffling is global (a permutation per (seed, epoch)), not DALI's
-local shuffle buffer.
+local shuffle buffer; with `clip_run` > 1 the permutation is made of runs of adjacent sequences
+spread over consecutive batches (adjacent_runs), which a video reader decodes without seeking.
 
 A sequence of L frames `stride` apart may start at frame s of an n-frame clip when
 s + L * stride <= n (the rule of DALI's video readers; the last stride - 1 frames never end a
@@ -127,19 +128,56 @@ def all_sequences(clips: Sequence[Clip], length: int, stride: int, step: int) ->
     return [(c, s) for c, clip in enumerate(clips) for s in sequence_starts(clip.num_frames, length, stride, step)]
 
 
+def adjacent_runs(sequences: Sequence[tuple[int, int]], span: int, run: int, batch_size: int,
+                  rng: np.random.Generator) -> np.ndarray:
+    """A permutation of all sequences in batch order, built from runs of `run` adjacent sequences.
+
+    Adjacent sequences of a clip follow each other without a gap (starts `span` frames apart), so a
+    video reader decodes a run straight through, with one seek for the whole run. Runs are shuffled
+    and taken `batch_size` at a time: batch k of such a group holds the k-th sequence of each run,
+    so a batch still holds `batch_size` different runs, and a run is spread over `run` consecutive
+    batches. Runs cut short by a clip's end are grouped at the end of the epoch.
+    """
+    chains: dict[tuple[int, int], list[int]] = {}
+    for i, (clip, start) in enumerate(sequences):  # clip by clip, starts ascending
+        chains.setdefault((clip, start % span), []).append(i)
+    full, short = [], []
+    for chain in chains.values():
+        offset = int(rng.integers(run))  # where the runs start, so run boundaries move between epochs
+        pieces = [chain[:offset]] + [chain[i:i + run] for i in range(offset, len(chain), run)]
+        for piece in pieces:
+            if piece:
+                (full if len(piece) == run else short).append(piece)
+    runs = [full[i] for i in rng.permutation(len(full))] + [short[i] for i in rng.permutation(len(short))]
+    order = []
+    for g in range(0, len(runs), batch_size):
+        group = runs[g:g + batch_size]
+        order += [r[k] for k in range(run) for r in group if k < len(r)]
+    return np.asarray(order, dtype=np.int64)
+
+
 def plan_epoch(num_sequences: int, *, shuffle: bool, seed: int, epoch: int, epoch_size: int | None,
-               shard_id: int, num_shards: int) -> list[int]:
+               shard_id: int, num_shards: int, sequences: Sequence[tuple[int, int]] | None = None,
+               span: int = 1, run: int = 1, batch_size: int = 1) -> list[int]:
     """Indices into all_sequences() that shard `shard_id` visits this epoch, in order.
 
     The epoch has `epoch_size` samples (default: every sequence once), drawn from successive
     permutations seeded by (seed, epoch) when shuffling, in order otherwise. It is split into
     `num_shards` contiguous, equal parts; when it does not divide evenly the last part is padded
     from the epoch's start (every shard sees the same number of samples, so DDP ranks stay in step).
+    With `run` > 1 (and shuffling) each permutation is adjacent_runs() of `sequences` (the
+    all_sequences() list, sequences `span` frames long).
     """
     total = epoch_size or num_sequences
     if shuffle:
         rng = np.random.default_rng([int(seed), int(epoch)])
-        parts = [rng.permutation(num_sequences) for _ in range(math.ceil(total / num_sequences))]
+        if run > 1 and sequences is not None:
+            def draw():
+                return adjacent_runs(sequences, span, run, batch_size, rng)
+        else:
+            def draw():
+                return rng.permutation(num_sequences)
+        parts = [draw() for _ in range(math.ceil(total / num_sequences))]
         order = np.concatenate(parts)[:total]
     else:
         order = np.resize(np.arange(num_sequences), total)

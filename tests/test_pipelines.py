@@ -79,6 +79,8 @@ def test_validate_batch_names_the_broken_key():
     ("vfi", dict(split="val", crop=(48, 64), targets=7)),                     # x8 groups
     ("vfi", dict(split="train", training=True, shuffle=True, augment=AugmentOptions.off(), crop=None,
                  targets=1, stride=2, step=2)),                               # shuffled, no augmentation
+    ("sr", dict(split="train", training=True, augment=AugmentOptions.off(), crop=None, clip_run=3,
+                epoch_size=30, last_batch="partial")),                        # runs: windows read out of order
 ])
 def test_dali_and_png_give_the_same_frames(tiny_data_dir, task, kw):
     d = collect(loader(tiny_data_dir, "dali", task=task, **kw))
@@ -186,6 +188,25 @@ def test_epoch_size_and_last_batch_policy(tiny_data_dir, kind, policy, batches, 
     assert got[-1]["hr"].shape[0] == last
     if policy == "fill":  # the last batch is completed from the start of the epoch
         assert meta(got)[-2:] == meta(got)[:2]
+
+
+def test_clip_runs_cover_the_epoch_with_adjacent_sequences_in_consecutive_batches(tiny_data_dir):
+    ld = loader(tiny_data_dir, "png", task="sr", split="train", crop=32, batch_size=3, clip_run=4,
+                last_batch="partial")
+    got = meta(collect(ld))
+    assert sorted(got) == sorted(all_sequences(ld.clips, 3, 1, 1))  # every sequence once
+    full = [got[g:g + 12] for g in range(0, len(got), 12)]
+    adjacent = 0
+    for group in full[:len(full) // 2]:  # runs cut short by a clip's end come last
+        for k in range(3):
+            for i in range(3):
+                (c0, s0), (c1, s1) = group[3 * k + i], group[3 * (k + 1) + i]
+                adjacent += c0 == c1 and s1 == s0 + 3
+    assert adjacent == 9 * (len(full) // 2)
+    assert len({c for c, _ in got[:3]}) > 1 or len({s for _, s in got[:3]}) == 3  # batches mix runs
+    plain = meta(collect(loader(tiny_data_dir, "png", task="sr", split="train", crop=32, batch_size=3,
+                                last_batch="partial")))
+    assert sorted(plain) == sorted(got) and plain != got
 
 
 def test_parallel_dali_readers_keep_the_plan_order(tiny_data_dir):

@@ -49,6 +49,7 @@ def loader_options(cfg: dict, task: str, split: str, *, epoch: int = 0, seed: in
         targets=targets, stride=int(d.get("stride", 1)), epoch_size=d.get("epoch_size") if training else None,
         augment=AugmentOptions(**aug) if training else AugmentOptions.off(), seed=seed, epoch=epoch,
         workers=int(d.get("workers", 2)), dtype=d.get("dtype", "float32"),
+        clip_run=int(d.get("clip_run", 1)) if training else 1,
     )
 
 
