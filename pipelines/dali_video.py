@@ -248,20 +248,31 @@ class DaliLoader(BatchLoader):
         lr_list = write_file_list(self._tmp / f"{tag}-lr.txt", lr) if o.lr_res else None
         return str(hr_list), (str(lr_list) if lr_list else None)
 
-    def _build(self) -> None:
-        self._built = None  # release the previous pipelines first
+    def reader_lists(self, readers: int) -> list[tuple[str, str | None]]:
+        """The reader file lists (HR, LR or None) of `readers` pipelines for the current epoch, in
+        read order: pipeline k reads windows k, k + readers, ..."""
         windows = self.windows()
-        readers = max(1, min(self.opts.num_readers, len(windows)))
-        base = int(np.random.default_rng([self.opts.seed, self.epoch, self.shard_id]).integers(2 ** 31 - readers))
-        window_samples = max(sum(len(b) for b in w) for w in windows) if windows else self.opts.batch_size
-        iterators = []
+        lists = []
         for k in range(readers):
             mine = []
             for w in windows[k::readers]:
                 in_plan_order = [p for b in w for p in b]
                 mine += [in_plan_order[i] for i in self._read_order(w)]
-            hr_list, lr_list = self._file_lists(mine, f"epoch{self.epoch}-reader{k}")
-            pipe = build_pipeline(self.opts, hr_list, lr_list, base + k, readers, batch_size=window_samples)
+            lists.append(self._file_lists(mine, f"epoch{self.epoch}-reader{k}"))
+        return lists
+
+    def window_samples(self) -> int:
+        """Samples per pipeline run: the largest window."""
+        return max((sum(len(b) for b in w) for w in self.windows()), default=self.opts.batch_size)
+
+    def _build(self) -> None:
+        self._built = None  # release the previous pipelines first
+        windows = self.windows()
+        readers = max(1, min(self.opts.num_readers, len(windows)))
+        base = int(np.random.default_rng([self.opts.seed, self.epoch, self.shard_id]).integers(2 ** 31 - readers))
+        iterators = []
+        for k, (hr_list, lr_list) in enumerate(self.reader_lists(readers)):
+            pipe = build_pipeline(self.opts, hr_list, lr_list, base + k, readers, batch_size=self.window_samples())
             iterators.append(DALIGenericIterator(pipe, self.output_names(), reader_name=READER, auto_reset=True,
                                                  last_batch_policy=LastBatchPolicy.PARTIAL,
                                                  prepare_first_batch=False))

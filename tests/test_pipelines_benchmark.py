@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from benchmarks import dali_reader, dataloader
+from benchmarks import dali_reader, dali_stages, dataloader
 from tests.clipfactory import tiny_data_dir  # noqa: F401  (fixture)
 
 
@@ -28,3 +28,12 @@ def test_reader_benchmark_smoke(tiny_data_dir, capsys):
                              "--repeats", "1"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [ln.split()[2] for ln in lines[1:]] == ["in-order", "aligned", "random"]
+
+
+def test_stage_benchmark_smoke(tiny_data_dir, capsys):
+    assert dali_stages.main(["--data", str(tiny_data_dir), "--res", "144p", "--crop", "64", "--clip-run", "1,2",
+                             "--frames", "60", "--repeats", "1"]) == 0
+    rows = [ln.split() for ln in capsys.readouterr().out.splitlines()[2:]]
+    assert [r[0] for r in rows] == ["1", "2"]
+    for _, reader, whole, ops in rows:  # operators = whole pipeline - reader (CPU clock too coarse to compare here)
+        assert float(reader) > 0 and float(whole) > 0 and abs(float(whole) - float(reader) - float(ops)) < 0.11
