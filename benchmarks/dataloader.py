@@ -33,9 +33,8 @@ import torch
 
 from pipelines import LoaderOptions, build_loader
 from pipelines.augment import AugmentOptions
-from pipelines.sampling import all_sequences, discover_clips
-from tools import layout
-from tools.cli import UsageError, parse_list, run_cli
+from pipelines.sampling import discover_clips
+from tools.cli import parse_list, run_cli
 from tools.media import DALI_RGB_ARGS, dir_bytes, ffmpeg_binary, probe
 
 PRESETS = {

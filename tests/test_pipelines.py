@@ -1,7 +1,6 @@
 """Loaders: the batch contract, DALI == PNG on the same sequences, order, shards, epochs, bad data."""
 from __future__ import annotations
 
-import warnings
 
 import pytest
 import torch
