@@ -269,6 +269,10 @@ def plot(rows: list[dict], title: str, path: Path) -> None:
     a1.barh(names, [r["frames_per_s"] for r in rows], color=colors)
     a1.set_xlabel("frames/s delivered (decoded, for the ceilings)")
     a1.invert_yaxis()
+    decode = next((r["frames_per_s"] for r in rows if r["kind"] == "ceiling"), None)
+    if decode:  # the CPU target: a loader at half the frames/s of raw decoding
+        a1.axvline(decode / 2, color="#cc3333", linestyle="--", linewidth=1)
+        a1.text(decode / 2, len(rows) - 0.6, " 50 % of decode", color="#cc3333", fontsize=8)
     loaders = [r for r in rows if r["kind"] != "ceiling"]
     a2.barh([r["loader"] for r in loaders], [r["data_ms_mean"] for r in loaders],
             xerr=[[0] * len(loaders), [r["data_ms_p95"] - r["data_ms_mean"] for r in loaders]],
