@@ -208,8 +208,9 @@ def test_clip_runs_cover_the_epoch_with_adjacent_sequences_in_consecutive_batche
     assert sorted(plain) == sorted(got) and plain != got
 
 
-def test_parallel_dali_readers_keep_the_plan_order(tiny_data_dir):
-    kw = dict(task="sr", split="train", training=False, shuffle=True, crop=32, epoch_size=22)
+@pytest.mark.parametrize("clip_run", [1, 2])
+def test_parallel_dali_readers_keep_the_plan_order(tiny_data_dir, clip_run):
+    kw = dict(task="sr", split="train", training=False, shuffle=True, crop=32, epoch_size=22, clip_run=clip_run)
     one = collect(loader(tiny_data_dir, "dali", readers=1, **kw))
     three = collect(loader(tiny_data_dir, "dali", readers=3, workers=3, **kw))
     assert meta(one) == meta(three) and len(three) == 6 and three[-1]["hr"].shape[0] == 2
