@@ -12,23 +12,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import statistics
 import time
 from typing import Sequence
 
 from nvidia.dali import pipeline_def
 
+from benchmarks.dali_reader import cpu_seconds
+from benchmarks.dataloader import PRESETS
 from pipelines import LoaderOptions, build_loader
 from pipelines.dali_video import READER, _read, build_pipeline
 from tools.cli import parse_list, run_cli
-
-PRESETS = {"seed": dict(res="720p", crop=(540, 960), batch_size=3, task="sr", neighbors=1, scale=4)}
-
-
-def cpu_seconds() -> float:
-    t = os.times()
-    return t.user + t.system
 
 
 def measure(pipe, frames_per_run: int, runs: int) -> float:
