@@ -199,6 +199,10 @@ def build_pipeline(opts: LoaderOptions, file_list: str, lr_file_list: str | None
     return pipe()
 
 
+def _largest_window(windows: list[list[list[int]]], default: int) -> int:
+    return max((sum(len(b) for b in w) for w in windows), default=default)
+
+
 class DaliLoader(BatchLoader):
     """Contract batches (pipelines.batch) from DALI pipelines over the clips; see the module docstring.
 
@@ -214,7 +218,7 @@ class DaliLoader(BatchLoader):
         super().__init__(opts)
         self._tmp = Path(tempfile.mkdtemp(prefix="dali-filelist-"))
         weakref.finalize(self, shutil.rmtree, self._tmp, True)
-        self._built: tuple[int, list[DALIGenericIterator], list[list[list[int]]]] | None = None
+        self._built: tuple[int, list[DALIGenericIterator], list[list[list[int]]], list[list[int]]] | None = None
         self._clean = False  # True when the built iterators sit at the start of an epoch
 
     def output_names(self) -> list[str]:
@@ -252,50 +256,57 @@ class DaliLoader(BatchLoader):
         """The reader file lists (HR, LR or None) of `readers` pipelines for the current epoch, in
         read order: pipeline k reads windows k, k + readers, ..."""
         windows = self.windows()
+        return self._write_lists(windows, [self._read_order(w) for w in windows], readers)
+
+    def _write_lists(self, windows: list[list[list[int]]], orders: list[list[int]],
+                     readers: int) -> list[tuple[str, str | None]]:
         lists = []
         for k in range(readers):
             mine = []
-            for w in windows[k::readers]:
+            for w, order in zip(windows[k::readers], orders[k::readers]):
                 in_plan_order = [p for b in w for p in b]
-                mine += [in_plan_order[i] for i in self._read_order(w)]
+                mine += [in_plan_order[i] for i in order]
             lists.append(self._file_lists(mine, f"epoch{self.epoch}-reader{k}"))
         return lists
 
     def window_samples(self) -> int:
         """Samples per pipeline run: the largest window."""
-        return max((sum(len(b) for b in w) for w in self.windows()), default=self.opts.batch_size)
+        return _largest_window(self.windows(), self.opts.batch_size)
 
     def _build(self) -> None:
         self._built = None  # release the previous pipelines first
         windows = self.windows()
+        orders = [self._read_order(w) for w in windows]
         readers = max(1, min(self.opts.num_readers, len(windows)))
         base = int(np.random.default_rng([self.opts.seed, self.epoch, self.shard_id]).integers(2 ** 31 - readers))
+        run_size = _largest_window(windows, self.opts.batch_size)
         iterators = []
-        for k, (hr_list, lr_list) in enumerate(self.reader_lists(readers)):
-            pipe = build_pipeline(self.opts, hr_list, lr_list, base + k, readers, batch_size=self.window_samples())
+        for k, (hr_list, lr_list) in enumerate(self._write_lists(windows, orders, readers)):
+            pipe = build_pipeline(self.opts, hr_list, lr_list, base + k, readers, batch_size=run_size)
             iterators.append(DALIGenericIterator(pipe, self.output_names(), reader_name=READER, auto_reset=True,
                                                  last_batch_policy=LastBatchPolicy.PARTIAL,
                                                  prepare_first_batch=False))
-        self._built = (self.epoch, iterators, windows)
+        self._built = (self.epoch, iterators, windows, orders)
         self._clean = True
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         # DALI iterators cannot restart mid-epoch: rebuild when the last pass stopped early
         if self._built is None or self._built[0] != self.epoch or not self._clean:
             self._build()
-        _, iterators, windows = self._built
+        _, iterators, windows, orders = self._built
         self._clean = False
-        for j, window in enumerate(windows):
+        for j, (window, order) in enumerate(zip(windows, orders)):
             out = next(iterators[j % len(iterators)])[0]  # the window in read order
-            if len(window) == 1:
-                yield self._to_contract(out)  # one batch, read in plan order
-                continue
-            where = torch.from_numpy(np.argsort(self._read_order(window)))  # read position of each sample
+            in_order = order == list(range(len(order)))
+            where = None if in_order else torch.from_numpy(np.argsort(order))  # read position of each sample
             first = 0
             for b in window:
-                idx = where[first:first + len(b)]
+                if where is None:  # read in plan order: each batch is a slice (a view, no copy)
+                    yield self._to_contract({k: v[first:first + len(b)] for k, v in out.items()})
+                else:
+                    idx = where[first:first + len(b)]
+                    yield self._to_contract({k: v[idx.to(v.device)] for k, v in out.items()})
                 first += len(b)
-                yield self._to_contract({k: v[idx.to(v.device)] for k, v in out.items()})
         for it in iterators:  # reach each iterator's end so that it resets itself for the next pass
             try:
                 next(it)

@@ -136,14 +136,15 @@ def adjacent_runs(sequences: Sequence[tuple[int, int]], span: int, run: int, bat
     video reader decodes a run straight through, with one seek for the whole run. Runs are shuffled
     and taken `batch_size` at a time: batch k of such a group holds the k-th sequence of each run,
     so a batch still holds `batch_size` different runs, and a run is spread over `run` consecutive
-    batches. Runs cut short by a clip's end are grouped at the end of the epoch.
+    batches. Each chain's runs start at a random offset (run boundaries move between epochs); the
+    shorter pieces left at a chain's two ends are grouped at the end of the epoch.
     """
     chains: dict[tuple[int, int], list[int]] = {}
     for i, (clip, start) in enumerate(sequences):  # clip by clip, starts ascending
         chains.setdefault((clip, start % span), []).append(i)
     full, short = [], []
     for chain in chains.values():
-        offset = int(rng.integers(run))  # where the runs start, so run boundaries move between epochs
+        offset = int(rng.integers(run))
         pieces = [chain[:offset]] + [chain[i:i + run] for i in range(offset, len(chain), run)]
         for piece in pieces:
             if piece:
