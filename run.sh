@@ -18,7 +18,7 @@ if [ $# -gt 0 ] && [[ "$1" != *=* ]] && [[ "$1" != --* ]]; then model="$1"; shif
 extra=()
 if ! printf '%s\n' "$@" | grep -q '^data\.dir='; then
   echo "no data.dir given: preparing the built-in demo data set in data/demo (reused when present)"
-  data_dir="$("$py" -m tools.demo_data data/demo | tail -n 1)"
+  data_dir="$("$py" -m vsrvfi.tools.demo_data data/demo | tail -n 1)"
   # A short run that finishes in minutes on a CPU: a few hundred steps on small crops.
   extra=("data.dir=$data_dir" train.steps=300 train.val_every=100 train.log_every=10 data.crop=96
          data.val_crop=192 train.val_batches=2 "experiment.name=demo-$(basename "$model" .yaml)" --resume)
@@ -29,4 +29,4 @@ if [ -z "${NPROC:-}" ]; then
 fi
 rdzv="${TORCHRUN_ARGS:---standalone}"
 # shellcheck disable=SC2086
-exec "$py" -m torch.distributed.run $rdzv --nproc_per_node="$NPROC" -m trainers.train "$model" "${extra[@]}" "$@"
+exec "$py" -m torch.distributed.run $rdzv --nproc_per_node="$NPROC" -m vsrvfi.trainers.train "$model" "${extra[@]}" "$@"

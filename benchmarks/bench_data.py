@@ -4,7 +4,7 @@ The source is tools.demo_video at the chosen size (a photo zoom, a pan over a fr
 Mandelbrot zoom, moving test patterns; nothing downloaded). Each scene becomes one clip encoded the
 way tools/transcode_scenes.py encodes VP9 (its codec_args, so the benchmark measures the project's
 real settings) with the chosen GOP, and its frames are extracted to PNG with DALI's YUV->RGB
-conversion (tools.media.DALI_RGB_ARGS). Layout as tools/layout.py; existing files are reused.
+conversion (core.ffmpeg.DALI_RGB_ARGS). Layout as core/layout.py; existing files are reused.
 """
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ from pathlib import Path
 
 import ffmpeg
 
-from tools import layout
-from tools.demo_video import SCENES, make_demo_video
-from tools.media import DALI_RGB_ARGS, atomic_path, probe, run_ffmpeg
-from tools.transcode_scenes import TranscodeOptions, codec_args
+from vsrvfi.core import layout
+from vsrvfi.tools.demo_video import SCENES, make_demo_video
+from vsrvfi.core.atomic import atomic_path
+from vsrvfi.core.ffmpeg import DALI_RGB_ARGS, run_ffmpeg
+from vsrvfi.core.media import probe
+from vsrvfi.tools.transcode_scenes import TranscodeOptions, codec_args
 
 
 def make_bench_data(root: str | Path, res: str = "720p", gop: int = 4, scene_seconds: float = 2.0,

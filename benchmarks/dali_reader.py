@@ -21,10 +21,11 @@ from typing import Sequence
 
 from nvidia.dali import fn, pipeline_def
 
-from pipelines.sampling import sequence_starts
-from tools import layout
-from tools.cli import UsageError, parse_list, run_cli
-from tools.media import probe
+from vsrvfi.pipelines.sampling import sequence_starts
+from vsrvfi.core import layout
+from vsrvfi.core.cli import parse_list, run_cli
+from vsrvfi.core.errors import UsageError
+from vsrvfi.core.media import probe
 
 ORDERS = ("in-order", "aligned", "random")
 

@@ -20,9 +20,9 @@ from nvidia.dali import pipeline_def
 
 from benchmarks.dali_reader import cpu_seconds
 from benchmarks.dataloader import PRESETS
-from pipelines import LoaderOptions, build_loader
-from pipelines.dali_video import READER, _read, build_pipeline
-from tools.cli import parse_list, run_cli
+from vsrvfi.pipelines import LoaderOptions, build_loader
+from vsrvfi.pipelines.dali_video import READER, _read, build_pipeline
+from vsrvfi.core.cli import parse_list, run_cli
 
 
 def measure(pipe, frames_per_run: int, runs: int) -> float:
@@ -74,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(a, name) is not None:
             base = dataclasses.replace(base, **{name: getattr(a, name)})
     if a.no_augment:
-        from pipelines.augment import AugmentOptions
+        from vsrvfi.pipelines.augment import AugmentOptions
 
         base = dataclasses.replace(base, augment=AugmentOptions.off())
     results: dict[int, list[dict]] = {int(r): [] for r in parse_list(a.clip_run)}

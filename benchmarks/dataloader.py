@@ -31,11 +31,13 @@ from typing import Sequence
 
 import torch
 
-from pipelines import LoaderOptions, build_loader
-from pipelines.augment import AugmentOptions
-from pipelines.sampling import discover_clips
-from tools.cli import parse_list, run_cli
-from tools.media import DALI_RGB_ARGS, dir_bytes, ffmpeg_binary, probe
+from vsrvfi.pipelines import LoaderOptions, build_loader
+from vsrvfi.pipelines.augment import AugmentOptions
+from vsrvfi.pipelines.sampling import discover_clips
+from vsrvfi.core.cli import parse_list, run_cli
+from vsrvfi.core.atomic import dir_bytes
+from vsrvfi.core.ffmpeg import DALI_RGB_ARGS, ffmpeg_binary
+from vsrvfi.core.media import probe
 
 PRESETS = {
     "seed": dict(res="720p", crop=(540, 960), batch_size=3, task="sr", neighbors=1, scale=4),

@@ -20,12 +20,12 @@ from typing import Sequence
 
 import torch
 
-from inference.runtime import pick_device
-from inference.sr import Upscaler
-from inference.vfi import Interpolator
-from models.registry import build_model
-from tools.cli import parse_list, run_cli
-from tools.layout import resolution_height
+from vsrvfi.inference.runtime import pick_device
+from vsrvfi.inference.sr import Upscaler
+from vsrvfi.inference.vfi import Interpolator
+from vsrvfi.models.registry import build_model
+from vsrvfi.core.cli import parse_list, run_cli
+from vsrvfi.core.layout import resolution_height
 
 MODELS = {"rife": ("rife", "base", {}), "ifrnet": ("ifrnet", "base", {}), "vsrnet": ("vsrnet", "base", {}),
           "edvr": ("edvr", "m", {})}

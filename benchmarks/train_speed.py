@@ -23,10 +23,12 @@ from typing import Sequence
 
 import torch
 
-from tools.cli import UsageError, parse_list, run_cli
-from trainers.config import load_config
-from trainers.engine import Trainer, setup_distributed
-from trainers.tasks import make_task
+from vsrvfi.core.cli import parse_list, run_cli
+
+from vsrvfi.core.errors import UsageError
+from vsrvfi.trainers.config import load_config
+from vsrvfi.trainers.engine import Trainer, setup_distributed
+from vsrvfi.trainers.tasks import make_task
 
 MODELS = ("vsrnet", "edvr", "rife", "ifrnet")
 

@@ -14,12 +14,12 @@ from fractions import Fraction
 import numpy as np
 import torch
 
-from inference.runtime import to_frame, to_tensor
-from inference.sr import Upscaler, window_indices
-from inference.vfi import Interpolator
-from models.baselines import bicubic_upscale, blend
-from models.metrics import describe, psnr, ssim
-from pipelines.png_frames import downscale
+from vsrvfi.inference.runtime import to_frame, to_tensor
+from vsrvfi.inference.sr import Upscaler, window_indices
+from vsrvfi.inference.vfi import Interpolator
+from vsrvfi.models.baselines import bicubic_upscale, blend
+from vsrvfi.models.metrics import describe, psnr, ssim
+from vsrvfi.pipelines.png_frames import downscale
 
 
 @dataclass(frozen=True)
@@ -150,7 +150,7 @@ def save_comparison(example: Example, path, labels: tuple[str, str, str], title:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from tools.media import atomic_path
+    from vsrvfi.core.atomic import atomic_path
 
     images = (example.baseline, example.prediction, example.target)
     h, w = example.target.shape[:2]

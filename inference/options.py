@@ -5,10 +5,10 @@ import argparse
 
 from torch import nn
 
-from inference.runtime import PRECISIONS
-from models.load import load_model
-from models.registry import spec
-from tools.cli import UsageError
+from vsrvfi.inference.runtime import PRECISIONS
+from vsrvfi.models.load import load_model
+from vsrvfi.models.registry import spec
+from vsrvfi.core.errors import UsageError
 
 
 def add_model_args(ap: argparse.ArgumentParser, task: str | None) -> None:

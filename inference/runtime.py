@@ -6,7 +6,7 @@ import contextlib
 import numpy as np
 import torch
 
-from tools.cli import UsageError
+from vsrvfi.core.errors import UsageError
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 

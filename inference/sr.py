@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from inference.runtime import autocast, to_frame, to_tensor
+from vsrvfi.inference.runtime import autocast, to_frame, to_tensor
 
 PADDINGS = ("reflection_circle", "reflection", "replicate", "circle")
 

@@ -21,7 +21,10 @@ from typing import Iterator
 import av
 import numpy as np
 
-from tools.media import DALI_RGB_ARGS, MediaError, VideoInfo, atomic_path, check_writable_dir, ffmpeg_binary, probe
+from vsrvfi.core.atomic import atomic_path, check_writable_dir
+from vsrvfi.core.errors import MediaError
+from vsrvfi.core.ffmpeg import DALI_RGB_ARGS, ffmpeg_binary, last_error_line, popen
+from vsrvfi.core.media import VideoInfo, probe
 
 # Audio codecs each container takes as they are; anything else is re-encoded.
 _AUDIO_COPY = {
@@ -89,7 +92,7 @@ def read_frames(src: SourceVideo | str | os.PathLike, max_frames: int | None = N
            *DALI_RGB_ARGS, "-f", "rawvideo", "pipe:1"]
     size = w * h * 3
     with tempfile.TemporaryFile() as err:
-        proc = _popen(cmd, info.path, stdout=subprocess.PIPE, stderr=err, bufsize=size * 2)
+        proc = popen(cmd, info.path, stdout=subprocess.PIPE, stderr=err, bufsize=size * 2)
         assert proc.stdout is not None
         partial = False
         try:
@@ -112,17 +115,8 @@ def read_frames(src: SourceVideo | str | os.PathLike, max_frames: int | None = N
             proc.stdout.close()
             proc.wait()
         if proc.returncode != 0 or partial:
-            err.seek(0)
-            lines = [ln for ln in err.read().decode(errors="replace").splitlines() if ln.strip()]
-            why = lines[-1] if lines else ("a truncated last frame" if partial else f"exit code {proc.returncode}")
+            why = last_error_line(err, proc.returncode, "a truncated last frame" if partial else None)
             raise MediaError(info.path, f"decoding failed: {why}")
-
-
-def _popen(cmd: list[str], path: str | os.PathLike, **kwargs) -> subprocess.Popen:
-    try:
-        return subprocess.Popen(cmd, **kwargs)
-    except OSError as exc:
-        raise MediaError(path, f"cannot run ffmpeg ({cmd[0]}): {exc.strerror or exc}") from None
 
 
 def warn_if_short(src: SourceVideo, written: int, planned: int) -> None:
@@ -195,7 +189,7 @@ class VideoWriter:
         tmp = self._stack.enter_context(atomic_path(self.path))
         self._err = self._stack.enter_context(tempfile.TemporaryFile())
         try:
-            self._proc = _popen(self._command(tmp), self.path, stdin=subprocess.PIPE, stderr=self._err)
+            self._proc = popen(self._command(tmp), self.path, stdin=subprocess.PIPE, stderr=self._err)
         except BaseException as err:
             self._stack.__exit__(type(err), err, err.__traceback__)
             raise
@@ -213,9 +207,7 @@ class VideoWriter:
 
     def _fail(self) -> None:
         self._proc.wait()
-        self._err.seek(0)
-        lines = [ln for ln in self._err.read().decode(errors="replace").splitlines() if ln.strip()]
-        raise MediaError(self.path, f"encoding failed: {lines[-1] if lines else f'exit code {self._proc.returncode}'}")
+        raise MediaError(self.path, f"encoding failed: {last_error_line(self._err, self._proc.returncode)}")
 
     def _kill(self) -> None:
         if self._proc is not None and self._proc.poll() is None:

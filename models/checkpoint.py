@@ -14,7 +14,9 @@ from typing import Any
 
 import torch
 
-from tools.media import MediaError, atomic_path
+from vsrvfi.core.atomic import atomic_path
+
+from vsrvfi.core.errors import CheckpointError
 
 # Keys under which a state_dict may sit inside a checkpoint, in order of preference.
 _NESTED_KEYS = ("params_ema", "params", "ema", "model", "state_dict", "net", "generator")
@@ -31,11 +33,11 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     """torch.load with a one-line error naming the file when it is missing or unreadable."""
     p = Path(path)
     if not p.is_file():
-        raise MediaError(p, "no such checkpoint file")
+        raise CheckpointError(p, "no such checkpoint file")
     try:
         return torch.load(p, map_location=map_location, weights_only=False)
     except Exception as exc:  # torch raises many types for a bad file
-        raise MediaError(p, f"not a readable checkpoint ({exc.__class__.__name__}: {exc})") from None
+        raise CheckpointError(p, f"not a readable checkpoint ({exc.__class__.__name__}: {exc})") from None
 
 
 def strip_prefix(state_dict: dict[str, Any], prefix: str = "module.") -> dict[str, Any]:

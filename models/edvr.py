@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import deform_conv2d
 
-from models.registry import register, register_converter, register_inferer
+from vsrvfi.models.registry import register, register_converter, register_inferer
 
 log = logging.getLogger(__name__)
 

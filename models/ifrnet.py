@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.registry import register, register_inferer
-from models.vfi_common import as_timestep, pad_inputs, unpad
-from models.warp import backward_warp
+from vsrvfi.models.registry import register, register_inferer
+from vsrvfi.models.vfi_common import as_timestep, pad_inputs, unpad
+from vsrvfi.models.warp import backward_warp
 
 #: encoder widths per level (1/2 .. 1/16), first-conv kernel, ResBlock side channels.
 SIZES = {

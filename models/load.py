@@ -16,9 +16,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from models.checkpoint import extract_state_dict, load_checkpoint
-from models.registry import build_model, convert_state_dict
-from tools.media import MediaError
+from vsrvfi.models.checkpoint import extract_state_dict, load_checkpoint
+from vsrvfi.models.registry import build_model, convert_state_dict
+from vsrvfi.core.errors import CheckpointError
 
 # Buffers that old checkpoints lack and that PyTorch fills in itself (BatchNorm since 0.4.1).
 _OPTIONAL_SUFFIXES = ("num_batches_tracked",)
@@ -69,23 +69,23 @@ def read_state_dict(path: str | os.PathLike, name: str, prefer_ema: bool = True)
 def state_dict_of(ckpt: Any, name: str, path: str | os.PathLike, prefer_ema: bool = True) -> dict:
     """The weights of an already loaded checkpoint object, renamed to our keys for model `name`."""
     if isinstance(ckpt, dict) and isinstance(ckpt.get("model_name"), str) and ckpt["model_name"].lower() != name.lower():
-        raise MediaError(path, f"checkpoint is for model {ckpt['model_name']!r}, not {name!r}")
+        raise CheckpointError(path, f"checkpoint is for model {ckpt['model_name']!r}, not {name!r}")
     try:
         state_dict = extract_state_dict(ckpt, prefer_ema=prefer_ema)
     except ValueError as exc:
-        raise MediaError(path, str(exc)) from None
+        raise CheckpointError(path, str(exc)) from None
     return convert_state_dict(name, state_dict)
 
 
 def apply_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor], strict: bool = True,
                      source: str | os.PathLike = "<state_dict>", name: str = "") -> KeyReport:
-    """Copy matching entries into `model`; with `strict`, any mismatch is a one-line MediaError instead."""
+    """Copy matching entries into `model`; with `strict`, any mismatch is a one-line CheckpointError instead."""
     report = compare_keys(model, state_dict)
     if strict and not report.ok:
         what = name or "the model"
         if not any(k in model.state_dict() for k in state_dict):
-            raise MediaError(source, f"not a checkpoint of {what}: none of its {len(state_dict)} keys belong to it")
-        raise MediaError(source, f"does not match {what}: {report.summary()}")
+            raise CheckpointError(source, f"not a checkpoint of {what}: none of its {len(state_dict)} keys belong to it")
+        raise CheckpointError(source, f"does not match {what}: {report.summary()}")
     bad = {m.split(":")[0] for m in report.mismatched}
     model.load_state_dict({k: v for k, v in state_dict.items() if k not in bad and k not in report.unexpected},
                           strict=False)
@@ -97,7 +97,7 @@ def load_pretrained(model: nn.Module, path: str | os.PathLike, name: str, strict
     """Load `path` (official or project layout, converted for model `name`) into `model`.
 
     Returns (missing, unexpected) key lists; a shape-mismatched key is not loaded and appears in both.
-    With `strict` (the default) any mismatch raises MediaError('<path>: ...') and nothing is loaded.
+    With `strict` (the default) any mismatch raises CheckpointError('<path>: ...') and nothing is loaded.
     EMA weights are preferred when the checkpoint has them (BasicSR `params_ema`, our `ema`).
     """
     state_dict, _ = read_state_dict(path, name, prefer_ema)
@@ -110,13 +110,13 @@ def official_config(name: str, state_dict: dict, size: str | None,
                     path: str | os.PathLike) -> tuple[str | None, dict]:
     """(size, builder kwargs) of an official `name` state_dict (our keys), inferred from its shapes.
 
-    A requested `size` that contradicts the weights is a one-line MediaError; None when neither says.
+    A requested `size` that contradicts the weights is a one-line CheckpointError; None when neither says.
     """
-    from models.registry import infer_config
+    from vsrvfi.models.registry import infer_config
 
     inferred, kwargs = infer_config(name, state_dict)
     if size and inferred and size.lower() != inferred:
-        raise MediaError(path, f"holds {name} size {inferred!r}, not {size!r}")
+        raise CheckpointError(path, f"holds {name} size {inferred!r}, not {size!r}")
     return size or inferred, kwargs
 
 
@@ -138,21 +138,21 @@ def load_model(path: str | os.PathLike, name: str | None = None, size: str | Non
     `overrides` replace builder kwargs (e.g. `num_frame`). The model's registry name is set as
     `model.model_name` (and `model.train_config`, the training run's configuration, when there is one).
     """
-    from models.registry import spec
+    from vsrvfi.models.registry import spec
 
     ckpt = load_checkpoint(path)
     meta = _project_meta(ckpt)
     if meta is not None:
         if name and name.lower() != meta[0]:
-            raise MediaError(path, f"checkpoint is for model {meta[0]!r}, not {name!r}")
+            raise CheckpointError(path, f"checkpoint is for model {meta[0]!r}, not {name!r}")
         name, ckpt_size, kwargs = meta
         if size and ckpt_size and size.lower() != str(ckpt_size).lower():
-            raise MediaError(path, f"holds {name} size {ckpt_size!r}, not {size!r}")
+            raise CheckpointError(path, f"holds {name} size {ckpt_size!r}, not {size!r}")
         size = size or ckpt_size
         state_dict = state_dict_of(ckpt, name, path, prefer_ema)
     else:
         if not name:
-            raise MediaError(path, "not a project checkpoint (no model_name): say which model it holds "
+            raise CheckpointError(path, "not a project checkpoint (no model_name): say which model it holds "
                                    "(rife, ifrnet, edvr or vsrnet)")
         name = name.lower()
         state_dict = state_dict_of(ckpt, name, path, prefer_ema)
@@ -161,7 +161,7 @@ def load_model(path: str | os.PathLike, name: str | None = None, size: str | Non
         size = spec(name, size).size
         model = build_model(name, size, **{**kwargs, **overrides})
     except (ValueError, TypeError) as exc:
-        raise MediaError(path, f"cannot build {name}/{size}: {exc}") from None
+        raise CheckpointError(path, f"cannot build {name}/{size}: {exc}") from None
     apply_state_dict(model, state_dict, True, path, name)
     model.model_name, model.model_size = name, size
     model.train_config = ckpt.get("config") if meta is not None else None  # training runs keep theirs

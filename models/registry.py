@@ -9,11 +9,10 @@ import importlib
 from dataclasses import dataclass
 from typing import Callable
 
-import torch
 from torch import nn
 
 # Architecture modules that register themselves on import.
-_ARCH_MODULES = ("models.rife", "models.ifrnet", "models.edvr", "models.vsrnet")
+_ARCH_MODULES = ("vsrvfi.models.rife", "vsrvfi.models.ifrnet", "vsrvfi.models.edvr", "vsrvfi.models.vsrnet")
 
 
 @dataclass(frozen=True)

@@ -25,10 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.losses.distillation import rife_distillation_loss
-from models.registry import register, register_inferer
-from models.vfi_common import as_timestep, pad_inputs, unpad
-from models.warp import backward_warp
+from vsrvfi.models.losses.distillation import rife_distillation_loss
+from vsrvfi.models.registry import register, register_inferer
+from vsrvfi.models.vfi_common import as_timestep, pad_inputs, unpad
+from vsrvfi.models.warp import backward_warp
 
 DEFAULT_SCALES = (4.0, 2.0, 1.0)
 

@@ -31,10 +31,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.flownet_sd import FlowNetSD
-from models.load import load_pretrained
-from models.registry import register, register_converter, register_inferer
-from models.warp import backward_warp
+from vsrvfi.models.flownet_sd import FlowNetSD
+from vsrvfi.models.load import load_pretrained
+from vsrvfi.models.registry import register, register_converter, register_inferer
+from vsrvfi.models.warp import backward_warp
 
 FLOW_CHOICES = ("flownet_sd", "tiny", "none")
 

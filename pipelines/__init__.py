@@ -1,6 +1,6 @@
 """Data loaders for training: DALI video pipelines and the PNG baseline, behind one function.
 
-    from pipelines import LoaderOptions, build_loader
+    from vsrvfi.pipelines import LoaderOptions, build_loader
     loader = build_loader(kind="dali", task="sr", data_dir="data", res="720p", split="train",
                           batch_size=3, crop=(540, 960), device="gpu")
     for epoch in range(epochs):
@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from pipelines.augment import AugmentOptions
-from pipelines.batch import AUG_FLAGS, BatchError, batch_keys, validate_batch
-from pipelines.loader import BatchLoader
-from pipelines.options import LoaderOptions
-from pipelines.sampling import ShortClipWarning
+from vsrvfi.pipelines.augment import AugmentOptions
+from vsrvfi.pipelines.batch import AUG_FLAGS, BatchError, batch_keys, validate_batch
+from vsrvfi.pipelines.loader import BatchLoader
+from vsrvfi.pipelines.options import LoaderOptions
+from vsrvfi.pipelines.sampling import ShortClipWarning
 
 __all__ = ["AUG_FLAGS", "AugmentOptions", "BatchError", "BatchLoader", "LoaderOptions", "ShortClipWarning",
            "batch_keys", "build_loader", "validate_batch"]
@@ -35,9 +35,9 @@ def build_loader(options: LoaderOptions | None = None, /, **fields) -> BatchLoad
     """
     opts = dataclasses.replace(options or LoaderOptions(), **fields).validate()
     if opts.kind == "dali":
-        from pipelines.dali_video import DaliLoader
+        from vsrvfi.pipelines.dali_video import DaliLoader
 
         return DaliLoader(opts)
-    from pipelines.png_frames import PngLoader
+    from vsrvfi.pipelines.png_frames import PngLoader
 
     return PngLoader(opts)

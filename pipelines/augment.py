@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
-from pipelines.batch import AUG_FLAGS
+from vsrvfi.pipelines.batch import AUG_FLAGS
 
 
 @dataclass

@@ -31,9 +31,9 @@ from nvidia.dali import math as dmath
 from nvidia.dali.plugin.base_iterator import LastBatchPolicy
 from nvidia.dali.plugin.pytorch import DALIGenericIterator
 
-from pipelines.loader import BatchLoader
-from pipelines.options import LoaderOptions
-from tools.cli import UsageError
+from vsrvfi.pipelines.loader import BatchLoader
+from vsrvfi.pipelines.options import LoaderOptions
+from vsrvfi.core.errors import UsageError
 
 READER = "reader"
 LR_READER = "lr_reader"

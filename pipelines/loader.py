@@ -9,10 +9,10 @@ from typing import Iterator
 
 import torch
 
-from pipelines.batch import batch_keys
-from pipelines.options import LoaderOptions
-from pipelines.sampling import Clip, all_sequences, discover_clips, num_batches, plan_epoch
-from tools.cli import UsageError
+from vsrvfi.pipelines.batch import batch_keys
+from vsrvfi.pipelines.options import LoaderOptions
+from vsrvfi.pipelines.sampling import Clip, all_sequences, discover_clips, num_batches, plan_epoch
+from vsrvfi.core.errors import UsageError
 
 
 class BatchLoader:

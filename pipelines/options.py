@@ -6,9 +6,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from pipelines.augment import AugmentOptions
-from pipelines.batch import IMAGE_DTYPES, TASKS
-from tools.cli import UsageError
+from vsrvfi.pipelines.augment import AugmentOptions
+from vsrvfi.pipelines.batch import IMAGE_DTYPES, TASKS
+from vsrvfi.core.errors import UsageError
 
 KINDS = ("dali", "png")
 DEVICES = ("cpu", "gpu")

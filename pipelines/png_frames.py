@@ -18,13 +18,13 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from pipelines.augment import apply_spatial, draw_flags
-from pipelines.batch import IMAGE_DTYPES
-from pipelines.loader import BatchLoader
-from pipelines.options import LoaderOptions
-from pipelines.sampling import Clip
-from tools import layout
-from tools.media import MediaError
+from vsrvfi.pipelines.augment import apply_spatial, draw_flags
+from vsrvfi.pipelines.batch import IMAGE_DTYPES
+from vsrvfi.pipelines.loader import BatchLoader
+from vsrvfi.pipelines.options import LoaderOptions
+from vsrvfi.pipelines.sampling import Clip
+from vsrvfi.core import layout
+from vsrvfi.core.errors import MediaError
 
 
 def read_png(path: str) -> np.ndarray:

@@ -21,8 +21,9 @@ from typing import Sequence
 
 import numpy as np
 
-from tools import layout
-from tools.media import MediaError, probe
+from vsrvfi.core import layout
+from vsrvfi.core.errors import DataError
+from vsrvfi.core.media import probe
 
 
 class ShortClipWarning(UserWarning):
@@ -59,7 +60,7 @@ def _png_info(folder: Path) -> tuple[int, int, int]:
         return 0, 0, 0
     expected = layout.FRAME_PATTERN % 1
     if names[0] != expected or names[-1] != layout.FRAME_PATTERN % len(names):
-        raise MediaError(folder, f"frames must be numbered {expected} .. {layout.FRAME_PATTERN % len(names)} "
+        raise DataError(folder, f"frames must be numbered {expected} .. {layout.FRAME_PATTERN % len(names)} "
                                  f"without gaps (found {names[0]} .. {names[-1]})")
     from PIL import Image
 
@@ -73,10 +74,10 @@ def _video_info(path: Path) -> tuple[int, int, int]:
     return info.num_frames, info.width, info.height
 
 
-def _no_data(data_dir: str | os.PathLike, res: str, split: str, kind: str) -> MediaError:
+def _no_data(data_dir: str | os.PathLike, res: str, split: str, kind: str) -> DataError:
     where = layout.scenes_dir(data_dir, res, split) if kind == "dali" else Path(data_dir) / res / "frames" / split
     what = "clips (*.mp4)" if kind == "dali" else "PNG frame folders"
-    return MediaError(where, f"no {what} for resolution {res}, split {split}; prepare the data set with "
+    return DataError(where, f"no {what} for resolution {res}, split {split}; prepare the data set with "
                              "tools/prepare_data.sh (or pick another --res/--split)")
 
 
@@ -85,11 +86,11 @@ def discover_clips(data_dir: str | os.PathLike, res: str, split: str, kind: str,
     """The clips of one resolution and split that can give a sequence, sorted by name.
 
     kind "dali" lists DATA_DIR/<res>/scenes/<split>/*.mp4, kind "png" DATA_DIR/<res>/frames/<split>/*/.
-    Raises MediaError (one line) when there is nothing to read; warns (ShortClipWarning) about each
+    Raises DataError (one line) when there is nothing to read; warns (ShortClipWarning) about each
     clip too short for one sequence and skips it.
     """
     if not Path(data_dir).is_dir():
-        raise MediaError(data_dir, "data directory not found")
+        raise DataError(data_dir, "data directory not found")
     if kind == "dali":
         paths = layout.list_clips(data_dir, res, split)
         info = _video_info
@@ -112,14 +113,14 @@ def discover_clips(data_dir: str | os.PathLike, res: str, split: str, kind: str,
             lr_path = (layout.clip_path(data_dir, lr_res, split, name) if kind == "dali"
                        else layout.frames_dir(data_dir, lr_res, split, name))
             if not lr_path.exists():
-                raise MediaError(lr_path, f"missing: lr_res={lr_res} needs every {res} clip at {lr_res} too")
+                raise DataError(lr_path, f"missing: lr_res={lr_res} needs every {res} clip at {lr_res} too")
             ln, lw, lh = info(lr_path)
             if ln != n:
-                raise MediaError(lr_path, f"{ln} frames, but the {res} clip has {n}")
+                raise DataError(lr_path, f"{ln} frames, but the {res} clip has {n}")
             lr_size = (lw, lh)
         clips.append(Clip(name, path, n, w, h, lr_path, lr_size))
     if not clips:
-        raise MediaError(paths[0].parent, f"every clip is shorter than the {need} frames one sequence needs")
+        raise DataError(paths[0].parent, f"every clip is shorter than the {need} frames one sequence needs")
     return clips
 
 

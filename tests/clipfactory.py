@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tools import layout
-from tools.media import DALI_RGB_ARGS, ffmpeg_binary
+from vsrvfi.core import layout
+from vsrvfi.core.ffmpeg import DALI_RGB_ARGS, ffmpeg_binary
 
 FPS = 24
 GOP = 4
@@ -68,7 +68,7 @@ def write_clip(path: Path, source: str, frames: int, size: tuple[int, int], fps:
 def extract_pngs(clip: Path, out: Path) -> Path:
     """All frames of `clip` as rgb24 PNGs named like tools/extract_frames.py does (000001.png ...).
 
-    The YUV->RGB conversion is DALI's (tools.media.DALI_RGB_ARGS), so both loaders see the same pixels.
+    The YUV->RGB conversion is DALI's (core.ffmpeg.DALI_RGB_ARGS), so both loaders see the same pixels.
     """
     out.mkdir(parents=True, exist_ok=True)
     ffmpeg("-i", str(clip), "-map", "0:v:0", "-fps_mode", "passthrough", "-start_number", "1",

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from tools.demo_video import make_demo_video
-from tools.media import ffmpeg_binary
+from vsrvfi.tools.demo_video import make_demo_video
+from vsrvfi.core.ffmpeg import ffmpeg_binary
 
 DEMO_SIZE = (320, 180)
 DEMO_FPS = 24

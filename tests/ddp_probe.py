@@ -6,9 +6,9 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from trainers.config import load_config
-from trainers.engine import Trainer, setup_distributed
-from trainers.tasks import make_task
+from vsrvfi.trainers.config import load_config
+from vsrvfi.trainers.engine import Trainer, setup_distributed
+from vsrvfi.trainers.tasks import make_task
 
 data_dir, tmp, out = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
 cfg = load_config("vsrnet", [f"data.dir={data_dir}", "data.res=144p", "data.loader=png", "data.workers=1",

@@ -11,21 +11,22 @@ import pytest
 import torch
 from torch import nn
 
-from inference.evaluate import Convention, evaluate_sr, evaluate_vfi
-from inference.runtime import to_tensor
-from inference.sr import Upscaler, upscale_frames, window_indices
-from inference.vfi import Interpolator, interpolate_frames, is_duplicate, output_fps, plan_output
-from inference.video_io import VideoWriter, open_source, read_frames
-from models.baselines import bicubic_upscale
-from models.checkpoint import save_checkpoint
-from models.metrics import psnr
-from models.registry import build_model
-from pipelines.png_frames import downscale
+from vsrvfi.inference.evaluate import Convention, evaluate_sr, evaluate_vfi
+from vsrvfi.inference.runtime import to_tensor
+from vsrvfi.inference.sr import Upscaler, upscale_frames, window_indices
+from vsrvfi.inference.vfi import Interpolator, interpolate_frames, is_duplicate, output_fps, plan_output
+from vsrvfi.inference.video_io import VideoWriter, open_source, read_frames
+from vsrvfi.models.baselines import bicubic_upscale
+from vsrvfi.models.checkpoint import save_checkpoint
+from vsrvfi.models.metrics import psnr
+from vsrvfi.models.registry import build_model
+from vsrvfi.pipelines.png_frames import downscale
 from tests.clipfactory import tiny_data_dir  # noqa: F401  (fixture)
 from tests.conftest import decode_frames, ffmpeg
-from tools import evaluate, interpolate_video, upscale_video
-from tools.interpolate_video import scene_cuts
-from tools.media import MediaError, probe
+from vsrvfi.tools import evaluate, interpolate_video, upscale_video
+from vsrvfi.tools.interpolate_video import scene_cuts
+from vsrvfi.core.errors import MediaError
+from vsrvfi.core.media import probe
 
 W, H, FPS = 64, 48, 24
 
@@ -220,7 +221,7 @@ def test_evaluate_vfi_blend_model_equals_baseline(clip_with_cut):
 
 def test_evaluate_sr_baseline_is_bicubic_of_pipeline_downscale(clip_with_cut, ckpts, seeded_single_thread):
     frames = list(read_frames(clip_with_cut, 3))
-    from models.load import load_model
+    from vsrvfi.models.load import load_model
     up = Upscaler(load_model(ckpts["vsrnet"]), torch.device("cpu"))
     score, _ = evaluate_sr(up, frames, "c", Convention.default("sr", 4))
     hr = torch.from_numpy(frames[1]).permute(2, 0, 1)[None]

@@ -10,11 +10,11 @@ import torch
 import torch.nn.functional as F
 from torchvision.models.vgg import cfgs, make_layers
 
-from models.losses import (CensusLoss, Charbonnier, FlowDistillationLoss, GeometryLoss, IFRNetLoss, LapLoss,
+from vsrvfi.models.losses import (CensusLoss, Charbonnier, FlowDistillationLoss, GeometryLoss, IFRNetLoss, LapLoss,
                            PseudoFlowLabeler, RIFEDistillationLoss, RIFELoss, VGGPerceptualLoss,
                            adaptive_charbonnier, dis_flow, laplacian_pyramid, robust_weight)
-from models.warp import backward_warp
-from tools.media import MediaError
+from vsrvfi.models.warp import backward_warp
+from vsrvfi.core.errors import CheckpointError
 
 
 pytestmark = pytest.mark.usefixtures("seeded_single_thread")
@@ -244,12 +244,12 @@ def test_vgg_perceptual_loss_from_a_local_file(tmp_path):
 
 
 def test_vgg_perceptual_loss_file_errors(tmp_path):
-    with pytest.raises(MediaError) as err:
+    with pytest.raises(CheckpointError) as err:
         VGGPerceptualLoss(tmp_path / "missing.pth")
     assert "missing.pth: no such VGG19 weights file" in str(err.value) and "\n" not in str(err.value)
     path = tmp_path / "other.pth"
     torch.save({"conv.weight": torch.zeros(1)}, path)
-    with pytest.raises(MediaError, match="not a VGG19 state_dict"):
+    with pytest.raises(CheckpointError, match="not a VGG19 state_dict"):
         VGGPerceptualLoss(path, layers=(1,), weights=(1.0,))
 
 

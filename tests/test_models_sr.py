@@ -7,10 +7,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.edvr import EDVR
-from models.flownet_sd import FlowNetSD
-from models.registry import build_model, count_parameters, spec
-from models.vsrnet import TinyFlowNet, VSRNet, rgb_to_ycbcr, ycbcr_to_rgb
+from vsrvfi.models.edvr import EDVR
+from vsrvfi.models.flownet_sd import FlowNetSD
+from vsrvfi.models.registry import build_model, count_parameters, spec
+from vsrvfi.models.vsrnet import TinyFlowNet, VSRNet, rgb_to_ycbcr, ycbcr_to_rgb
 
 
 @pytest.fixture(autouse=True)
@@ -116,7 +116,7 @@ def test_edvr_offset_monitor_warns_when_offsets_explode(caplog):
     assert model.offset_absmean == 0.0 and model.offset_warnings == 0  # offsets start at zero
     with torch.no_grad():
         model.pcd_align.cas_dcnpack.conv_offset.bias.fill_(100.0)
-    with caplog.at_level(logging.WARNING, logger="models.edvr"), torch.no_grad():
+    with caplog.at_level(logging.WARNING, logger="vsrvfi.models.edvr"), torch.no_grad():
         model(x)
         model(x)
     assert model.offset_absmean == pytest.approx(100.0)

@@ -9,13 +9,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.ifrnet import IFRNet
-from models.load import load_pretrained
-from models.losses import IFRNetLoss, RIFELoss
-from models.registry import build_model, count_parameters, infer_config, spec
-from models.rife import RIFE
-from models.warp import backward_warp
-from tools.media import MediaError
+from vsrvfi.models.ifrnet import IFRNet
+from vsrvfi.models.load import load_pretrained
+from vsrvfi.models.losses import IFRNetLoss, RIFELoss
+from vsrvfi.models.registry import build_model, count_parameters, infer_config, spec
+from vsrvfi.models.rife import RIFE
+from vsrvfi.models.warp import backward_warp
+from vsrvfi.core.errors import CheckpointError
 
 OFFICIAL_KEYS = json.loads((Path(__file__).parent / "data" / "vfi_official_keys.json").read_text())
 
@@ -88,7 +88,7 @@ def test_official_checkpoint_loads_strictly(tmp_path, entry):
 def test_wrong_variant_is_a_one_line_error(tmp_path):
     path = tmp_path / "flownet.pkl"
     torch.save({"module." + k: v for k, v in build_model("rife", "base").state_dict().items()}, path)
-    with pytest.raises(MediaError) as err:
+    with pytest.raises(CheckpointError) as err:
         load_pretrained(build_model("rife", "m"), path, "rife")
     msg = str(err.value)
     assert "\n" not in msg and str(path) in msg and "block0.conv0.0.0.weight" in msg

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pipelines import AugmentOptions, BatchError, LoaderOptions, ShortClipWarning, build_loader, validate_batch
-from pipelines.sampling import all_sequences, plan_epoch, sequence_starts
+from vsrvfi.pipelines import AugmentOptions, BatchError, LoaderOptions, ShortClipWarning, build_loader, validate_batch
+from vsrvfi.pipelines.sampling import all_sequences, plan_epoch, sequence_starts
 from tests.clipfactory import ClipSpec, add_clip, tiny_data_dir  # noqa: F401  (fixture)
-from tools.cli import UsageError
-from tools.media import MediaError
+from vsrvfi.core.errors import UsageError
+from vsrvfi.core.errors import DataError
 
 KINDS = ("dali", "png")
 
@@ -240,11 +240,11 @@ def test_short_clip_is_skipped_with_a_warning(tiny_data_dir, tmp_path, kind):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_empty_data_dir_is_a_one_line_error(tmp_path, kind):
-    with pytest.raises(MediaError) as err:
+    with pytest.raises(DataError) as err:
         loader(tmp_path, kind, task="sr")
     msg = str(err.value)
     assert "\n" not in msg and str(tmp_path) in msg and "no " in msg
-    with pytest.raises(MediaError, match="not found"):
+    with pytest.raises(DataError, match="not found"):
         loader(tmp_path / "missing", kind, task="sr")
 
 

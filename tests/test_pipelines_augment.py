@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pipelines import AUG_FLAGS, AugmentOptions, build_loader
-from pipelines.augment import apply_flags
+from vsrvfi.pipelines import AUG_FLAGS, AugmentOptions, build_loader
+from vsrvfi.pipelines.augment import apply_flags
 from tests.clipfactory import tiny_data_dir  # noqa: F401  (fixture)
 
 KINDS = ("dali", "png")

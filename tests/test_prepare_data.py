@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from conftest import DEMO_FPS, DEMO_SCENE_SECONDS, DEMO_SCENES, decode_frames, ffmpeg
-from tools import layout
-from tools import prepare_data, split_scenes, transcode_scenes
-from tools.media import probe
+from vsrvfi.core import layout
+from vsrvfi.core.manifest import load_manifest
+from vsrvfi.tools import prepare_data, split_scenes, transcode_scenes
+from vsrvfi.core.media import probe
 
 RES = ("180p", "90p")
 GOP = 6
@@ -28,7 +29,7 @@ def prepared(demo_source, tmp_path_factory) -> Path:
 
 
 def test_scenes_found_and_manifest(prepared, demo_source):
-    manifest = layout.read_manifest(prepared)
+    manifest = load_manifest(prepared)
     scenes = manifest["sources"]["demo"]["scenes"]
     assert len(scenes) == DEMO_SCENES
     assert [(s["start_frame"], s["end_frame"]) for s in scenes] == [
@@ -152,7 +153,7 @@ def test_failed_write_leaves_no_partial_file(prepared, monkeypatch):
 
 
 def test_rerun_split_with_other_options_refuses(prepared, demo_source, capsys):
-    from tools.cli import run_cli
+    from vsrvfi.core.cli import run_cli
 
     clip = layout.list_clips(prepared, layout.ORIG, "train")[0]
     mtime = clip.stat().st_mtime_ns
@@ -169,7 +170,7 @@ def test_rerun_split_with_other_options_refuses(prepared, demo_source, capsys):
 # ----------------------------------------------------------------------------------------- bad input
 
 def _split_error(video: Path, data: Path, capsys, *extra: str) -> str:
-    from tools.cli import run_cli
+    from vsrvfi.core.cli import run_cli
 
     rc = run_cli(split_scenes.main, [str(video), str(data), *extra])
     lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")]

@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from clipfactory import tiny_data_dir  # noqa: F401  (session fixture)
-from models.checkpoint import load_checkpoint
-from trainers.config import load_config
-from trainers.engine import Trainer
-from trainers.tasks import make_task
+from vsrvfi.models.checkpoint import load_checkpoint
+from vsrvfi.trainers.config import load_config
+from vsrvfi.trainers.engine import Trainer
+from vsrvfi.trainers.tasks import make_task
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -127,7 +127,7 @@ def test_two_process_gloo_ddp_shards_and_trains(tiny_data_dir, tmp_path):
 
 def test_evaluate_scores_a_training_checkpoint(tiny_data_dir, tmp_path, capsys):
     """The evaluate command reads a training run's checkpoint (its config gives res and metric) and prints a table."""
-    from tools import evaluate
+    from vsrvfi.tools import evaluate
 
     cfg = config("vsrnet", tiny_data_dir, tmp_path, "train.steps=2", "task.scale=2", "data.crop=32")
     trainer = Trainer(cfg, make_task(cfg), tmp_path / "run")

@@ -16,10 +16,11 @@ from typing import Any, Sequence
 
 import yaml
 
-from models.checkpoint import load_checkpoint, save_checkpoint
-from models.load import apply_state_dict, compare_keys, official_config, state_dict_of
-from models.registry import available, build_model, count_parameters, spec
-from tools.cli import UsageError, run_cli
+from vsrvfi.models.checkpoint import load_checkpoint, save_checkpoint
+from vsrvfi.models.load import apply_state_dict, compare_keys, official_config, state_dict_of
+from vsrvfi.models.registry import available, build_model, count_parameters, spec
+from vsrvfi.core.cli import run_cli
+from vsrvfi.core.errors import UsageError
 
 _SHOW_KEYS = 20
 

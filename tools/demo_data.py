@@ -9,9 +9,9 @@ import argparse
 from pathlib import Path
 from typing import Sequence
 
-from tools import prepare_data
-from tools.cli import run_cli
-from tools.demo_video import make_demo_video
+from vsrvfi.tools import prepare_data
+from vsrvfi.core.cli import run_cli
+from vsrvfi.tools.demo_video import make_demo_video
 
 DEMO_RESOLUTIONS = "720p,540p"
 

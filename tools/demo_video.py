@@ -20,8 +20,11 @@ import numpy as np
 from matplotlib.colors import LightSource
 from tqdm import tqdm
 
-from tools.cli import UsageError, run_cli
-from tools.media import atomic_path, ffmpeg_binary, run_ffmpeg
+from vsrvfi.core.cli import run_cli
+
+from vsrvfi.core.errors import UsageError
+from vsrvfi.core.atomic import atomic_path
+from vsrvfi.core.ffmpeg import run_ffmpeg
 
 SCENES = ("photo_zoom", "terrain_pan", "fractal_zoom", "moving_objects")
 
@@ -93,7 +96,7 @@ def make_demo_video(out: str | os.PathLike, width: int = 3840, height: int = 216
     with tempfile.TemporaryDirectory() as tmp, atomic_path(out) as part:
         streams = _scene_streams(Path(tmp), width, height, fps, scene_seconds, seed)[:scenes]
         video = ffmpeg.concat(*streams, v=1, a=0) if len(streams) > 1 else streams[0]
-        audio = ffmpeg.input(f"sine=frequency=440:sample_rate=48000", f="lavfi", t=total / fps)
+        audio = ffmpeg.input("sine=frequency=440:sample_rate=48000", f="lavfi", t=total / fps)
         args = (ffmpeg.output(video, audio, str(part), vcodec="libx264", crf=crf, preset="veryfast",
                               pix_fmt="yuv420p", r=fps, acodec="aac", shortest=None, f="mp4",
                               movflags="+faststart")

@@ -1,7 +1,7 @@
 """Score a checkpoint on held-out video: PSNR/SSIM per clip beside the naive baseline, and pictures.
 
-    python -m tools.evaluate -c experiments/demo-vsrnet/checkpoints/best.pth data/demo/data
-    python -m tools.evaluate -c RIFE/flownet.pkl --model rife clip1.mp4 clip2.mp4 --gap 2
+    python -m vsrvfi.tools.evaluate -c experiments/demo-vsrnet/checkpoints/best.pth data/demo/data
+    python -m vsrvfi.tools.evaluate -c RIFE/flownet.pkl --model rife clip1.mp4 clip2.mp4 --gap 2
 
 INPUT is a prepared DATA_DIR (its `--split` clips at `--res` are scored) or video files. SR models
 see each frame downscaled x4 (x2) and are compared with the original; VFI models see every `--gap`-th
@@ -19,16 +19,18 @@ from typing import Sequence
 
 from tqdm import tqdm
 
-from inference.evaluate import Convention, evaluate_sr, evaluate_vfi, format_table, save_comparison, summary
-from inference.options import add_model_args, load_task_model
-from inference.runtime import pick_device
-from inference.sr import PADDINGS, Upscaler
-from inference.video_io import open_source, read_frames
-from inference.vfi import Interpolator
-from models.registry import spec
-from tools.cli import UsageError, run_cli
-from tools.layout import list_clips
-from tools.media import MediaError, atomic_path, check_writable_dir
+from vsrvfi.inference.evaluate import Convention, evaluate_sr, evaluate_vfi, format_table, save_comparison, summary
+from vsrvfi.inference.options import add_model_args, load_task_model
+from vsrvfi.inference.runtime import pick_device
+from vsrvfi.inference.sr import PADDINGS, Upscaler
+from vsrvfi.inference.video_io import open_source, read_frames
+from vsrvfi.inference.vfi import Interpolator
+from vsrvfi.models.registry import spec
+from vsrvfi.core.cli import run_cli
+from vsrvfi.core.errors import UsageError
+from vsrvfi.core.layout import list_clips
+from vsrvfi.core.atomic import atomic_path, check_writable_dir
+from vsrvfi.core.errors import DataError
 
 
 def find_videos(inputs: Sequence[str], res: str, split: str) -> list[Path]:
@@ -39,7 +41,7 @@ def find_videos(inputs: Sequence[str], res: str, split: str) -> list[Path]:
         if p.is_dir():
             clips = list_clips(p, res, split)
             if not clips:
-                raise MediaError(p, f"no {split} clips at {res} (expected {p}/{res}/scenes/{split}/*.mp4)")
+                raise DataError(p, f"no {split} clips at {res} (expected {p}/{res}/scenes/{split}/*.mp4)")
             videos += clips
         else:
             videos.append(p)

@@ -12,9 +12,12 @@ import os
 from pathlib import Path
 from typing import Callable, Sequence
 
-from tools import layout
-from tools.cli import UsageError, parse_list, run_cli
-from tools.media import DALI_RGB_ARGS, atomic_path, probe, run_ffmpeg, run_ffmpeg_jobs
+from vsrvfi.core import layout
+from vsrvfi.core.cli import parse_list, run_cli
+from vsrvfi.core.errors import UsageError
+from vsrvfi.core.atomic import atomic_path
+from vsrvfi.core.ffmpeg import DALI_RGB_ARGS, run_ffmpeg, run_ffmpeg_jobs
+from vsrvfi.core.media import probe
 
 
 def frame_count(folder: Path) -> int:

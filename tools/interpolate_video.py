@@ -1,7 +1,7 @@
 """Raise a video's frame rate with RIFE or IFRNet: 2x, 4x, 8x or a target fps, duration kept.
 
-    python -m tools.interpolate_video IN.mp4 OUT.mp4 -c rife.pth --factor 2
-    python -m tools.interpolate_video IN.mp4 OUT.mp4 -c flownet.pkl --model rife --fps 60000/1001
+    python -m vsrvfi.tools.interpolate_video IN.mp4 OUT.mp4 -c rife.pth --factor 2
+    python -m vsrvfi.tools.interpolate_video IN.mp4 OUT.mp4 -c flownet.pkl --model rife --fps 60000/1001
 
 Scene cuts are found with PySceneDetect first and never blended across (the nearer frame is
 repeated there); identical neighbours (held frames) are repeated rather than interpolated. The
@@ -20,12 +20,13 @@ from typing import Sequence
 
 from tqdm import tqdm
 
-from inference.options import add_model_args, add_output_args, load_task_model
-from inference.runtime import pick_device
-from inference.video_io import VideoWriter, check_output, open_source, read_frames, warn_if_short
-from inference.vfi import Interpolator, interpolate_frames, output_fps, plan_output
-from tools.cli import UsageError, run_cli
-from tools.split_scenes import SplitOptions, detect_scenes
+from vsrvfi.inference.options import add_model_args, add_output_args, load_task_model
+from vsrvfi.inference.runtime import pick_device
+from vsrvfi.inference.video_io import VideoWriter, check_output, open_source, read_frames, warn_if_short
+from vsrvfi.inference.vfi import Interpolator, interpolate_frames, output_fps, plan_output
+from vsrvfi.core.cli import run_cli
+from vsrvfi.core.errors import UsageError
+from vsrvfi.tools.split_scenes import SplitOptions, detect_scenes
 
 
 def scene_cuts(path: str, fps: float, threshold: float | None, min_len: int) -> set[int]:

@@ -12,12 +12,12 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from tools import layout
-from tools.cli import parse_list, run_cli
-from tools.extract_frames import extract
-from tools.media import atomic_path, dir_bytes
-from tools.split_scenes import add_split_arguments, split_options, split_video
-from tools.transcode_scenes import add_transcode_arguments, transcode, transcode_options
+from vsrvfi.core import layout
+from vsrvfi.core.cli import parse_list, run_cli
+from vsrvfi.tools.extract_frames import extract
+from vsrvfi.core.atomic import atomic_path, dir_bytes
+from vsrvfi.tools.split_scenes import add_split_arguments, split_options, split_video
+from vsrvfi.tools.transcode_scenes import add_transcode_arguments, transcode, transcode_options
 
 
 def summarize(data_dir: Path, scenes, resolutions: Sequence[str], stage_seconds: dict[str, float]) -> dict:

@@ -11,23 +11,25 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import math
 import os
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
 from tqdm import tqdm
 
-from tools import layout
-from tools.cli import UsageError, run_cli
-from tools.media import VideoInfo, atomic_path, check_writable_dir, probe, run_ffmpeg
+from vsrvfi.core import layout
+from vsrvfi.core.manifest import Scene, SourceRecord, load_manifest, save_manifest
+from vsrvfi.core.cli import run_cli
+from vsrvfi.core.errors import UsageError
+from vsrvfi.core.atomic import atomic_path, check_writable_dir
+from vsrvfi.core.ffmpeg import run_ffmpeg
+from vsrvfi.core.media import VideoInfo, probe
 
 MIN_SIDE = 32
 DETECTOR_MIN_LEN = 15  # PySceneDetect's default: no two cuts closer than this many frames
-MANIFEST_VERSION = 1
 
 
 @dataclass
@@ -41,31 +43,6 @@ class SplitOptions:
     crf: int = 10                      # quality of the orig clips (x264; near-lossless)
     preset: str = "veryfast"
     downscale: int = 0                 # detector analysis downscale; 0 = PySceneDetect's auto
-
-
-@dataclass
-class Scene:
-    clip: str
-    source: str
-    index: int
-    start_frame: int                   # 0-based, inclusive
-    end_frame: int                     # exclusive
-    start_time: float
-    end_time: float
-    fps: float
-    num_frames: int
-    split: str | None = None           # "train" / "val"; None when dropped
-    dropped: str | None = None         # reason when dropped
-
-
-@dataclass
-class SourceRecord:
-    path: str
-    fingerprint: str
-    info: dict
-    options: dict
-    normalized: bool
-    scenes: list[Scene] = field(default_factory=list)
 
 
 def parse_min_len(text: str, fps: float) -> int:
@@ -191,32 +168,6 @@ def write_scene(src: Path, scene: Scene, out: Path, opts: SplitOptions, bar: tqd
     if got != scene.num_frames:
         out.unlink()
         raise UsageError(f"{out}: cut has {got} frames, expected {scene.num_frames} (source not seekable?)")
-
-
-def load_manifest(data_dir: Path) -> dict:
-    path = data_dir / layout.MANIFEST
-    if not path.exists():
-        return {"version": MANIFEST_VERSION, "sources": {}}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:
-        raise UsageError(f"{path}: corrupt manifest (not JSON); move it away to start over") from None
-
-
-def save_manifest(data_dir: Path, manifest: dict) -> None:
-    with atomic_path(data_dir / layout.MANIFEST) as tmp:
-        tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-
-
-def manifest_scenes(manifest: dict, kept_only: bool = True) -> list[Scene]:
-    """All scenes of all sources in a manifest, as Scene objects."""
-    out = []
-    for rec in manifest.get("sources", {}).values():
-        for d in rec["scenes"]:
-            sc = Scene(**d)
-            if not kept_only or not sc.dropped:
-                out.append(sc)
-    return out
 
 
 def split_video(video: str | os.PathLike, data_dir: str | os.PathLike, opts: SplitOptions | None = None,

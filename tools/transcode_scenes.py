@@ -20,10 +20,14 @@ from typing import Callable, Sequence
 import ffmpeg
 from tqdm import tqdm
 
-from tools import layout
-from tools.cli import UsageError, parse_list, run_cli
-from tools.media import MediaError, atomic_path, even_size, probe, run_ffmpeg, run_ffmpeg_jobs
-from tools.split_scenes import Scene, load_manifest, manifest_scenes
+from vsrvfi.core import layout
+from vsrvfi.core.cli import parse_list, run_cli
+from vsrvfi.core.errors import UsageError
+from vsrvfi.core.atomic import atomic_path
+from vsrvfi.core.errors import MediaError
+from vsrvfi.core.ffmpeg import run_ffmpeg, run_ffmpeg_jobs
+from vsrvfi.core.media import even_size, probe
+from vsrvfi.core.manifest import Scene, load_manifest, manifest_scenes
 
 CODECS = ("h264", "vp9")
 

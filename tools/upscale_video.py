@@ -1,7 +1,7 @@
 """Upscale a video x4 (or x2) with VSRNet or EDVR over a sliding window of frames.
 
-    python -m tools.upscale_video IN.mp4 OUT.mp4 -c edvr.pth
-    python -m tools.upscale_video IN.mp4 OUT.mp4 -c EDVR_M_x4_SR_REDS.pth --model edvr --tile 128
+    python -m vsrvfi.tools.upscale_video IN.mp4 OUT.mp4 -c edvr.pth
+    python -m vsrvfi.tools.upscale_video IN.mp4 OUT.mp4 -c EDVR_M_x4_SR_REDS.pth --model edvr --tile 128
 
 Every frame is the centre of a window of the model's T frames; at the ends the window is filled as
 the official EDVR evaluation does ('reflection_circle', see --padding). `--tile N` processes N x N
@@ -17,12 +17,13 @@ from typing import Sequence
 
 from tqdm import tqdm
 
-from inference.options import add_model_args, add_output_args, load_task_model
-from inference.runtime import pick_device
-from inference.sr import PADDINGS, Upscaler, upscale_frames
-from inference.video_io import VideoWriter, check_output, open_source, read_frames, warn_if_short
-from tools.cli import UsageError, run_cli
-from tools.media import MediaError
+from vsrvfi.inference.options import add_model_args, add_output_args, load_task_model
+from vsrvfi.inference.runtime import pick_device
+from vsrvfi.inference.sr import PADDINGS, Upscaler, upscale_frames
+from vsrvfi.inference.video_io import VideoWriter, check_output, open_source, read_frames, warn_if_short
+from vsrvfi.core.cli import run_cli
+from vsrvfi.core.errors import UsageError
+from vsrvfi.core.errors import MediaError
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,8 +13,8 @@ from typing import Any, Sequence
 
 import yaml
 
-from tools.cli import UsageError
-from tools.media import atomic_path
+from vsrvfi.core.errors import UsageError
+from vsrvfi.core.atomic import atomic_path
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 

@@ -16,7 +16,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -26,10 +26,10 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
-from models.checkpoint import load_checkpoint, save_checkpoint
-from models.metrics import psnr, ssim
-from trainers.config import get, save_config
-from trainers.schedules import build_scheduler
+from vsrvfi.models.checkpoint import load_checkpoint, save_checkpoint
+from vsrvfi.models.metrics import psnr, ssim
+from vsrvfi.trainers.config import get, save_config
+from vsrvfi.trainers.schedules import build_scheduler
 
 
 # ------------------------------------------------------------------------------------------ devices

@@ -7,7 +7,7 @@ import torch
 from torch.optim.lr_scheduler import (CosineAnnealingLR, CosineAnnealingWarmRestarts, CyclicLR, LambdaLR,
                                       LRScheduler)
 
-from tools.cli import UsageError
+from vsrvfi.core.errors import UsageError
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: dict, total_steps: int) -> LRScheduler:

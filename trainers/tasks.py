@@ -13,15 +13,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from models.baselines import bicubic_upscale, blend
-from models.load import load_pretrained
-from models.losses import Charbonnier, IFRNetLoss, PseudoFlowLabeler, RIFELoss
-from models.metrics import describe
-from models.registry import build_model, spec
-from pipelines.augment import AugmentOptions
-from pipelines.options import LoaderOptions
-from tools.cli import UsageError
-from trainers.config import get
+from vsrvfi.models.baselines import bicubic_upscale, blend
+from vsrvfi.models.load import load_pretrained
+from vsrvfi.models.losses import Charbonnier, IFRNetLoss, PseudoFlowLabeler, RIFELoss
+from vsrvfi.models.metrics import describe
+from vsrvfi.models.registry import build_model, spec
+from vsrvfi.pipelines.augment import AugmentOptions
+from vsrvfi.pipelines.options import LoaderOptions
+from vsrvfi.core.errors import UsageError
+from vsrvfi.trainers.config import get
 
 log = logging.getLogger(__name__)
 
@@ -97,13 +97,13 @@ class Task:
         raise NotImplementedError
 
     def train_loader(self, epoch: int, seed: int, dist_info: Any):
-        from pipelines import build_loader
+        from vsrvfi.pipelines import build_loader
 
         return build_loader(self._loader_opts("train", epoch, seed))
 
     def val_loader(self, dist_info: Any):
         """A fresh deterministic loader each time, so every validation scores the same samples."""
-        from pipelines import build_loader
+        from vsrvfi.pipelines import build_loader
 
         return build_loader(self._loader_opts("val", 0, 0))
 

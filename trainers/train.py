@@ -1,4 +1,4 @@
-"""Train a model: `python -m trainers.train MODEL|CONFIG [key=value ...] [--resume]`.
+"""Train a model: `python -m vsrvfi.trainers.train MODEL|CONFIG [key=value ...] [--resume]`.
 
 Run it under torchrun for several GPUs or machines (./run.sh does); alone it trains on one device.
 MODEL is a built-in config name (vsrnet, edvr, rife, ifrnet) or a YAML path; `key=value` overrides
@@ -8,16 +8,17 @@ experiments/<name>/: config.yaml (resolved), tb/ (tensorboard), checkpoints/{las
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import Sequence
 
 import torch.distributed as dist
 
-from tools.cli import UsageError, run_cli
-from trainers.config import get, load_config
-from trainers.engine import Trainer, setup_distributed
-from trainers.tasks import make_task
+from vsrvfi.core.cli import run_cli
+
+from vsrvfi.core.errors import UsageError
+from vsrvfi.trainers.config import get, load_config
+from vsrvfi.trainers.engine import Trainer, setup_distributed
+from vsrvfi.trainers.tasks import make_task
 
 
 def run_dir_for(cfg: dict) -> Path:

@@ -5,14 +5,14 @@ pixel: Charbonnier (EDVR, IFRNet) | laplacian: LapLoss (RIFE) | census: CensusLo
 pseudo flow labels (callable estimator or OpenCV DIS) | perceptual: VGG19 loss from a local file |
 composite: the published RIFE and IFRNet objectives.
 """
-from models.losses.census import CensusLoss, GeometryLoss, local_differences
-from models.losses.composite import IFRNetLoss, RIFELoss
-from models.losses.distillation import (FlowDistillationLoss, RIFEDistillationLoss, adaptive_charbonnier,
+from vsrvfi.models.losses.census import CensusLoss, GeometryLoss, local_differences
+from vsrvfi.models.losses.composite import IFRNetLoss, RIFELoss
+from vsrvfi.models.losses.distillation import (FlowDistillationLoss, RIFEDistillationLoss, adaptive_charbonnier,
                                         rife_distillation_loss, robust_weight)
-from models.losses.laplacian import LapLoss, laplacian_pyramid
-from models.losses.perceptual import VGGPerceptualLoss
-from models.losses.pixel import Charbonnier, reduce_loss
-from models.losses.pseudo_flow import FlowEstimator, PseudoFlowLabeler, dis_flow
+from vsrvfi.models.losses.laplacian import LapLoss, laplacian_pyramid
+from vsrvfi.models.losses.perceptual import VGGPerceptualLoss
+from vsrvfi.models.losses.pixel import Charbonnier, reduce_loss
+from vsrvfi.models.losses.pseudo_flow import FlowEstimator, PseudoFlowLabeler, dis_flow
 
 __all__ = [
     "Charbonnier", "reduce_loss",

@@ -10,10 +10,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from models.losses.census import CensusLoss, GeometryLoss
-from models.losses.distillation import FlowDistillationLoss
-from models.losses.laplacian import LapLoss
-from models.losses.pixel import Charbonnier
+from vsrvfi.models.losses.census import CensusLoss, GeometryLoss
+from vsrvfi.models.losses.distillation import FlowDistillationLoss
+from vsrvfi.models.losses.laplacian import LapLoss
+from vsrvfi.models.losses.pixel import Charbonnier
 
 
 class RIFELoss(nn.Module):

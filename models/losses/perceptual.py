@@ -8,8 +8,8 @@ import torch
 from torch import nn
 from torchvision.models.vgg import cfgs, make_layers
 
-from models.checkpoint import load_checkpoint
-from tools.media import MediaError
+from vsrvfi.models.checkpoint import load_checkpoint
+from vsrvfi.core.errors import CheckpointError
 
 #: Outputs of relu1_1, relu2_1, relu3_1, relu4_1, relu5_1 (indices in vgg19().features) and RIFE's weights.
 DEFAULT_LAYERS = (1, 6, 11, 20, 29)
@@ -45,7 +45,7 @@ class VGGPerceptualLoss(nn.Module):
             raise ValueError(f"{len(layers)} layers but {len(weights)} weights")
         path = Path(weights_path)
         if not path.is_file():
-            raise MediaError(path, "no such VGG19 weights file (give a local copy of torchvision's "
+            raise CheckpointError(path, "no such VGG19 weights file (give a local copy of torchvision's "
                                    "vgg19-dcbb9e9d.pth; nothing is downloaded)")
         self.features = _vgg19_features(max(layers) + 1)
         self._load(path)
@@ -59,14 +59,14 @@ class VGGPerceptualLoss(nn.Module):
     def _load(self, path: Path) -> None:
         state = load_checkpoint(path)
         if not isinstance(state, dict):
-            raise MediaError(path, f"holds a {type(state).__name__}, not a VGG19 state_dict")
+            raise CheckpointError(path, f"holds a {type(state).__name__}, not a VGG19 state_dict")
         state = {k[len("features."):] if k.startswith("features.") else k: v for k, v in state.items()}
         own = self.features.state_dict()
         wanted = {k: state[k] for k in own if k in state}
         missing = [k for k in own if k not in wanted]
         bad = [k for k in wanted if tuple(wanted[k].shape) != tuple(own[k].shape)]
         if missing or bad:
-            raise MediaError(path, f"not a VGG19 state_dict ({len(missing)} missing, {len(bad)} "
+            raise CheckpointError(path, f"not a VGG19 state_dict ({len(missing)} missing, {len(bad)} "
                                    f"shape-mismatched feature weights)")
         self.features.load_state_dict(wanted)
 

@@ -10,7 +10,6 @@ Clip names are `<source stem>-s<scene index, 4 digits>`. Every resolution holds 
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -62,9 +61,3 @@ def list_frame_dirs(data_dir: str | os.PathLike, res: str, split: str) -> list[P
     if not d.is_dir():
         return []
     return sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
-
-
-def read_manifest(data_dir: str | os.PathLike) -> dict:
-    path = Path(data_dir) / MANIFEST
-    with open(path) as f:
-        return json.load(f)

@@ -1,0 +1,60 @@
+"""Atomic outputs: everything is written under a temporary sibling name and renamed when complete."""
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+from vsrvfi.core.errors import PathError
+
+
+@contextlib.contextmanager
+def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary sibling path; rename it onto `final` only if the block completes.
+
+    Output is never half-written under its final name, and an interrupted run leaves only a temporary
+    that the next run overwrites. Works for files and directories. A full disk is reported as one
+    line naming `final`, and the previous `final` (if any) is left as it was.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.stem}.tmp.{uuid.uuid4().hex[:8]}{final.suffix}")
+    try:
+        yield tmp
+        if tmp.is_dir() and final.is_dir():
+            shutil.rmtree(final)  # an incomplete folder left by something else; ours is complete
+        os.replace(tmp, final)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise PathError(final, "no space left on device; the previous version (if any) is kept") from None
+        raise
+    finally:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.exists():
+            tmp.unlink()
+
+
+def check_writable_dir(path: str | os.PathLike) -> Path:
+    """Create `path` if needed and check that files can be written there (one-line error if not)."""
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        probe_file = p / f".write-test-{uuid.uuid4().hex[:8]}"
+        probe_file.write_bytes(b"")
+        probe_file.unlink()
+    except OSError as exc:
+        raise PathError(p, f"cannot write here ({exc.strerror or exc})") from None
+    return p
+
+
+def dir_bytes(path: str | os.PathLike) -> int:
+    """Total size in bytes of the regular files under `path` (0 if it does not exist)."""
+    root = Path(path)
+    if not root.exists():
+        return 0
+    return sum(f.stat().st_size for f in root.rglob("*") if f.is_file())

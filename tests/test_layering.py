@@ -1,0 +1,83 @@
+"""The package layering: core <- models, pipelines <- trainers, inference <- tools, no arrow back up."""
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LAYERS = ("core", "models", "pipelines", "trainers", "inference", "tools")
+ALLOWED = {
+    "core": {"core"},
+    "models": {"core", "models"},
+    "pipelines": {"core", "pipelines"},
+    "trainers": {"core", "models", "pipelines", "trainers"},
+    "inference": {"core", "models", "pipelines", "inference"},
+    "tools": set(LAYERS),
+}
+GENERIC = set(LAYERS) | {"benchmarks"}
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.append((node.lineno, node.module))
+        elif isinstance(node, ast.Import):
+            out += [(node.lineno, a.name) for a in node.names]
+    return out
+
+
+def _edges() -> list[tuple[str, int, str, str]]:
+    """(file, line, importing layer, imported module) for every import in the layered packages."""
+    edges = []
+    for layer in LAYERS:
+        for f in sorted((ROOT / layer).rglob("*.py")):
+            edges += [(str(f.relative_to(ROOT)), line, layer, mod) for line, mod in _imports(f)]
+    return edges
+
+
+def _violations(edges) -> list[str]:
+    bad = []
+    for f, line, layer, mod in edges:
+        parts = mod.split(".")
+        if parts[0] == "vsrvfi" and len(parts) > 1 and parts[1] not in ALLOWED[layer]:
+            bad.append(f"{f}:{line} ({layer}) imports {mod}")
+    return bad
+
+
+def test_no_import_runs_back_up_the_layers():
+    bad = _violations(_edges())
+    assert not bad, "imports against the layering:\n" + "\n".join(bad)
+
+
+def test_project_code_imports_only_through_the_vsrvfi_package():
+    bad = [f"{f}:{line} imports {mod}" for f, line, _, mod in _edges() if mod.split(".")[0] in GENERIC]
+    assert not bad, "generic top-level imports (use vsrvfi.<package>):\n" + "\n".join(bad)
+
+
+def test_the_rule_catches_a_violation(tmp_path):
+    """The checker itself: upward imports (also lazy ones inside functions) are reported, downward ones not."""
+    f = tmp_path / "x.py"
+    f.write_text("import os\nfrom vsrvfi.core import layout\ndef g():\n    from vsrvfi.trainers.engine import Trainer\n")
+    edges = [("core/x.py", line, "core", mod) for line, mod in _imports(f)]
+    assert _violations(edges) == ["core/x.py:4 (core) imports vsrvfi.trainers.engine"]
+    assert _violations([("tools/y.py", 1, "tools", "vsrvfi.trainers.engine")]) == []
+
+
+@pytest.mark.parametrize("module, absent", [
+    ("vsrvfi.core.cli", ["av", "nvidia.dali", "scenedetect", "torch"]),
+    ("vsrvfi.core.manifest", ["av", "nvidia.dali", "scenedetect", "torch"]),
+    ("vsrvfi.models.checkpoint", ["av", "nvidia.dali", "scenedetect"]),
+    ("vsrvfi.pipelines", ["av", "nvidia.dali", "scenedetect"]),
+    ("vsrvfi.trainers.config", ["av", "nvidia.dali", "scenedetect"]),
+])
+def test_heavy_imports_happen_where_they_are_used(module, absent):
+    code = f"import sys, json, {module}; print(json.dumps([m for m in {absent!r} if m in sys.modules]))"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout) == [], f"importing {module} loaded {res.stdout.strip()}"

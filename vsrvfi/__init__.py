@@ -1,0 +1,14 @@
+"""dali-vsr-vfi: train video super-resolution and frame interpolation models on GPU-decoded video.
+
+The import package. Its subpackages are the repository's top-level folders (linked here, copied
+into wheels), layered bottom to top with no import running back up:
+
+    core        errors, atomic files, media probing and ffmpeg, the data-set layout and manifest, CLI
+    models      architectures, losses, metrics, checkpoints            (imports core)
+    pipelines   DALI video loaders and the PNG baseline                (imports core)
+    trainers    typed config, recipes, the training engine             (imports core, models, pipelines)
+    inference   video I/O, upscaling, interpolation, evaluation        (imports core, models, pipelines)
+    tools       entry points: data preparation and the video tools     (imports everything above)
+    configs     the built-in YAML configs (package data)
+"""
+__version__ = "0.1.0"
