@@ -5,7 +5,8 @@ flips, rotations and frame order are visible), encoded the way the loaders expec
 yuv420p, constant frame rate, a 4-frame GOP, no hidden/alt-ref frames), and its PNG frames are
 extracted with ffmpeg exactly as tools/extract_frames.py names them (000001.png, 1-based).
 
-`tiny_data_dir` is a session-scoped pytest fixture: import it into a test module to use it.
+The session fixtures that use these helpers (`tiny_data_dir`, `demo_source`) live in conftest.py, so
+each is built once per test session.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
+import numpy as np
 
 from vsrvfi.core import layout
 from vsrvfi.core.ffmpeg import DALI_RGB_ARGS, ffmpeg_binary
@@ -42,11 +43,27 @@ DEFAULT_CLIPS: tuple[ClipSpec, ...] = (
 )
 
 
+# The small demo source of the preparation tests (the demo generator at 320x180).
+DEMO_SIZE = (320, 180)
+DEMO_FPS = 24
+DEMO_SCENE_SECONDS = 1.0
+DEMO_SCENES = 4
+
+
 def ffmpeg(*args: str) -> None:
+    """Run the project's ffmpeg binary quietly; fail the test with ffmpeg's message on error."""
     res = subprocess.run([ffmpeg_binary(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args],
                          capture_output=True, text=True)
     if res.returncode:
-        raise RuntimeError(f"ffmpeg {' '.join(args)} failed: {res.stderr.strip()}")
+        raise AssertionError(f"ffmpeg {' '.join(args)} failed: {res.stderr.strip()}")
+
+
+def decode_frames(path: str | Path) -> np.ndarray:
+    """All frames of a video as uint8 RGB, (T, H, W, 3), decoded with PyAV."""
+    import av
+
+    with av.open(str(path)) as c:
+        return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
 
 
 def vp9_args(gop: int = GOP, crf: int = 20) -> list[str]:
@@ -90,9 +107,3 @@ def build_data_dir(root: Path, clips: tuple[ClipSpec, ...] = DEFAULT_CLIPS,
     for spec in clips:
         add_clip(root, spec, sizes, pngs)
     return root
-
-
-@pytest.fixture(scope="session")
-def tiny_data_dir(tmp_path_factory) -> Path:
-    """The default tiny data set (5 clips, 144p and 72p, VP9, PNG frames), built once per session."""
-    return build_data_dir(tmp_path_factory.mktemp("tiny_data"))

@@ -1,36 +1,14 @@
-"""Shared fixtures: small generated videos and a small prepared data set (nothing is downloaded)."""
+"""Shared fixtures, each built once per session: a small generated video and a tiny prepared data set
+(nothing is downloaded). The helpers that make them are in tests/clipfactory.py."""
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
+from tests.clipfactory import DEMO_FPS, DEMO_SCENE_SECONDS, DEMO_SCENES, DEMO_SIZE, build_data_dir
 from vsrvfi.tools.demo_video import make_demo_video
-from vsrvfi.core.ffmpeg import ffmpeg_binary
-
-DEMO_SIZE = (320, 180)
-DEMO_FPS = 24
-DEMO_SCENE_SECONDS = 1.0
-DEMO_SCENES = 4
-
-
-def ffmpeg(*args: str) -> None:
-    """Run the project's ffmpeg binary quietly; fail the test with ffmpeg's message on error."""
-    res = subprocess.run([ffmpeg_binary(), "-hide_banner", "-loglevel", "error", "-y", *args],
-                         capture_output=True, text=True)
-    if res.returncode:
-        raise AssertionError(f"ffmpeg {' '.join(args)} failed: {res.stderr.strip()}")
-
-
-def decode_frames(path: str | Path) -> np.ndarray:
-    """All frames of a video as uint8 RGB, (T, H, W, 3), decoded with PyAV."""
-    import av
-
-    with av.open(str(path)) as c:
-        return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
 
 
 @pytest.fixture(scope="session")
@@ -39,6 +17,12 @@ def demo_source(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("src") / "demo.mp4"
     return make_demo_video(out, *DEMO_SIZE, fps=DEMO_FPS, scene_seconds=DEMO_SCENE_SECONDS,
                            scenes=DEMO_SCENES, progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_data_dir(tmp_path_factory) -> Path:
+    """The default tiny data set (5 clips, 144p and 72p, VP9, PNG frames)."""
+    return build_data_dir(tmp_path_factory.mktemp("tiny_data"))
 
 
 @pytest.fixture

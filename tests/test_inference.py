@@ -21,8 +21,7 @@ from vsrvfi.models.checkpoint import save_checkpoint
 from vsrvfi.models.metrics import psnr
 from vsrvfi.models.registry import build_model
 from vsrvfi.pipelines.png_frames import downscale
-from tests.clipfactory import tiny_data_dir  # noqa: F401  (fixture)
-from tests.conftest import decode_frames, ffmpeg
+from tests.clipfactory import decode_frames, ffmpeg
 from vsrvfi.tools import evaluate, interpolate_video, upscale_video
 from vsrvfi.tools.interpolate_video import scene_cuts
 from vsrvfi.core.errors import MediaError

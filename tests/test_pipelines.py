@@ -7,7 +7,7 @@ import torch
 
 from vsrvfi.pipelines import AugmentOptions, BatchError, LoaderOptions, ShortClipWarning, build_loader, validate_batch
 from vsrvfi.pipelines.sampling import all_sequences, plan_epoch, sequence_starts
-from tests.clipfactory import ClipSpec, add_clip, tiny_data_dir  # noqa: F401  (fixture)
+from tests.clipfactory import ClipSpec, add_clip
 from vsrvfi.core.errors import UsageError
 from vsrvfi.core.errors import DataError
 

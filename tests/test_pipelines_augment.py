@@ -7,7 +7,6 @@ import torch
 
 from vsrvfi.pipelines import AUG_FLAGS, AugmentOptions, build_loader
 from vsrvfi.pipelines.augment import apply_flags
-from tests.clipfactory import tiny_data_dir  # noqa: F401  (fixture)
 
 KINDS = ("dali", "png")
 ALL = AugmentOptions(hflip=0.5, vflip=0.5, rot90=0.5, reverse=0.5, swap_rgb=0.5)

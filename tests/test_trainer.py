@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from clipfactory import tiny_data_dir  # noqa: F401  (session fixture)
 from vsrvfi.models.checkpoint import load_checkpoint
 from vsrvfi.trainers.config import load_config
 from vsrvfi.trainers.engine import Trainer
