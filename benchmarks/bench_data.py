@@ -4,7 +4,7 @@ The source is tools.demo_video at the chosen size (a photo zoom, a pan over a fr
 Mandelbrot zoom, moving test patterns; nothing downloaded). Each scene becomes one clip encoded the
 way tools/transcode_scenes.py encodes VP9 (its codec_args, so the benchmark measures the project's
 real settings) with the chosen GOP, and its frames are extracted to PNG with DALI's YUV->RGB
-conversion (core.ffmpeg.DALI_RGB_ARGS). Layout as core/layout.py; existing files are reused.
+conversion (tools.extract_frames). Layout as core/layout.py; existing files are reused.
 """
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ import ffmpeg
 from vsrvfi.core import layout
 from vsrvfi.tools.demo_video import SCENES, make_demo_video
 from vsrvfi.core.atomic import atomic_path
-from vsrvfi.core.ffmpeg import DALI_RGB_ARGS, run_ffmpeg
+from vsrvfi.core.ffmpeg import run_ffmpeg
 from vsrvfi.core.media import probe
+from vsrvfi.tools.extract_frames import extract_clip
 from vsrvfi.tools.transcode_scenes import TranscodeOptions, codec_args
 
 
@@ -40,9 +41,6 @@ def make_bench_data(root: str | Path, res: str = "720p", gop: int = 4, scene_sec
                 run_ffmpeg(args, clip)
         frames = layout.frames_dir(root, res, split, name)
         if pngs and not frames.exists():
-            with atomic_path(frames) as tmp:
-                tmp.mkdir(parents=True)
-                run_ffmpeg(["-y", "-i", str(clip), "-map", "0:v:0", "-fps_mode", "passthrough", "-start_number", "1",
-                            *DALI_RGB_ARGS, "-f", "image2", str(tmp / layout.FRAME_PATTERN)], frames)
+            extract_clip(clip, frames, threads=0, on_frames=lambda n: None)
         probe(clip)  # fails loudly on a broken clip
     return root

@@ -36,7 +36,7 @@ from vsrvfi.pipelines.augment import AugmentOptions
 from vsrvfi.pipelines.sampling import discover_clips
 from vsrvfi.core.cli import parse_list, run_cli
 from vsrvfi.core.atomic import dir_bytes
-from vsrvfi.core.ffmpeg import DALI_RGB_ARGS, ffmpeg_binary
+from vsrvfi.core.ffmpeg import DALI_RGB_ARGS, rgb_ffmpeg_binary
 from vsrvfi.core.media import probe
 
 PRESETS = {
@@ -180,7 +180,7 @@ def raw_decode(clips: Sequence[Path], threads: int, rgb: bool = False, nvdec: bo
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     for c in clips:
-        cmd = [ffmpeg_binary(), "-hide_banner", "-nostdin", "-loglevel", "error", "-threads", str(threads)]
+        cmd = [rgb_ffmpeg_binary(), "-hide_banner", "-nostdin", "-loglevel", "error", "-threads", str(threads)]
         if nvdec:  # frames stay in GPU memory: the decoder's own rate
             cmd += ["-hwaccel", "cuda", "-hwaccel_output_format", "cuda"]
         cmd += ["-i", str(c), "-map", "0:v:0"]

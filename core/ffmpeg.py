@@ -1,7 +1,11 @@
-"""The ffmpeg binary, running it with progress, and its errors as one line.
+"""The ffmpeg binaries, running them with progress, and their errors as one line.
 
-ffmpeg comes from `$FFMPEG`, then PATH, then the imageio-ffmpeg wheel (so a plain pip install works
-on a machine without ffmpeg).
+Two roles. Encoding and cutting use `ffmpeg_binary()`: `$FFMPEG`, then PATH, then the imageio-ffmpeg
+wheel (so a plain pip install works on a machine without ffmpeg, and a system build with hardware
+encoders is used where there is one). Every YUV->RGB conversion (PNG frames, the evaluator and the
+video tools) uses `rgb_ffmpeg_binary()`, the wheel's own build, whatever is on PATH: swscale's
+output differs between FFmpeg versions (Debian 12's FFmpeg 5.1 is up to 78 levels off DALI's decode
+with the same flags), and the wheel's is the one checked bit-exact against DALI's reader.
 """
 from __future__ import annotations
 
@@ -9,13 +13,16 @@ import functools
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
+from pathlib import Path
 from typing import IO, Callable, Sequence
 
 from vsrvfi.core.errors import FFmpegError, MediaError
 
 # ffmpeg output options that convert YUV to RGB exactly as DALI's CPU video decoder does (BT.601
-# limited range, bilinear chroma upsampling; checked bit-exact on VP9 4:2:0). ffmpeg's defaults differ:
+# limited range, bilinear chroma upsampling; checked bit-exact on VP9 4:2:0 with rgb_ffmpeg_binary();
+# other FFmpeg versions give other pixels with the same flags). ffmpeg's defaults differ:
 # nearest-neighbour chroma (up to ~180/255 off at sharp colour edges) and a BT.709 matrix for clips
 # tagged BT.709, which DALI ignores (up to ~34/255 off). PNG frames made for the baseline loader
 # should use these, so both loaders see the same pixels.
@@ -39,6 +46,24 @@ def ffmpeg_binary() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
+@functools.lru_cache(maxsize=None)
+def rgb_ffmpeg_binary() -> str:
+    """The imageio-ffmpeg wheel's ffmpeg, used for every YUV->RGB conversion (see the module docstring).
+
+    `$FFMPEG`, PATH and `IMAGEIO_FFMPEG_EXE` are ignored here on purpose. If the wheel carries no binary
+    (some distributions strip it), `ffmpeg_binary()` is used with a warning that frames may differ.
+    """
+    import imageio_ffmpeg
+
+    bundled = sorted((Path(imageio_ffmpeg.__file__).parent / "binaries").glob("ffmpeg-*"))
+    bundled = [p for p in bundled if p.is_file() and os.access(p, os.X_OK)]
+    if bundled:
+        return str(bundled[-1])
+    print("warning: the imageio-ffmpeg wheel has no ffmpeg binary; YUV->RGB frames come from "
+          f"{ffmpeg_binary()} and may differ from DALI's decode", file=sys.stderr)
+    return ffmpeg_binary()
+
+
 def last_error_line(stderr: IO[bytes], returncode: int | None, fallback: str | None = None) -> str:
     """ffmpeg's last non-empty stderr line (read from the start of `stderr`), else `fallback`/the exit code."""
     stderr.seek(0)
@@ -55,13 +80,14 @@ def popen(cmd: list[str], path: str | os.PathLike, **kwargs) -> subprocess.Popen
 
 
 def run_ffmpeg(args: Sequence[str], output: str | os.PathLike, on_frames: Callable[[int], None] | None = None,
-               threads: int | None = None) -> None:
+               threads: int | None = None, rgb: bool = False) -> None:
     """Run ffmpeg with `args` (everything after the binary name), reporting progress in frames.
 
     `on_frames(delta)` is called as frames are written (from `-progress`), so parallel jobs can feed
-    one shared progress bar. Raises FFmpegError naming `output` with ffmpeg's own error line.
+    one shared progress bar. `rgb=True` for commands that convert to or from RGB (DALI_RGB_ARGS): they
+    run on `rgb_ffmpeg_binary()`. Raises FFmpegError naming `output` with ffmpeg's own error line.
     """
-    cmd = [ffmpeg_binary(), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error",
+    cmd = [rgb_ffmpeg_binary() if rgb else ffmpeg_binary(), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error",
            "-progress", "pipe:1"]
     if threads:
         cmd += ["-threads", str(threads)]

@@ -23,7 +23,7 @@ import numpy as np
 
 from vsrvfi.core.atomic import atomic_path, check_writable_dir
 from vsrvfi.core.errors import MediaError
-from vsrvfi.core.ffmpeg import DALI_RGB_ARGS, ffmpeg_binary, last_error_line, popen
+from vsrvfi.core.ffmpeg import DALI_RGB_ARGS, last_error_line, popen, rgb_ffmpeg_binary
 from vsrvfi.core.media import VideoInfo, probe
 
 # Audio codecs each container takes as they are; anything else is re-encoded.
@@ -87,7 +87,7 @@ def read_frames(src: SourceVideo | str | os.PathLike, max_frames: int | None = N
     """Yield the video's frames as (H, W, 3) uint8 RGB arrays, in order."""
     info = src.info if isinstance(src, SourceVideo) else probe(src)
     w, h = info.width, info.height
-    cmd = [ffmpeg_binary(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", info.path,
+    cmd = [rgb_ffmpeg_binary(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", info.path,
            "-map", "0:v:0", "-fps_mode", "passthrough", *(["-frames:v", str(max_frames)] if max_frames else []),
            *DALI_RGB_ARGS, "-f", "rawvideo", "pipe:1"]
     size = w * h * 3
@@ -160,7 +160,7 @@ class VideoWriter:
         self._proc: subprocess.Popen | None = None
 
     def _command(self, tmp: Path) -> list[str]:
-        cmd = [ffmpeg_binary(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+        cmd = [rgb_ffmpeg_binary(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
                "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{self.width}x{self.height}",
                "-r", f"{self.fps.numerator}/{self.fps.denominator}", "-i", "pipe:0"]
         if self.audio:

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from vsrvfi.core import layout
-from vsrvfi.core.ffmpeg import DALI_RGB_ARGS, ffmpeg_binary
+from vsrvfi.core.ffmpeg import ffmpeg_binary
+from vsrvfi.tools.extract_frames import extract_clip
 
 FPS = 24
 GOP = 4
@@ -85,11 +86,10 @@ def write_clip(path: Path, source: str, frames: int, size: tuple[int, int], fps:
 def extract_pngs(clip: Path, out: Path) -> Path:
     """All frames of `clip` as rgb24 PNGs named like tools/extract_frames.py does (000001.png ...).
 
-    The YUV->RGB conversion is DALI's (core.ffmpeg.DALI_RGB_ARGS), so both loaders see the same pixels.
+    It is the data preparation's own extraction (DALI's YUV->RGB conversion on the wheel's ffmpeg), so
+    both loaders see the same pixels.
     """
-    out.mkdir(parents=True, exist_ok=True)
-    ffmpeg("-i", str(clip), "-map", "0:v:0", "-fps_mode", "passthrough", "-start_number", "1",
-           *DALI_RGB_ARGS, "-f", "image2", str(out / layout.FRAME_PATTERN))
+    extract_clip(clip, out, threads=1, on_frames=lambda n: None)
     return out
 
 

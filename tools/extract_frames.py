@@ -32,7 +32,7 @@ def extract_clip(clip: Path, out: Path, threads: int, on_frames: Callable[[int],
         # DALI's YUV->RGB conversion, so PNG frames equal what the DALI loader decodes.
         run_ffmpeg(["-y", "-i", str(clip), "-map", "0:v:0", "-fps_mode", "passthrough", "-start_number", "1",
                     *DALI_RGB_ARGS, "-f", "image2", str(tmp / layout.FRAME_PATTERN)], out,
-                   on_frames=on_frames, threads=threads)
+                   on_frames=on_frames, threads=threads, rgb=True)
         got = frame_count(tmp)
         if got != expected:
             raise UsageError(f"{out}: extracted {got} frames, expected {expected}")
