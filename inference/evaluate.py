@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
+from typing import Callable, Collection
 
 import numpy as np
 import torch
@@ -45,6 +46,8 @@ class Convention:
 class ClipScore:
     clip: str
     frames: int = 0  # frames scored
+    cuts: int = 0  # scene cuts inside the frames read (raw videos; prepared clips are one scene)
+    skipped: int = 0  # VFI gaps not scored because they span a cut
     psnr: list[float] = field(default_factory=list)
     ssim: list[float] = field(default_factory=list)
     base_psnr: list[float] = field(default_factory=list)
@@ -63,7 +66,9 @@ class ClipScore:
                 for k in ("psnr", "ssim", "base_psnr", "base_ssim")}
 
     def as_dict(self) -> dict:
-        return {"clip": self.clip, "frames": self.frames, **self.means(), "per_frame": asdict(self)}
+        per_frame = {k: v for k, v in asdict(self).items() if isinstance(v, list)}
+        return {"clip": self.clip, "frames": self.frames, "cuts": self.cuts, "skipped_gaps": self.skipped,
+                **self.means(), "per_frame": per_frame}
 
 
 @dataclass
@@ -78,33 +83,61 @@ class Example:
     base_psnr: float
 
 
+def scene_of(i: int, total: int, cuts: Collection[int]) -> tuple[int, int]:
+    """[start, end) of the scene holding frame `i`, given the frames that start new scenes."""
+    start = max((c for c in cuts if c <= i), default=0)
+    end = min((c for c in cuts if c > i), default=total)
+    return start, end
+
+
+def _tick(on_frame: Callable[[int], None] | None, n: int = 1) -> None:
+    if on_frame is not None:
+        on_frame(n)
+
+
 @torch.no_grad()
 def evaluate_sr(up: Upscaler, frames: list[np.ndarray], clip: str, conv: Convention,
-                padding: str = "reflection_circle") -> tuple[ClipScore, Example | None]:
-    """Score `up` on HR frames (H, W, 3) uint8: downscale, upscale with the model, compare."""
+                padding: str = "reflection_circle", cuts: Collection[int] = (),
+                on_frame: Callable[[int], None] | None = None) -> tuple[ClipScore, Example | None]:
+    """Score `up` on HR frames (H, W, 3) uint8: downscale, upscale with the model, compare.
+
+    A model's window never reaches across a scene cut: each scene is padded at its own ends, as a
+    prepared clip would be. `cuts` are the indices of the frames that start a new scene.
+    """
     s = up.scale
     hr = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)
     h, w = hr.shape[-2] // s * s, hr.shape[-1] // s * s
     hr = hr[..., :h, :w]
     lr = downscale(hr, s).float().div_(255).to(up.device)
-    score, example = ClipScore(clip), None
+    score, example = ClipScore(clip, cuts=sum(0 < c < len(frames) for c in cuts)), None
     show = len(frames) // 2
     for i in range(len(frames)):
-        pred = up(lr[window_indices(i, len(frames), up.window, padding)])
+        a, b = scene_of(i, len(frames), cuts)
+        pred = up(lr[[a + j for j in window_indices(i - a, b - a, up.window, padding)]])
         base = bicubic_upscale(lr[i:i + 1], s)
         target = hr[i:i + 1].to(up.device).float().div_(255)
         score.add(pred, base, target, conv)
         if i == show:
             example = Example(i, to_frame(base), to_frame(pred), to_frame(target), score.psnr[-1], score.base_psnr[-1])
+        _tick(on_frame)
     return score, example
 
 
 @torch.no_grad()
 def evaluate_vfi(interp: Interpolator, frames: list[np.ndarray], clip: str, conv: Convention,
-                 gap: int = 2) -> tuple[ClipScore, Example | None]:
-    """Score `interp` on frames (H, W, 3) uint8: keep every `gap`-th frame, remake those between."""
-    score, example = ClipScore(clip), None
-    starts = list(range(0, len(frames) - gap, gap))
+                 gap: int = 2, cuts: Collection[int] = (),
+                 on_frame: Callable[[int], None] | None = None) -> tuple[ClipScore, Example | None]:
+    """Score `interp` on frames (H, W, 3) uint8: keep every `gap`-th frame, remake those between.
+
+    A gap whose frames span a scene cut (a frame in i+1 .. i+gap starts a new scene) is not scored:
+    no interpolator can rebuild a cut, and scoring it would measure the cut. It is counted in
+    `ClipScore.skipped`.
+    """
+    score, example = ClipScore(clip, cuts=sum(0 < c < len(frames) for c in cuts)), None
+    all_starts = list(range(0, len(frames) - gap, gap))
+    starts = [i for i in all_starts if not any(i < c <= i + gap for c in cuts)]
+    score.skipped = len(all_starts) - len(starts)
+    _tick(on_frame, score.skipped * gap)
     show = starts[len(starts) // 2] if starts else -1
     for i in starts:
         a, b = to_tensor(frames[i], interp.device), to_tensor(frames[i + gap], interp.device)
@@ -116,6 +149,7 @@ def evaluate_vfi(interp: Interpolator, frames: list[np.ndarray], clip: str, conv
             score.add(made[t], base, target, conv)
             if i == show and k == gap // 2:
                 example = Example(i + k, to_frame(base), to_frame(made[t]), to_frame(target), score.psnr[-1], score.base_psnr[-1])
+        _tick(on_frame, gap)
     return score, example
 
 
@@ -140,6 +174,10 @@ def format_table(scores: list[ClipScore], model: str, baseline: str, conv: Conve
         lines.append(row(s.clip[:28], s.frames, s.means()))
     lines.append("-" * len(head))
     lines.append(row(f"mean of {len(scores)} clip(s)", sum(s.frames for s in scores), summary(scores)))
+    cuts, skipped = sum(s.cuts for s in scores), sum(s.skipped for s in scores)
+    if cuts:
+        lines.append(f"{cuts} scene cut(s) found in the videos; "
+                     + (f"{skipped} gap(s) across a cut not scored" if skipped else "no model window crossed one"))
     return "\n".join(lines)
 
 

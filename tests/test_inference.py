@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from vsrvfi.inference.evaluate import Convention, evaluate_sr, evaluate_vfi
+from vsrvfi.inference.evaluate import Convention, evaluate_sr, evaluate_vfi, scene_of
 from vsrvfi.inference.runtime import to_tensor
 from vsrvfi.inference.sr import Upscaler, upscale_frames, window_indices
 from vsrvfi.inference.vfi import Interpolator, interpolate_frames, is_duplicate, output_fps, plan_output
@@ -228,6 +228,51 @@ def test_evaluate_sr_baseline_is_bicubic_of_pipeline_downscale(clip_with_cut, ck
     expect = psnr(base, hr.float() / 255, y_channel=True, crop_border=4)
     assert score.base_psnr[1] == pytest.approx(float(expect), abs=1e-4)
     assert score.frames == 3
+
+
+def test_evaluate_skips_gaps_across_a_scene_cut(clip_with_cut):
+    frames = list(read_frames(clip_with_cut))
+    interp = Interpolator(Blend(), torch.device("cpu"))
+    ticks = []
+    score, _ = evaluate_vfi(interp, frames, "c", Convention.default("vfi"), gap=2, cuts={12}, on_frame=ticks.append)
+    assert (score.cuts, score.skipped, score.frames) == (1, 1, 10)  # the gap 10 -> 12 holds the cut
+    assert sum(ticks) == 22  # progress counts frames (the last 2 frames form no whole gap)
+    everything, _ = evaluate_vfi(interp, frames, "c", Convention.default("vfi"), gap=2)
+    assert everything.frames == 11 and min(everything.psnr) < min(score.psnr)  # the cut gap is the worst frame
+    assert scene_of(11, 24, {12}) == (0, 12) and scene_of(12, 24, {12}) == (12, 24)
+
+
+def test_evaluate_sr_windows_stop_at_a_scene_cut():
+    frames = [np.full((48, 64, 3), 8 * i, np.uint8) for i in range(24)]  # every frame its own grey
+
+    class Recorder:  # an upscaler stand-in that remembers which LR frames each window held
+        scale, window, device = 4, 3, torch.device("cpu")
+
+        def __init__(self, lr):
+            self.lr, self.windows = lr, []
+
+        def __call__(self, x):
+            self.windows.append([int((self.lr - f).abs().flatten(1).sum(1).argmin()) for f in x])
+            return bicubic_upscale(x[1:2], 4)
+
+    lr = downscale(torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2), 4).float().div_(255)
+    rec = Recorder(lr)
+    evaluate_sr(rec, frames, "c", Convention.default("sr", 4), cuts={12})
+    assert rec.windows[11] == [10, 11, 9] and rec.windows[12] == [14, 12, 13]  # reflection_circle at the cut
+    assert all(max(w) < 12 for w in rec.windows[:12]) and all(min(w) >= 12 for w in rec.windows[12:])
+
+
+def test_evaluate_cli_finds_cuts_in_raw_video(tmp_path, clip_with_cut, ckpts, capsys, seeded_single_thread):
+    out = tmp_path / "eval"
+    args = ["-c", str(ckpts["ifrnet"]), str(clip_with_cut), "--max-frames", "0", "--out", str(out)]
+    assert evaluate.cli(args) == 0
+    text = capsys.readouterr().out
+    assert "1 scene cut(s) found in the videos; 1 gap(s) across a cut not scored" in text
+    clip = json.loads((out / "scores.json").read_text())["clips"][0]
+    assert (clip["cuts"], clip["skipped_gaps"], clip["frames"]) == (1, 1, 10)
+    assert evaluate.cli(args + ["--no-scene-detect"]) == 0
+    clip = json.loads((out / "scores.json").read_text())["clips"][0]
+    assert (clip["cuts"], clip["skipped_gaps"], clip["frames"]) == (0, 0, 11)
 
 
 def test_evaluate_cli_on_data_dir(tmp_path, tiny_data_dir, ckpts, capsys, seeded_single_thread):  # noqa: F811

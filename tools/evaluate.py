@@ -5,8 +5,10 @@
 
 INPUT is a prepared DATA_DIR (its `--split` clips at `--res` are scored) or video files. SR models
 see each frame downscaled x4 (x2) and are compared with the original; VFI models see every `--gap`-th
-frame and remake the ones between. Prints a table, writes scores.json and one side-by-side PNG per
-clip (baseline | model | original, with a zoomed centre) into `--out`.
+frame and remake the ones between. Video files are first searched for scene cuts (PySceneDetect, as
+vsr-interpolate does): VFI gaps across a cut are not scored, SR windows stop at it (the count is
+printed). Prints a table, writes scores.json and one side-by-side PNG per clip (baseline | model |
+original, with a zoomed centre) into `--out`.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from vsrvfi.inference.runtime import pick_device
 from vsrvfi.inference.sr import PADDINGS, Upscaler
 from vsrvfi.inference.video_io import open_source, read_frames
 from vsrvfi.inference.vfi import Interpolator
+from vsrvfi.tools.interpolate_video import scene_cuts
 from vsrvfi.models.registry import spec
 from vsrvfi.core.cli import run_cli
 from vsrvfi.core.errors import UsageError
@@ -33,9 +36,10 @@ from vsrvfi.core.atomic import atomic_path, check_writable_dir
 from vsrvfi.core.errors import DataError
 
 
-def find_videos(inputs: Sequence[str], res: str, split: str) -> list[Path]:
-    """Video files as given; a DATA_DIR contributes its `split` clips at `res`."""
-    videos = []
+def find_videos(inputs: Sequence[str], res: str, split: str) -> tuple[list[Path], set[Path]]:
+    """Video files as given; a DATA_DIR contributes its `split` clips at `res` (returned also as the
+    set of prepared clips, which are single scenes and need no cut detection)."""
+    videos, prepared = [], set()
     for item in inputs:
         p = Path(item)
         if p.is_dir():
@@ -43,13 +47,15 @@ def find_videos(inputs: Sequence[str], res: str, split: str) -> list[Path]:
             if not clips:
                 raise DataError(p, f"no {split} clips at {res} (expected {p}/{res}/scenes/{split}/*.mp4)")
             videos += clips
+            prepared.update(clips)
         else:
             videos.append(p)
-    return videos
+    return videos, prepared
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("inputs", nargs="+", help="DATA_DIR(s) and/or video files")
     add_model_args(ap, None)
     ap.add_argument("--res", help="resolution of a DATA_DIR's clips (default: the training run's, else 540p)")
@@ -61,6 +67,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--scale", type=float, default=1.0, help="VFI: flow resolution relative to the frames")
     ap.add_argument("--metric", choices=("y", "rgb"), help="score luma (BT.601) or RGB (default: the task's habit)")
     ap.add_argument("--crop-border", type=int, help="pixels dropped at each side (default: SR scale, VFI 0)")
+    ap.add_argument("--scene-threshold", type=float, default=None,
+                    help="video files: PySceneDetect content threshold (None = its default, 27)")
+    ap.add_argument("--min-scene-len", type=int, default=8, help="video files: frames; closer cuts are one cut")
+    ap.add_argument("--no-scene-detect", action="store_true", help="video files: score across every frame")
     ap.add_argument("--out", help="folder for scores.json and the pictures (default: next to the checkpoint)")
     a = ap.parse_args(argv)
     if a.gap < 2:
@@ -73,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     task = spec(model.model_name, model.model_size).task
     cfg = getattr(model, "train_config", None) or {}
     res = a.res or (cfg.get("data", {}) or {}).get("res") or "540p"
-    videos = find_videos(a.inputs, res, a.split)
+    videos, clips = find_videos(a.inputs, res, a.split)
     if task == "sr":
         runner = Upscaler(model, device, a.precision, a.tile)
         conv = Convention.default("sr", runner.scale)
@@ -95,22 +105,32 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     need = 1 if task == "sr" else a.gap + 1
     scores, t0, scored = [], time.perf_counter(), 0
-    for video in tqdm(videos, unit="clip", desc=f"evaluate {model.model_name}"):
-        src = open_source(video)
+    sources = [open_source(v) for v in videos]
+    total = sum(min(s.info.num_frames, a.max_frames or s.info.num_frames) for s in sources)
+    bar = tqdm(total=total, unit="frame", desc=f"evaluate {model.model_name}")
+    for video, src in zip(videos, sources):
         frames = list(read_frames(src, a.max_frames or None))
         if len(frames) < need:
             print(f"warning: {video}: {len(frames)} frame(s), fewer than the {need} needed; skipped", file=sys.stderr)
+            bar.update(len(frames))
             continue
+        cuts: set[int] = set()
+        if video not in clips and not a.no_scene_detect:
+            cuts = {c for c in scene_cuts(str(video), float(src.info.fps), a.scene_threshold, a.min_scene_len)
+                    if c < len(frames)}
+        before = bar.n
         if task == "sr":
-            score, example = evaluate_sr(runner, frames, video.stem, conv, a.padding)
+            score, example = evaluate_sr(runner, frames, video.stem, conv, a.padding, cuts, bar.update)
         else:
-            score, example = evaluate_vfi(runner, frames, video.stem, conv, a.gap)
+            score, example = evaluate_vfi(runner, frames, video.stem, conv, a.gap, cuts, bar.update)
+        bar.update(len(frames) - (bar.n - before))  # frames after the last whole VFI gap
         scores.append(score)
         scored += score.frames
         if example is not None:
             save_comparison(example, out_dir / f"{video.stem}.png", labels,
                             f"{video.stem}, frame {example.index} ({conv.describe()})")
-    if not scores:
+    bar.close()
+    if not scores or not any(s.frames for s in scores):
         raise UsageError("no clip had enough frames to score")
     secs = time.perf_counter() - t0
     print(format_table(scores, model.model_name, labels[0], conv))
