@@ -18,6 +18,10 @@ Differences from the DALI example, by design:
 - Flow is in pixels as FlowNet2SD defines it (finest prediction x `div_flow` = 20, upsampled x4).
   DALI divides the upsampled raw prediction by 16 instead, i.e. uses 1/320 of that flow, which makes
   its warp almost the identity; `div_flow=1/16` reproduces it.
+- `residual=True` (an option; off reproduces DALI's layout and loads its weights) upsamples with the
+  bicubic of the SR baseline and predicts a correction of the upsampled Y (no sigmoid; the last
+  convolution starts at zero), so an untrained model is exactly the bicubic baseline and training
+  only has to learn the detail. From scratch, the sigmoid model has to learn the identity first.
 - The flow network is an option: "flownet_sd" (FlowNet2-SD; load the converted
   `FlowNet2-SD_checkpoint.pth.tar` with `flownet_path`, or train it from random initialisation),
   "tiny" (a ~0.1 M-parameter two-scale flow net that starts at zero flow) or "none" (no motion
@@ -31,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vsrvfi.models.baselines import bicubic_upscale
 from vsrvfi.models.flownet_sd import FlowNetSD
 from vsrvfi.models.load import load_pretrained
 from vsrvfi.models.registry import register, register_converter, register_inferer
@@ -101,7 +106,8 @@ class TinyFlowNet(nn.Module):
 class VSRNet(nn.Module):
     """Motion-compensated VSRNet predicting the centre frame of T low-resolution frames (see module doc)."""
 
-    def __init__(self, num_frame: int = 3, scale: int = 4, flow: str = "flownet_sd", div_flow: float = 20.0):
+    def __init__(self, num_frame: int = 3, scale: int = 4, flow: str = "flownet_sd", div_flow: float = 20.0,
+                 residual: bool = False):
         super().__init__()
         if flow not in FLOW_CHOICES:
             raise ValueError(f"VSRNet: flow must be one of {', '.join(FLOW_CHOICES)}, got {flow!r}")
@@ -111,12 +117,17 @@ class VSRNet(nn.Module):
         self.center_frame_idx = num_frame // 2
         self.scale = scale
         self.flow = flow
+        self.residual = residual
         self.flow_net: nn.Module | None = {"flownet_sd": lambda: FlowNetSD(rgb_max=1.0, div_flow=div_flow),
                                             "tiny": TinyFlowNet, "none": lambda: None}[flow]()
         self.conv1 = _conv_bn(1, 64, 9)
         self.conv2 = _conv_bn(64 * num_frame, 32, 5)
         self.conv3 = nn.Conv2d(32, 1, 5, 1, 2)
-        nn.init.normal_(self.conv3.weight, 0.0, 0.1)
+        if residual:
+            nn.init.zeros_(self.conv3.weight)
+            nn.init.zeros_(self.conv3.bias)
+        else:
+            nn.init.normal_(self.conv3.weight, 0.0, 0.1)
 
     def freeze_flow(self, frozen: bool = True) -> None:
         """Stop (or resume) training the flow network; a frozen one runs without autograd."""
@@ -128,9 +139,14 @@ class VSRNet(nn.Module):
         return self.flow_net is None or not any(p.requires_grad for p in self.flow_net.parameters())
 
     def upsample(self, lr: torch.Tensor) -> torch.Tensor:
-        """(N, T, C, h, w) -> (N, T, C, scale*h, scale*w), bilinear as DALI's nn.Upsample."""
+        """(N, T, C, h, w) -> (N, T, C, scale*h, scale*w): bilinear as DALI's nn.Upsample, or with
+        `residual` the SR baseline's bicubic (so the correction starts from the baseline)."""
         n, t, c, h, w = lr.shape
-        up = F.interpolate(lr.reshape(n * t, c, h, w), scale_factor=self.scale, mode="bilinear", align_corners=False)
+        if self.residual:
+            up = bicubic_upscale(lr.reshape(n * t, c, h, w), self.scale)
+        else:
+            up = F.interpolate(lr.reshape(n * t, c, h, w), scale_factor=self.scale, mode="bilinear",
+                               align_corners=False)
         return up.view(n, t, c, h * self.scale, w * self.scale)
 
     def estimate_flows(self, frames: torch.Tensor) -> list[torch.Tensor | None]:
@@ -150,7 +166,11 @@ class VSRNet(nn.Module):
             if flow is not None:
                 y = backward_warp(y, flow)
             feats.append(self.conv1(y))  # frame by frame, as DALI, so batch-norm statistics match
-        y_hr = torch.sigmoid(self.conv3(self.conv2(torch.cat(feats, 1))))
+        out = self.conv3(self.conv2(torch.cat(feats, 1)))
+        if self.residual:
+            y_hr = (ycc[:, self.center_frame_idx, :1] + out).clamp(0.0, 1.0)
+        else:
+            y_hr = torch.sigmoid(out)
         return ycbcr_to_rgb(torch.cat([y_hr, ycc[:, self.center_frame_idx, 1:]], 1))
 
     def forward(self, lr: torch.Tensor) -> torch.Tensor:
@@ -164,13 +184,14 @@ class VSRNet(nn.Module):
 @register("vsrnet", "base", task="sr", default=True)
 def vsrnet_base(num_frame: int = 3, scale: int = 4, flow: str = "flownet_sd",
                 flownet_path: str | os.PathLike | None = None, freeze_flow: bool | None = None,
-                div_flow: float = 20.0) -> VSRNet:
+                div_flow: float = 20.0, residual: bool = False) -> VSRNet:
     """VSRNet with `flow` in {"flownet_sd", "tiny", "none"}.
 
     flownet_path: a FlowNet2-SD checkpoint (`{'state_dict': ...}`) loaded strictly into the flow net.
     freeze_flow: default frozen when flownet_path is given (DALI's setup), trained jointly otherwise.
+    residual: predict a correction over the bicubic upsampled Y (starts as the bicubic baseline).
     """
-    model = VSRNet(num_frame, scale, flow, div_flow)
+    model = VSRNet(num_frame, scale, flow, div_flow, residual)
     if flownet_path is not None:
         if flow != "flownet_sd":
             raise ValueError(f"VSRNet: flownet_path needs flow='flownet_sd', not {flow!r}")

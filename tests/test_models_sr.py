@@ -209,3 +209,17 @@ def test_vsrnet_uses_the_flow_to_warp_outer_frames():
 def test_tiny_flow_net_any_size():
     assert TinyFlowNet()(torch.rand(1, 3, 21, 35), torch.rand(1, 3, 21, 35)).shape == (1, 2, 21, 35)
     assert isinstance(build_model("vsrnet", flow="none"), VSRNet)
+
+
+def test_vsrnet_residual_starts_as_the_bicubic_baseline_and_learns(seeded_single_thread):
+    from vsrvfi.models.baselines import bicubic_upscale
+
+    lr = torch.rand(2, 3, 3, 12, 16)
+    model = build_model("vsrnet", "base", flow="tiny", residual=True)
+    plain = build_model("vsrnet", "base", flow="tiny")
+    assert model.state_dict().keys() == plain.state_dict().keys()  # same layout: official weights still load
+    out = model(lr)
+    torch.testing.assert_close(out, bicubic_upscale(lr[:, 1], 4), atol=1e-5, rtol=0)  # YCbCr round trip only
+    assert not torch.allclose(plain(lr), bicubic_upscale(lr[:, 1], 4), atol=1e-2)  # the sigmoid model does not
+    out.sub(bicubic_upscale(lr[:, 1], 4).roll(1, -1)).square().mean().backward()
+    assert model.conv3.weight.grad.abs().sum() > 0  # the correction is trained from the first step
