@@ -8,9 +8,10 @@ from `models.metrics` with the convention stated in `Convention.describe()`.
 """
 from __future__ import annotations
 
+import random
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
-from typing import Callable, Collection
+from typing import Callable, Collection, Sequence
 
 import numpy as np
 import torch
@@ -95,27 +96,86 @@ def _tick(on_frame: Callable[[int], None] | None, n: int = 1) -> None:
         on_frame(n)
 
 
+def spread(candidates: Sequence[int], n: int, seed: int = 0, key: str = "") -> list[int]:
+    """`n` of `candidates` spread evenly, with an offset seeded by (`seed`, `key`); all when n <= 0 or n >= len.
+
+    The sample the trainer validates on and `vsr-evaluate --frames N` scores: the same clip, N and
+    seed give the same frames, so both report the same dB.
+    """
+    candidates = list(candidates)
+    if n <= 0 or n >= len(candidates):
+        return candidates
+    offset = random.Random(f"{seed}:{key}").random()
+    return [candidates[int((k + offset) * len(candidates) / n)] for k in range(n)]
+
+
+def sr_targets(total: int, n: int, seed: int = 0, key: str = "") -> list[int]:
+    """The frames an SR evaluation scores: `n` spread over the clip (all when n <= 0)."""
+    return spread(range(total), n, seed, key)
+
+
+def vfi_starts(total: int, gap: int, n: int, cuts: Collection[int] = (), seed: int = 0,
+               key: str = "") -> tuple[list[int], int]:
+    """Starts i of the VFI gaps scored (frames i+1 .. i+gap-1 are remade from i and i+gap): with n <= 0
+    the gaps that tile the clip (i = 0, gap, 2*gap, ...), else `n` starts spread over the clip. Gaps
+    that span a scene cut are left out; the second value counts the tiling gaps that do."""
+    def spans_cut(i: int) -> bool:
+        return any(i < c <= i + gap for c in cuts)
+
+    tiled = range(0, total - gap, gap)
+    skipped = sum(map(spans_cut, tiled))
+    if n <= 0:
+        return [i for i in tiled if not spans_cut(i)], skipped
+    return spread([i for i in range(total - gap) if not spans_cut(i)], n, seed, key), skipped
+
+
+def sr_frames_needed(targets: Sequence[int], total: int, window: int, padding: str,
+                     cuts: Collection[int] = ()) -> set[int]:
+    """Every frame an SR evaluation of `targets` reads (their windows, padded within their scene)."""
+    needed: set[int] = set()
+    for i in targets:
+        a, b = scene_of(i, total, cuts)
+        needed.update(a + j for j in window_indices(i - a, b - a, window, padding))
+    return needed
+
+
+def vfi_frames_needed(starts: Sequence[int], gap: int) -> set[int]:
+    return {i + k for i in starts for k in range(gap + 1)}
+
+
 @torch.no_grad()
-def evaluate_sr(up: Upscaler, frames: list[np.ndarray], clip: str, conv: Convention,
+def evaluate_sr(up: Upscaler, frames: Sequence[np.ndarray | None], clip: str, conv: Convention,
                 padding: str = "reflection_circle", cuts: Collection[int] = (),
-                on_frame: Callable[[int], None] | None = None) -> tuple[ClipScore, Example | None]:
+                on_frame: Callable[[int], None] | None = None,
+                targets: Sequence[int] | None = None) -> tuple[ClipScore, Example | None]:
     """Score `up` on HR frames (H, W, 3) uint8: downscale, upscale with the model, compare.
 
-    A model's window never reaches across a scene cut: each scene is padded at its own ends, as a
-    prepared clip would be. `cuts` are the indices of the frames that start a new scene.
+    `frames` holds the clip's frames by index (None where not needed); `targets` are the frames scored
+    (default: all). A model's window never reaches across a scene cut: each scene is padded at its own
+    ends, as a prepared clip would be. `cuts` are the indices of the frames that start a new scene.
     """
-    s = up.scale
-    hr = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)
-    h, w = hr.shape[-2] // s * s, hr.shape[-1] // s * s
-    hr = hr[..., :h, :w]
-    lr = downscale(hr, s).float().div_(255).to(up.device)
-    score, example = ClipScore(clip, cuts=sum(0 < c < len(frames) for c in cuts)), None
-    show = len(frames) // 2
-    for i in range(len(frames)):
-        a, b = scene_of(i, len(frames), cuts)
-        pred = up(lr[[a + j for j in window_indices(i - a, b - a, up.window, padding)]])
-        base = bicubic_upscale(lr[i:i + 1], s)
-        target = hr[i:i + 1].to(up.device).float().div_(255)
+    s, total = up.scale, len(frames)
+    targets = list(range(total)) if targets is None else list(targets)
+    shape = next(f.shape for f in frames if f is not None)
+    h, w = shape[0] // s * s, shape[1] // s * s
+    lr_cache: dict[int, torch.Tensor] = {}
+
+    def hr(i: int) -> torch.Tensor:
+        return torch.from_numpy(frames[i]).permute(2, 0, 1)[None, :, :h, :w]
+
+    def lr(i: int) -> torch.Tensor:
+        if i not in lr_cache:
+            lr_cache[i] = downscale(hr(i), s).float().div_(255).to(up.device)
+        return lr_cache[i]
+
+    score, example = ClipScore(clip, cuts=sum(0 < c < total for c in cuts)), None
+    show = targets[len(targets) // 2] if targets else -1
+    for i in targets:
+        a, b = scene_of(i, total, cuts)
+        window = [a + j for j in window_indices(i - a, b - a, up.window, padding)]
+        pred = up(torch.cat([lr(j) for j in window]))
+        base = bicubic_upscale(lr(i), s)
+        target = hr(i).to(up.device).float().div_(255)
         score.add(pred, base, target, conv)
         if i == show:
             example = Example(i, to_frame(base), to_frame(pred), to_frame(target), score.psnr[-1], score.base_psnr[-1])
@@ -124,20 +184,23 @@ def evaluate_sr(up: Upscaler, frames: list[np.ndarray], clip: str, conv: Convent
 
 
 @torch.no_grad()
-def evaluate_vfi(interp: Interpolator, frames: list[np.ndarray], clip: str, conv: Convention,
+def evaluate_vfi(interp: Interpolator, frames: Sequence[np.ndarray | None], clip: str, conv: Convention,
                  gap: int = 2, cuts: Collection[int] = (),
-                 on_frame: Callable[[int], None] | None = None) -> tuple[ClipScore, Example | None]:
-    """Score `interp` on frames (H, W, 3) uint8: keep every `gap`-th frame, remake those between.
+                 on_frame: Callable[[int], None] | None = None,
+                 starts: Sequence[int] | None = None) -> tuple[ClipScore, Example | None]:
+    """Score `interp` on frames (H, W, 3) uint8: keep frames i and i+gap, remake those between.
 
-    A gap whose frames span a scene cut (a frame in i+1 .. i+gap starts a new scene) is not scored:
-    no interpolator can rebuild a cut, and scoring it would measure the cut. It is counted in
-    `ClipScore.skipped`.
+    `starts` are the gaps scored (default: the clip tiled by gaps, i = 0, gap, 2*gap, ...). A gap whose
+    frames span a scene cut (a frame in i+1 .. i+gap starts a new scene) is never scored: no
+    interpolator can rebuild a cut, and scoring it would measure the cut. The tiled default counts
+    those in `ClipScore.skipped`.
     """
     score, example = ClipScore(clip, cuts=sum(0 < c < len(frames) for c in cuts)), None
-    all_starts = list(range(0, len(frames) - gap, gap))
-    starts = [i for i in all_starts if not any(i < c <= i + gap for c in cuts)]
-    score.skipped = len(all_starts) - len(starts)
-    _tick(on_frame, score.skipped * gap)
+    if starts is None:
+        starts, score.skipped = vfi_starts(len(frames), gap, 0, cuts)
+        _tick(on_frame, score.skipped * gap)
+    else:
+        starts = [i for i in starts if not any(i < c <= i + gap for c in cuts)]
     show = starts[len(starts) // 2] if starts else -1
     for i in starts:
         a, b = to_tensor(frames[i], interp.device), to_tensor(frames[i + gap], interp.device)

@@ -16,7 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import av
 import numpy as np
@@ -117,6 +117,32 @@ def read_frames(src: SourceVideo | str | os.PathLike, max_frames: int | None = N
         if proc.returncode != 0 or partial:
             why = last_error_line(err, proc.returncode, "a truncated last frame" if partial else None)
             raise MediaError(info.path, f"decoding failed: {why}")
+
+
+def read_selected(src: SourceVideo, needed: set[int],
+                  on_frame: Callable[[int], None] | None = None) -> list[np.ndarray | None]:
+    """The frames of `src` at the `needed` indices, in a list as long as the video (None elsewhere).
+
+    Decodes from the start up to the last needed frame (one sequential pass; frames not needed are
+    dropped as they come). `on_frame(1)` is called per decoded frame.
+    """
+    total = src.info.num_frames
+    out: list[np.ndarray | None] = [None] * total
+    last = max(needed, default=-1)
+    if last >= total:
+        raise MediaError(src.path, f"frame {last} asked for, the video has {total}")
+    if last < 0:
+        return out
+    got = 0
+    for i, frame in enumerate(read_frames(src, last + 1)):
+        if i in needed:
+            out[i] = frame
+            got += 1
+        if on_frame is not None:
+            on_frame(1)
+    if got < len(needed):
+        raise MediaError(src.path, f"only {got} of the {len(needed)} frames asked for could be decoded")
+    return out
 
 
 def warn_if_short(src: SourceVideo, written: int, planned: int) -> None:

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from vsrvfi.inference.evaluate import Convention, evaluate_sr, evaluate_vfi, scene_of
+from vsrvfi.inference.evaluate import Convention, evaluate_sr, evaluate_vfi, scene_of, sr_targets, vfi_starts
 from vsrvfi.inference.runtime import to_tensor
 from vsrvfi.inference.sr import Upscaler, upscale_frames, window_indices
 from vsrvfi.inference.vfi import Interpolator, interpolate_frames, is_duplicate, output_fps, plan_output
@@ -264,7 +264,7 @@ def test_evaluate_sr_windows_stop_at_a_scene_cut():
 
 def test_evaluate_cli_finds_cuts_in_raw_video(tmp_path, clip_with_cut, ckpts, capsys, seeded_single_thread):
     out = tmp_path / "eval"
-    args = ["-c", str(ckpts["ifrnet"]), str(clip_with_cut), "--max-frames", "0", "--out", str(out)]
+    args = ["-c", str(ckpts["ifrnet"]), str(clip_with_cut), "--frames", "0", "--out", str(out)]
     assert evaluate.cli(args) == 0
     text = capsys.readouterr().out
     assert "1 scene cut(s) found in the videos; 1 gap(s) across a cut not scored" in text
@@ -275,15 +275,27 @@ def test_evaluate_cli_finds_cuts_in_raw_video(tmp_path, clip_with_cut, ckpts, ca
     assert (clip["cuts"], clip["skipped_gaps"], clip["frames"]) == (0, 0, 11)
 
 
+def test_spread_sample_covers_the_clip_and_is_seeded():
+    picked = sr_targets(100, 5, seed=0, key="clip")
+    assert len(picked) == 5 and picked == sorted(picked) and picked[0] < 20 and picked[-1] >= 80  # whole clip
+    assert [b - a for a, b in zip(picked, picked[1:])] == [20] * 4  # evenly
+    assert picked == sr_targets(100, 5, seed=0, key="clip")  # deterministic
+    assert sr_targets(100, 5, seed=0, key="other") != picked or sr_targets(100, 5, seed=1, key="clip") != picked
+    assert sr_targets(7, 30) == list(range(7)) and sr_targets(7, 0) == list(range(7))
+    starts, skipped = vfi_starts(24, 2, 4, cuts={12})
+    assert len(starts) == 4 and not any(i < 12 <= i + 2 for i in starts) and skipped == 1
+
+
 def test_evaluate_cli_on_data_dir(tmp_path, tiny_data_dir, ckpts, capsys, seeded_single_thread):  # noqa: F811
     out = tmp_path / "eval"
-    rc = evaluate.cli(["-c", str(ckpts["ifrnet"]), str(tiny_data_dir), "--res", "72p", "--max-frames", "5",
+    rc = evaluate.cli(["-c", str(ckpts["ifrnet"]), str(tiny_data_dir), "--res", "72p", "--frames", "5",
                        "--out", str(out)])
     assert rc == 0
     text = capsys.readouterr().out
     assert "RGB, border 0 px" in text and "blend PSNR" in text and "tiny-s0003" in text
     scores = json.loads((out / "scores.json").read_text())
-    assert scores["task"] == "vfi" and scores["clips"][0]["frames"] == 2
+    assert scores["task"] == "vfi" and [c["frames"] for c in scores["clips"]] == [5, 5]  # 5 gaps per clip
+    assert "sample: 5 gaps of 2 per clip, spread evenly (seed 0), full frames" in text
     assert np.isfinite(scores["mean"]["psnr"]) and np.isfinite(scores["mean"]["base_psnr"])
     assert (out / "tiny-s0003.png").stat().st_size > 1000
 

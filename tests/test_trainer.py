@@ -134,7 +134,7 @@ def test_evaluate_scores_a_training_checkpoint(tiny_data_dir, tmp_path, capsys):
     trainer.close()
     out = tmp_path / "eval"
     assert evaluate.cli(["-c", str(tmp_path / "run" / "checkpoints" / "best.pth"), str(tiny_data_dir),
-                         "--max-frames", "3", "--out", str(out)]) == 0
+                         "--frames", "3", "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "Y (BT.601), border 4 px" in text  # the run's own metric convention (configs/vsrnet.yaml)
     result = json.loads((out / "scores.json").read_text())

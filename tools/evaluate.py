@@ -5,7 +5,8 @@
 
 INPUT is a prepared DATA_DIR (its `--split` clips at `--res` are scored) or video files. SR models
 see each frame downscaled x4 (x2) and are compared with the original; VFI models see every `--gap`-th
-frame and remake the ones between. Video files are first searched for scene cuts (PySceneDetect, as
+frame and remake the ones between. `--frames N` frames (VFI: gaps) are scored per clip, spread evenly
+over it with a seeded offset, the same sample the trainer validates on. Video files are first searched for scene cuts (PySceneDetect, as
 vsr-interpolate does): VFI gaps across a cut are not scored, SR windows stop at it (the count is
 printed). Prints a table, writes scores.json and one side-by-side PNG per clip (baseline | model |
 original, with a zoomed centre) into `--out`.
@@ -21,11 +22,12 @@ from typing import Sequence
 
 from tqdm import tqdm
 
-from vsrvfi.inference.evaluate import Convention, evaluate_sr, evaluate_vfi, format_table, save_comparison, summary
+from vsrvfi.inference.evaluate import (Convention, evaluate_sr, evaluate_vfi, format_table, save_comparison, sr_frames_needed,
+                                       sr_targets, summary, vfi_frames_needed, vfi_starts)
 from vsrvfi.inference.options import add_model_args, load_task_model
 from vsrvfi.inference.runtime import pick_device
 from vsrvfi.inference.sr import PADDINGS, Upscaler
-from vsrvfi.inference.video_io import open_source, read_frames
+from vsrvfi.inference.video_io import open_source, read_selected
 from vsrvfi.inference.vfi import Interpolator
 from vsrvfi.tools.interpolate_video import scene_cuts
 from vsrvfi.models.registry import spec
@@ -60,7 +62,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_model_args(ap, None)
     ap.add_argument("--res", help="resolution of a DATA_DIR's clips (default: the training run's, else 540p)")
     ap.add_argument("--split", default="val", choices=("val", "train"))
-    ap.add_argument("--max-frames", type=int, default=30, help="frames read per clip (0 = all)")
+    ap.add_argument("--frames", "--max-frames", dest="frames", type=int, default=30,
+                    help="frames scored per clip (VFI: gaps), spread evenly over the clip with a seeded offset "
+                         "(0 = every frame); the trainer's validation uses the same sample")
+    ap.add_argument("--seed", type=int, default=0, help="offset seed of the spread sample")
     ap.add_argument("--gap", type=int, default=2, help="VFI: keep every gap-th frame, remake the gap-1 between")
     ap.add_argument("--padding", default="reflection_circle", choices=PADDINGS, help="SR: window padding at clip ends")
     ap.add_argument("--tile", type=int, default=0, help="SR: LR tile side (0 = whole frames)")
@@ -75,8 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = ap.parse_args(argv)
     if a.gap < 2:
         raise UsageError("--gap must be 2 or more")
-    if a.tile < 0 or a.max_frames < 0 or (a.crop_border or 0) < 0 or a.scale <= 0:
-        raise UsageError("--tile, --max-frames and --crop-border must be >= 0, --scale > 0")
+    if a.tile < 0 or a.frames < 0 or (a.crop_border or 0) < 0 or a.scale <= 0:
+        raise UsageError("--tile, --frames and --crop-border must be >= 0, --scale > 0")
 
     device = pick_device(a.device)
     model = load_task_model(a, None)
@@ -103,27 +108,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     out_dir = Path(a.out) if a.out else Path(a.checkpoint).parent / f"eval-{Path(a.checkpoint).stem}"
     check_writable_dir(out_dir)
 
-    need = 1 if task == "sr" else a.gap + 1
     scores, t0, scored = [], time.perf_counter(), 0
-    sources = [open_source(v) for v in videos]
-    total = sum(min(s.info.num_frames, a.max_frames or s.info.num_frames) for s in sources)
-    bar = tqdm(total=total, unit="frame", desc=f"evaluate {model.model_name}")
-    for video, src in zip(videos, sources):
-        frames = list(read_frames(src, a.max_frames or None))
-        if len(frames) < need:
-            print(f"warning: {video}: {len(frames)} frame(s), fewer than the {need} needed; skipped", file=sys.stderr)
-            bar.update(len(frames))
-            continue
+    bar = tqdm(total=0, unit="frame", desc=f"evaluate {model.model_name} (decoded frames)")
+    for video in videos:
+        src = open_source(video)
+        total = src.info.num_frames
         cuts: set[int] = set()
         if video not in clips and not a.no_scene_detect:
-            cuts = {c for c in scene_cuts(str(video), float(src.info.fps), a.scene_threshold, a.min_scene_len)
-                    if c < len(frames)}
-        before = bar.n
+            cuts = scene_cuts(str(video), float(src.info.fps), a.scene_threshold, a.min_scene_len)
         if task == "sr":
-            score, example = evaluate_sr(runner, frames, video.stem, conv, a.padding, cuts, bar.update)
+            targets = sr_targets(total, a.frames, a.seed, video.stem)
+            needed, skipped = sr_frames_needed(targets, total, runner.window, a.padding, cuts), 0
         else:
-            score, example = evaluate_vfi(runner, frames, video.stem, conv, a.gap, cuts, bar.update)
-        bar.update(len(frames) - (bar.n - before))  # frames after the last whole VFI gap
+            starts, skipped = vfi_starts(total, a.gap, a.frames, cuts, a.seed, video.stem)
+            needed = vfi_frames_needed(starts, a.gap)
+        if not needed:
+            print(f"warning: {video}: {total} frame(s), too few to score (VFI needs {a.gap + 1} in one scene); "
+                  "skipped", file=sys.stderr)
+            continue
+        bar.total += max(needed) + 1
+        bar.refresh()
+        frames = read_selected(src, needed, bar.update)
+        if task == "sr":
+            score, example = evaluate_sr(runner, frames, video.stem, conv, a.padding, cuts, targets=targets)
+        else:
+            score, example = evaluate_vfi(runner, frames, video.stem, conv, a.gap, cuts, starts=starts)
+            score.skipped = skipped
         scores.append(score)
         scored += score.frames
         if example is not None:
@@ -134,6 +144,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UsageError("no clip had enough frames to score")
     secs = time.perf_counter() - t0
     print(format_table(scores, model.model_name, labels[0], conv))
+    unit = "frames" if task == "sr" else f"gaps of {a.gap}"
+    print(f"sample: {f'{a.frames} {unit}' if a.frames else f'all {unit}'} per clip"
+          f"{f', spread evenly (seed {a.seed})' if a.frames else ''}, full frames")
     result = {"checkpoint": str(a.checkpoint), "model": model.model_name, "size": model.model_size,
               "task": task, "convention": conv.describe(), "baseline": labels[0], "mean": summary(scores),
               "clips": [s.as_dict() for s in scores], "seconds": secs,
