@@ -1,4 +1,6 @@
-"""The package layering: core <- models, pipelines <- trainers, inference <- tools, no arrow back up."""
+"""The package layering, no arrow back up: core <- models, pipelines <- inference <- trainers <- tools.
+
+The trainer validates with the evaluator's own scoring (inference.evaluate), so both report the same dB."""
 from __future__ import annotations
 
 import ast
@@ -15,7 +17,7 @@ ALLOWED = {
     "core": {"core"},
     "models": {"core", "models"},
     "pipelines": {"core", "pipelines"},
-    "trainers": {"core", "models", "pipelines", "trainers"},
+    "trainers": {"core", "models", "pipelines", "inference", "trainers"},  # validation scores as vsr-evaluate
     "inference": {"core", "models", "pipelines", "inference"},
     "tools": set(LAYERS),
 }

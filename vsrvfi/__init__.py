@@ -6,8 +6,9 @@ into wheels), layered bottom to top with no import running back up:
     core        errors, atomic files, media probing and ffmpeg, the data-set layout and manifest, CLI
     models      architectures, losses, metrics, checkpoints            (imports core)
     pipelines   DALI video loaders and the PNG baseline                (imports core)
-    trainers    typed config, recipes, the training engine             (imports core, models, pipelines)
     inference   video I/O, upscaling, interpolation, evaluation        (imports core, models, pipelines)
+    trainers    typed config, recipes, the training engine; validation (imports core, models, pipelines,
+                scored with inference's evaluation                      inference)
     tools       entry points: data preparation and the video tools     (imports everything above)
     configs     the built-in YAML configs (package data)
 """

@@ -1,0 +1,125 @@
+"""Validation that tells the truth: full frames of a fixed sample spread over every val clip, scored
+exactly as `vsr-evaluate` scores them (the same decoding, downscale, model runner and metrics).
+
+The sample: `frames` frames in all (SR: target frames; VFI: gaps), divided evenly between the val
+clips and spread evenly over each clip with a seeded offset (`inference.evaluate.spread`), so every
+clip and its whole length count, and the same frames are scored at every validation. The decoded
+frames are kept in memory between validations when they fit `cache_mb`. The result's `line()` says
+what was scored, and `vsr-evaluate -c best.pth DATA_DIR --frames <per clip>` reproduces the number.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from vsrvfi.core import layout
+from vsrvfi.core.errors import DataError
+from vsrvfi.inference.evaluate import (ClipScore, Convention, evaluate_sr, evaluate_vfi, sr_frames_needed,
+                                       sr_targets, summary, vfi_frames_needed, vfi_starts)
+from vsrvfi.inference.sr import Upscaler
+from vsrvfi.inference.vfi import Interpolator
+from vsrvfi.inference.video_io import open_source, read_selected
+
+
+@dataclass
+class ValidationResult:
+    psnr: float
+    ssim: float
+    base_psnr: float
+    base_ssim: float
+    frames: int
+    clips: int
+    per_clip: int
+    seconds: float
+    convention: str
+    baseline: str
+    scores: list[ClipScore] = field(default_factory=list, repr=False)
+
+    def line(self) -> str:
+        """`val: 30.98 dB vs bicubic 33.39 (-2.41) on 24 frames of 3 clips, full frames, Y ..., border 4 px`"""
+        return (f"val: {self.psnr:.2f} dB vs {self.baseline} {self.base_psnr:.2f} "
+                f"({self.psnr - self.base_psnr:+.2f}), SSIM {self.ssim:.4f} vs {self.base_ssim:.4f}, "
+                f"on {self.frames} frames of {self.clips} clip(s), full frames, {self.convention} "
+                f"[{self.seconds:.1f} s]")
+
+    def as_dict(self) -> dict:
+        return {"psnr": self.psnr, "ssim": self.ssim, "baseline_psnr": self.base_psnr,
+                "baseline_ssim": self.base_ssim, "frames": self.frames, "clips": self.clips,
+                "seconds": self.seconds}
+
+
+@dataclass
+class _Clip:
+    path: str
+    name: str
+    total: int
+    picks: list[int]  # SR targets or VFI gap starts
+    needed: set[int]
+    frames: list[np.ndarray | None] | None = None
+
+
+class Validator:
+    """Scores a model on the val split of `data_dir` at `res`; see the module docstring."""
+
+    def __init__(self, data_dir: str | os.PathLike, res: str, task: str, convention: Convention,
+                 frames: int = 24, seed: int = 0, window: int = 1, gap: int = 2,
+                 padding: str = "reflection_circle", tile: int = 0, precision: str = "fp32",
+                 cache_mb: int = 2048):
+        paths = layout.list_clips(data_dir, res, "val")
+        if not paths:
+            raise DataError(layout.scenes_dir(data_dir, res, "val"),
+                            f"no val clips at {res}: validation needs at least one (prepare the data set "
+                            "with a val split, or set train.val_every=0)")
+        self.task, self.conv, self.gap, self.padding = task, convention, gap, padding
+        self.tile, self.precision, self.cache_mb = tile, precision, cache_mb
+        self.per_clip = math.ceil(frames / len(paths)) if frames > 0 else 0
+        self.clips: list[_Clip] = []
+        for p in paths:
+            total = open_source(p).info.num_frames
+            if task == "sr":
+                picks = sr_targets(total, self.per_clip, seed, p.stem)
+                needed = sr_frames_needed(picks, total, window, padding)
+            else:
+                picks, _ = vfi_starts(total, gap, self.per_clip, (), seed, p.stem)
+                needed = vfi_frames_needed(picks, gap)
+            if picks:
+                self.clips.append(_Clip(str(p), p.stem, total, picks, needed))
+        if not self.clips:
+            raise DataError(paths[0].parent, f"every val clip is too short to score (VFI needs {gap + 1} frames)")
+
+    def _frames(self, clip: _Clip) -> list[np.ndarray | None]:
+        if clip.frames is not None:
+            return clip.frames
+        frames = read_selected(open_source(clip.path), clip.needed)
+        cached = sum(f.nbytes for c in self.clips if c.frames is not None for f in c.frames if f is not None)
+        if cached + sum(f.nbytes for f in frames if f is not None) <= self.cache_mb * 2**20:
+            clip.frames = frames
+        return frames
+
+    @torch.no_grad()
+    def __call__(self, model: nn.Module, device: torch.device) -> ValidationResult:
+        """Score `model` (left in eval mode; the caller restores training mode)."""
+        t0 = time.perf_counter()
+        if self.task == "sr":
+            runner = Upscaler(model, device, self.precision, self.tile)
+        else:
+            runner = Interpolator(model, device, self.precision)
+        scores = []
+        for clip in self.clips:
+            frames = self._frames(clip)
+            if self.task == "sr":
+                score, _ = evaluate_sr(runner, frames, clip.name, self.conv, self.padding, targets=clip.picks)
+            else:
+                score, _ = evaluate_vfi(runner, frames, clip.name, self.conv, self.gap, starts=clip.picks)
+            scores.append(score)
+        m = summary(scores)
+        return ValidationResult(psnr=m["psnr"], ssim=m["ssim"], base_psnr=m["base_psnr"], base_ssim=m["base_ssim"],
+                                frames=sum(s.frames for s in scores), clips=len(scores), per_clip=self.per_clip,
+                                seconds=time.perf_counter() - t0, convention=self.conv.describe(),
+                                baseline="bicubic" if self.task == "sr" else "blend", scores=scores)
