@@ -26,8 +26,9 @@ import torch
 from vsrvfi.core.cli import parse_list, run_cli
 
 from vsrvfi.core.errors import UsageError
-from vsrvfi.trainers.config import load_config
-from vsrvfi.trainers.engine import Trainer, setup_distributed
+from vsrvfi.trainers.config import load_config, to_dict
+from vsrvfi.trainers.distributed import setup_distributed
+from vsrvfi.trainers.engine import Trainer
 from vsrvfi.trainers.tasks import make_task
 
 MODELS = ("vsrnet", "edvr", "rife", "ifrnet")
@@ -39,13 +40,14 @@ def run_pair(model: str, loader: str, data: str, steps: int, warmup: int, extra:
                  "train.checkpoint_every=0", "train.val_batches=1", "data.val_crop=64", "train.log_every=100000",
                  f"experiment.root={root}", f"experiment.name={model}-{loader}", *extra]
     cfg = load_config(model, overrides)
-    trainer = Trainer(cfg, make_task(cfg), Path(root) / f"{model}-{loader}", setup_distributed(cfg["train"]["device"]))
+    trainer = Trainer(cfg, make_task(cfg), Path(root) / f"{model}-{loader}", setup_distributed(cfg.train.device))
     t0 = time.perf_counter()
     try:
         trainer.fit()
     finally:
         trainer.close()
     kept = list(trainer.timings)[warmup:]
+    data = to_dict(cfg)["data"]
     data_t = [d for d, _ in kept]
     step_t = [s for _, s in kept]
     return {
@@ -56,8 +58,8 @@ def run_pair(model: str, loader: str, data: str, steps: int, warmup: int, extra:
         "data_ms_mean": statistics.fmean(data_t) * 1e3,
         "data_share": sum(data_t) / sum(step_t),
         "wall_s": time.perf_counter() - t0,
-        "batch": cfg["data"]["batch_size"], "crop": cfg["data"]["crop"], "res": cfg["data"]["res"],
-        "device": str(trainer.device), "amp": cfg["train"]["amp"],
+        "batch": data["batch_size"], "crop": data["crop"], "res": data["res"],
+        "device": str(trainer.device), "amp": cfg.train.amp,
     }
 
 

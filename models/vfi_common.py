@@ -1,7 +1,6 @@
 """Small helpers shared by the frame-interpolation models: timestep tensors and size padding."""
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.nn.functional as F
@@ -43,11 +42,6 @@ def unpad(x: torch.Tensor | None, pad: tuple[int, int, int, int]) -> torch.Tenso
         return x
     left, right, top, bottom = pad
     return x[..., top:x.shape[-2] - bottom, left:x.shape[-1] - right]
-
-
-def round_up(value: float, multiple: int) -> int:
-    """Smallest multiple of `multiple` that is >= value."""
-    return int(math.ceil(value / multiple)) * multiple
 
 
 def pad_inputs(name: str, img0: torch.Tensor, img1: torch.Tensor, gt: torch.Tensor | None,

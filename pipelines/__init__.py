@@ -29,7 +29,7 @@ def build_loader(options: LoaderOptions | None = None, /, **fields) -> BatchLoad
     """A loader for `options` (LoaderOptions), with any field overridden by keyword.
 
     `build_loader(kind="png", task="vfi", data_dir=..., res="540p", split="val", batch_size=4,
-    device="cpu")` and `build_loader(LoaderOptions.from_dict(cfg["data"]), epoch=3)` both work. The
+    device="cpu")` and `build_loader(LoaderOptions.from_dict(mapping), epoch=3)` both work. The
     returned loader iterates contract batches (pipelines.batch); len() is batches per epoch on this
     shard; set_epoch(e) selects the epoch (order and augmentations when training).
     """

@@ -143,7 +143,7 @@ def build_pipeline(opts: LoaderOptions, file_list: str, lr_file_list: str | None
         video, label, start = _read(o, file_list, READER)
         h, v, r, rev, sw = (_coin(p) for p in aug.probabilities())
         if crop is not None:
-            ay, ax = _crop_anchor(video, crop, o.is_training, o.lr_scale)
+            ay, ax = _crop_anchor(video, crop, o.is_training, o.crop_align)
             crop_out = fn.cast(fn.stack(ay, ax), dtype=types.INT64)
         else:
             crop_out = fn.cast(fn.stack(start[0], start[0]), dtype=types.INT64) * 0  # (0, 0) per sample

@@ -1,4 +1,4 @@
-"""Loader options: one dataclass for both loaders and both tasks (the trainer's YAML maps onto it)."""
+"""Loader options: one dataclass for both loaders and both tasks (the trainer builds it from its data schema)."""
 from __future__ import annotations
 
 import dataclasses
@@ -35,7 +35,7 @@ class LoaderOptions:
     kind: str = "dali"                 # dali | png
     task: str = "sr"                   # sr | vfi
     data_dir: str = "data"
-    res: str = "720p"                  # clips the samples come from (HR for SR)
+    res: str = "540p"                  # clips the samples come from (HR for SR)
     split: str = "train"
     batch_size: int = 3
     device: str = "gpu"                # gpu (NVDEC decode, GPU augmentation) | cpu
@@ -88,8 +88,8 @@ class LoaderOptions:
         return (int(h), int(w))
 
     @property
-    def lr_scale(self) -> int:
-        """Alignment of crops: the SR scale, so an LR crop maps onto whole LR pixels; 1 for VFI."""
+    def crop_align(self) -> int:
+        """Crop positions are multiples of this: the SR scale, so an HR crop maps onto whole LR pixels; 1 for VFI."""
         return self.scale if self.task == "sr" else 1
 
     @property

@@ -98,7 +98,7 @@ class SequenceDataset(Dataset):
 
     def _anchor(self, clip: Clip, g: torch.Generator) -> tuple[int, int] | None:
         """Crop top-left, a multiple of the SR scale: random when training, else centred (as in DALI)."""
-        crop, a = self.opts.crop_hw, self.opts.lr_scale
+        crop, a = self.opts.crop_hw, self.opts.crop_align
         if crop is None:
             return None
         out = []

@@ -7,7 +7,8 @@ import torch
 import torch.distributed as dist
 
 from vsrvfi.trainers.config import load_config
-from vsrvfi.trainers.engine import Trainer, setup_distributed
+from vsrvfi.trainers.distributed import setup_distributed
+from vsrvfi.trainers.engine import Trainer
 from vsrvfi.trainers.tasks import make_task
 
 data_dir, tmp, out = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
@@ -17,7 +18,7 @@ cfg = load_config("vsrnet", [f"data.dir={data_dir}", "data.res=144p", "data.load
                              f"experiment.root={tmp}"])
 info = setup_distributed("cpu")
 task = make_task(cfg)
-samples = [(int(c), int(s)) for b in task.train_loader(epoch=0, seed=0, dist_info=info)
+samples = [(int(c), int(s)) for b in task.train_loader(epoch=0, seed=0)
            for c, s in zip(b["clip"], b["start"])]
 trainer = Trainer(cfg, task, tmp / "ddp", info)
 trainer.fit()

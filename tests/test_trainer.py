@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from vsrvfi.models.checkpoint import load_checkpoint
-from vsrvfi.trainers.config import load_config
-from vsrvfi.trainers.engine import Trainer
+from vsrvfi.models.checkpoint import load_checkpoint, save_checkpoint
+from vsrvfi.trainers.config import load_config, to_dict
+from vsrvfi.trainers.engine import HISTORY_LEN, Trainer
 from vsrvfi.trainers.tasks import make_task
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,7 +39,7 @@ def test_loss_decreases_on_a_fixed_batch(model, tiny_data_dir, tmp_path):
                  "data.augment.rot90=0", "data.augment.reverse=0")
     torch.manual_seed(0)
     task = make_task(cfg)
-    batch = next(iter(task.train_loader(epoch=0, seed=0, dist_info=None)))
+    batch = next(iter(task.train_loader(epoch=0, seed=0)))
     net = task.build_model()
     opt = task.build_optimizer(net)
     losses = []
@@ -107,6 +107,35 @@ def test_planted_nan_skips_then_rolls_back_with_lower_lr(tiny_data_dir, tmp_path
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(lr0 * 0.5)
     assert all(torch.isfinite(torch.tensor(l)) for _, l in state.history)
     assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+
+
+def test_resumes_a_checkpoint_of_the_earlier_format(tiny_data_dir, tmp_path):
+    """Checkpoints written before the typed config (builder kwargs under `model_kwargs`, a history of
+    every step) still load and resume; new ones say `kwargs`, as converted checkpoints do, and keep
+    the resolved configuration, as config.yaml does."""
+    import yaml
+
+    from vsrvfi.models.load import load_model
+
+    steps = ["train.val_every=0", "train.checkpoint_every=0"]
+    cfg = config("vsrnet", tiny_data_dir, tmp_path, "train.steps=2", *steps)
+    first = Trainer(cfg, make_task(cfg), tmp_path / "run")
+    first.fit()
+    first.close()
+    path = tmp_path / "run" / "checkpoints" / "last.pth"
+    ckpt = load_checkpoint(path)
+    assert ckpt["kwargs"] == {"flow": "tiny", "scale": 4} and "model_kwargs" not in ckpt
+    assert ckpt["config"] == to_dict(cfg) == yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+
+    ckpt["model_kwargs"] = ckpt.pop("kwargs")
+    ckpt["state"]["history"] = [(i, 1.0) for i in range(HISTORY_LEN + 10)]
+    save_checkpoint(ckpt, path)
+    assert load_model(path).model_name == "vsrnet"
+    cfg = config("vsrnet", tiny_data_dir, tmp_path, "train.steps=3", *steps)
+    second = Trainer(cfg, make_task(cfg), tmp_path / "run")
+    state = second.fit(resume=True)
+    second.close()
+    assert state.step == 3 and len(state.history) == HISTORY_LEN and state.history[-1][0] == 3
 
 
 def test_two_process_gloo_ddp_shards_and_trains(tiny_data_dir, tmp_path):

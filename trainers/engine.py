@@ -1,7 +1,9 @@
 """The training engine shared by all four models: loop, AMP, DDP, EMA, checkpoints, guard, logging.
 
-Model-specific work (building the model, its loss, prediction, baseline) lives in a task
-(trainers/tasks.py); this module only knows the Task interface and the batch contract. Resuming is
+Task-specific work (building the model, its loss, prediction, baseline) lives in a task
+(trainers/tasks.py) and the model's recipe (trainers/recipes.py); this module only knows the Task
+interface and the batch contract, and names no model. `fit` repeats `train_step` (one guarded
+optimizer step) and `periodic` (history, logging, validation, checkpoints). Resuming is
 exact: each epoch's loader is seeded by (seed, epoch), and a resumed run rebuilds the epoch's loader
 and skips the batches the interrupted run had already consumed, with every RNG state restored.
 """
@@ -10,17 +12,16 @@ from __future__ import annotations
 import collections
 import math
 import os
-import random
 import signal
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
-import numpy as np
 import torch
 import torch.distributed as dist
+from omegaconf import DictConfig
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
@@ -28,61 +29,11 @@ from tqdm import tqdm
 
 from vsrvfi.models.checkpoint import load_checkpoint, save_checkpoint
 from vsrvfi.models.metrics import psnr, ssim
-from vsrvfi.trainers.config import get, save_config
+from vsrvfi.trainers.config import save_config, to_config, to_dict
+from vsrvfi.trainers.distributed import DistInfo, rng_state, seed_everything, set_rng_state, setup_distributed, unwrap
 from vsrvfi.trainers.schedules import build_scheduler
 
-
-# ------------------------------------------------------------------------------------------ devices
-
-@dataclass(frozen=True)
-class DistInfo:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-    device: torch.device = torch.device("cpu")
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def setup_distributed(device: str = "auto") -> DistInfo:
-    """Join the torchrun process group if there is one (NCCL on GPUs, gloo on CPU)."""
-    use_cuda = torch.cuda.is_available() and device in ("auto", "cuda")
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    dev = torch.device(f"cuda:{local}") if use_cuda else torch.device("cpu")
-    if use_cuda:
-        torch.cuda.set_device(dev)
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if use_cuda else "gloo")
-    return DistInfo(rank, world, local, dev)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def rng_state() -> dict:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    return model.module if isinstance(model, DistributedDataParallel) else getattr(model, "_orig_mod", model)
+HISTORY_LEN = 1000  # (step, loss) pairs kept in TrainState.history (and checkpoints); the full curve is in tb/
 
 
 # ------------------------------------------------------------------------------------------- guard
@@ -120,8 +71,25 @@ class TrainState:
     epoch: int = 0
     iter_in_epoch: int = 0
     best_psnr: float = -math.inf
-    lr_scale: float = 1.0
-    history: list = field(default_factory=list)  # (step, loss) of every logged step, for tests and plots
+    lr_scale: float = 1.0          # learning-rate factor left by divergence rollbacks
+    history: list = field(default_factory=list)  # (step, loss) of the last HISTORY_LEN good steps
+
+    def __post_init__(self) -> None:
+        del self.history[:-HISTORY_LEN]  # checkpoints of older versions kept every step
+
+    def record(self, step: int, loss: float) -> None:
+        self.history.append((step, loss))
+        del self.history[:-HISTORY_LEN]
+
+
+@dataclass
+class StepResult:
+    """What one training step did: 'ok', 'skip' (non-finite loss) or 'rollback'; its loss and loss parts."""
+    verdict: str
+    loss: torch.Tensor
+    parts: dict
+    data_time: float = 0.0         # seconds waiting for the batch (from the end of the previous step)
+    step_time: float = 0.0         # seconds from the end of the previous step to the end of this one
 
 
 class StopRequested(Exception):
@@ -129,44 +97,43 @@ class StopRequested(Exception):
 
 
 class Trainer:
-    """Trains `task.build_model()` on `task`'s loaders as `cfg` says; see configs/*.yaml for the keys."""
+    """Trains `task.build_model()` on `task`'s loaders as `cfg` says (trainers/schema.py has the keys)."""
 
-    def __init__(self, cfg: dict, task: Any, run_dir: str | os.PathLike, dist_info: DistInfo | None = None):
-        self.cfg, self.task = cfg, task
-        self.dist = dist_info or setup_distributed(get(cfg, "train.device", "auto"))
+    def __init__(self, cfg: DictConfig | Mapping, task: Any, run_dir: str | os.PathLike,
+                 dist_info: DistInfo | None = None):
+        self.cfg = cfg = to_config(cfg)
+        self.task = task
+        t = cfg.train
+        self.dist = dist_info or setup_distributed(t.device)
         self.device = self.dist.device
         self.run_dir = Path(run_dir)
         self.ckpt_dir = self.run_dir / "checkpoints"
-        self.seed = int(get(cfg, "train.seed", 0))
+        self.seed = int(t.seed)
         seed_everything(self.seed + self.dist.rank)
 
         model = task.build_model().to(self.device)
-        if get(cfg, "train.channels_last", False):
+        if t.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
-        self.ema = None
-        if get(cfg, "train.ema", 0):
-            self.ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(float(get(cfg, "train.ema"))))
+        self.ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(float(t.ema))) if t.ema else None
         self.optimizer = task.build_optimizer(model)
-        self.total_steps = int(get(cfg, "train.steps", 1000))
-        self.scheduler = build_scheduler(self.optimizer, get(cfg, "train.schedule", {}), self.total_steps)
-        self.base_lrs = [g["lr"] for g in self.optimizer.param_groups]
+        self.total_steps = int(t.steps)
+        self.scheduler = build_scheduler(self.optimizer, t.schedule, self.total_steps)
 
-        amp = str(get(cfg, "train.amp", "off")).lower()
-        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(t.amp)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype is torch.float16)
-        self.clip_grad = float(get(cfg, "train.clip_grad", 0) or 0)
+        self.clip_grad = float(t.clip_grad)
         # (data, step) seconds of the last steps this run, for benchmarks; bounded for long runs
         self.timings: collections.deque[tuple[float, float]] = collections.deque(maxlen=100_000)
-        self.guard = DivergenceGuard(int(get(cfg, "train.guard_patience", 3)), float(get(cfg, "train.guard_lr_factor", 0.5)))
+        self.guard = DivergenceGuard(int(t.guard_patience), float(t.guard_lr_factor))
         self.state = TrainState()
 
         self.train_model: nn.Module = model
         if self.dist.world > 1:
             self.train_model = DistributedDataParallel(
                 model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                find_unused_parameters=bool(get(cfg, "train.find_unused_parameters", False)))
-        if get(cfg, "train.compile", False):
+                find_unused_parameters=t.find_unused_parameters)
+        if t.compile:
             self.train_model = torch.compile(self.train_model)
 
         self.writer = None
@@ -177,6 +144,7 @@ class Trainer:
             save_config(cfg, self.run_dir / "config.yaml")
             self.writer = SummaryWriter(str(self.run_dir / "tb"))
         self._stop_signal: int | None = None
+        self._bar: tqdm | None = None
 
     # ---------------------------------------------------------------------------------- checkpoints
 
@@ -191,10 +159,10 @@ class Trainer:
             "state": vars(self.state).copy(),
             "guard": vars(self.guard).copy(),
             "rng": rng_state(),
-            "model_name": get(self.cfg, "model.name"),
-            "size": get(self.cfg, "model.size"),
-            "model_kwargs": self.task.model_kwargs(),
-            "config": self.cfg,
+            "model_name": self.cfg.model.name,
+            "size": self.cfg.model.size,
+            "kwargs": self.task.model_kwargs(),  # the key of converted checkpoints (older runs: model_kwargs)
+            "config": to_dict(self.cfg),
         }
 
     def save(self, tag: str = "last") -> Path | None:
@@ -225,7 +193,7 @@ class Trainer:
     def _batches(self) -> Iterator[dict]:
         """Batches from the current position (epoch, iter_in_epoch) on, across epochs, forever."""
         while True:
-            loader = self.task.train_loader(epoch=self.state.epoch, seed=self.seed, dist_info=self.dist)
+            loader = self.task.train_loader(epoch=self.state.epoch, seed=self.seed)
             it = iter(loader)
             for _ in range(self.state.iter_in_epoch):  # exact resume: skip what was already consumed
                 next(it)
@@ -267,6 +235,9 @@ class Trainer:
             g["lr"] *= factor
             if "initial_lr" in g:
                 g["initial_lr"] *= factor
+        if self._bar is not None:
+            self._bar.n = self.state.step
+            self._bar.refresh()
         self._log_text(f"divergence: rolled back to {last or 'the current weights'}, lr x{lr_scale:g}")
 
     def _all_ranks_ok(self, ok: bool) -> bool:
@@ -290,63 +261,21 @@ class Trainer:
             if path is not None:
                 self.load(path)
                 self._log_text(f"resumed from {path} at step {self.state.step}")
-        log_every = int(get(self.cfg, "train.log_every", 10))
-        val_every = int(get(self.cfg, "train.val_every", 500))
-        ckpt_every = int(get(self.cfg, "train.checkpoint_every", 500))
         self._install_signals()
         batches = self._batches()
-        bar = tqdm(total=self.total_steps, initial=self.state.step, desc=f"train {get(self.cfg, 'model.name')}",
-                   unit="step", disable=not self.dist.is_main, dynamic_ncols=True)
+        self._bar = tqdm(total=self.total_steps, initial=self.state.step, desc=f"train {self.cfg.model.name}",
+                         unit="step", disable=not self.dist.is_main, dynamic_ncols=True)
         t_prev = time.perf_counter()
         try:
             while self.state.step < self.total_steps:
                 batch = next(batches)
                 t_data = time.perf_counter()
-                batch = self.task.to_device(batch, self.device)
-                self.state.iter_in_epoch += 1
-                self.train_model.train()
-                with self._autocast():
-                    loss, parts = self.task.training_loss(self.train_model, batch, self.state.step)
-                ok = bool(torch.isfinite(loss.detach()).all()) and not self.task.diverged(unwrap(self.model))
-                verdict = self.guard.check(self._all_ranks_ok(ok))
-                self.optimizer.zero_grad(set_to_none=True)
-                if verdict == "ok":
-                    self.scaler.scale(loss).backward()
-                    if self.clip_grad:
-                        self.scaler.unscale_(self.optimizer)
-                        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_grad)
-                    self.scaler.step(self.optimizer)
-                    self.scaler.update()
-                    if self.ema is not None:
-                        self.ema.update_parameters(unwrap(self.model))
-                elif verdict == "rollback":
-                    self._rollback()
-                    bar.n = self.state.step
-                    bar.refresh()
+                result = self.train_step(batch)
+                if result.verdict == "rollback":
                     continue
-                else:
-                    self._log_text(f"step {self.state.step}: skipped (loss {loss.item():.4g}, "
-                                   f"{self.guard.skipped_in_row} in a row)")
-                self.scheduler.step()
-                self.state.step += 1
-                if self.device.type == "cuda":
-                    torch.cuda.synchronize(self.device)
                 t_end = time.perf_counter()
-                data_time, step_time = t_data - t_prev, t_end - t_prev
-                t_prev = t_end
-                self.timings.append((data_time, step_time))
-                if verdict == "ok":
-                    self.state.history.append((self.state.step, float(loss.item())))
-                if self.dist.is_main:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{loss.item():.4f}", data=f"{data_time * 1e3:.0f}ms",
-                                    lr=f"{self.optimizer.param_groups[0]['lr']:.2e}")
-                    if verdict == "ok" and (self.state.step % log_every == 0 or self.state.step == 1):
-                        self._log_scalars(loss, parts, data_time, step_time, batch)
-                if val_every and self.state.step % val_every == 0:
-                    self.validate_and_save()
-                elif ckpt_every and self.state.step % ckpt_every == 0:
-                    self.save("last")
+                result.data_time, result.step_time, t_prev = t_data - t_prev, t_end - t_prev, t_end
+                self.periodic(result, batch)
                 if self._stop_signal is not None:
                     raise StopRequested
         except StopRequested:
@@ -355,17 +284,68 @@ class Trainer:
                            f"checkpoint {self.ckpt_dir / 'last.pth'}")
             return self.state
         finally:
-            bar.close()
+            self._bar.close()
+        val_every = self.cfg.train.val_every
         if not val_every or self.state.step % val_every:
             self.validate_and_save()
         return self.state
 
-    def _log_scalars(self, loss: torch.Tensor, parts: dict, data_time: float, step_time: float, batch: dict) -> None:
+    def train_step(self, batch: dict) -> StepResult:
+        """One optimizer step on `batch` (moved to the device here), guarded against divergence: a
+        non-finite loss (or a recipe's divergence sign) skips the step; repeated ones roll back."""
+        batch = self.task.to_device(batch, self.device)
+        self.state.iter_in_epoch += 1
+        self.train_model.train()
+        with self._autocast():
+            loss, parts = self.task.training_loss(self.train_model, batch, self.state.step)
+        ok = bool(torch.isfinite(loss.detach()).all()) and not self.task.diverged(unwrap(self.model))
+        verdict = self.guard.check(self._all_ranks_ok(ok))
+        self.optimizer.zero_grad(set_to_none=True)
+        if verdict == "rollback":
+            self._rollback()
+            return StepResult(verdict, loss, parts)
+        if verdict == "ok":
+            self.scaler.scale(loss).backward()
+            if self.clip_grad:
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_grad)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            if self.ema is not None:
+                self.ema.update_parameters(unwrap(self.model))
+        else:
+            self._log_text(f"step {self.state.step}: skipped (loss {loss.item():.4g}, "
+                           f"{self.guard.skipped_in_row} in a row)")
+        self.scheduler.step()
+        self.state.step += 1
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return StepResult(verdict, loss, parts)
+
+    def periodic(self, result: StepResult, batch: dict) -> None:
+        """After a step: timings, loss history, progress bar, logging, validation and checkpoints."""
+        t, step = self.cfg.train, self.state.step
+        self.timings.append((result.data_time, result.step_time))
+        if result.verdict == "ok":
+            self.state.record(step, float(result.loss.item()))
+        if self.dist.is_main:
+            self._bar.update(1)
+            self._bar.set_postfix(loss=f"{result.loss.item():.4f}", data=f"{result.data_time * 1e3:.0f}ms",
+                                  lr=f"{self.optimizer.param_groups[0]['lr']:.2e}")
+            if result.verdict == "ok" and (step % t.log_every == 0 or step == 1):
+                self._log_scalars(result, batch)
+        if t.val_every and step % t.val_every == 0:
+            self.validate_and_save()
+        elif t.checkpoint_every and step % t.checkpoint_every == 0:
+            self.save("last")
+
+    def _log_scalars(self, result: StepResult, batch: dict) -> None:
         w, s = self.writer, self.state.step
         if w is None:
             return
-        w.add_scalar("train/loss", float(loss.item()), s)
-        for k, v in parts.items():
+        data_time, step_time = result.data_time, result.step_time
+        w.add_scalar("train/loss", float(result.loss.item()), s)
+        for k, v in result.parts.items():
             w.add_scalar(f"train/{k}", float(v), s)
         w.add_scalar("train/lr", self.optimizer.param_groups[0]["lr"], s)
         w.add_scalar("time/data_ms", data_time * 1e3, s)
@@ -385,7 +365,7 @@ class Trainer:
         scores = {"psnr": [], "ssim": [], "baseline_psnr": [], "baseline_ssim": []}
         first = None
         metric_kw = self.task.metric_kwargs()
-        for i, batch in enumerate(self.task.val_loader(dist_info=self.dist)):
+        for i, batch in enumerate(self.task.val_loader()):
             if max_batches is not None and i >= max_batches:
                 break
             batch = self.task.to_device(batch, self.device)
@@ -418,7 +398,7 @@ class Trainer:
         return result
 
     def validate_and_save(self) -> dict:
-        result = self.validate(get(self.cfg, "train.val_batches"))
+        result = self.validate(self.cfg.train.val_batches)
         self._log_text(f"step {self.state.step}: val PSNR {result['psnr']:.2f} dB (baseline "
                        f"{result['baseline_psnr']:.2f}), SSIM {result['ssim']:.4f} "
                        f"(baseline {result['baseline_ssim']:.4f}) [{self.task.metric_convention()}]")

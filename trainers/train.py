@@ -2,8 +2,9 @@
 
 Run it under torchrun for several GPUs or machines (./run.sh does); alone it trains on one device.
 MODEL is a built-in config name (vsrnet, edvr, rife, ifrnet) or a YAML path; `key=value` overrides
-any config entry (e.g. `train.steps=200 data.loader=png model.size=l`). The run lives in
-experiments/<name>/: config.yaml (resolved), tb/ (tensorboard), checkpoints/{last,best}.pth.
+any config entry (e.g. `train.steps=200 data.loader=png model.size=l`; the keys and their defaults:
+trainers/schema.py and trainers/recipes.py). The run lives in experiments/<name>/: config.yaml (the
+resolved configuration), tb/ (tensorboard), checkpoints/{last,best}.pth.
 """
 from __future__ import annotations
 
@@ -12,18 +13,20 @@ from pathlib import Path
 from typing import Sequence
 
 import torch.distributed as dist
+from omegaconf import DictConfig
 
 from vsrvfi.core.cli import run_cli
 
 from vsrvfi.core.errors import UsageError
-from vsrvfi.trainers.config import get, load_config
-from vsrvfi.trainers.engine import Trainer, setup_distributed
+from vsrvfi.trainers.config import load_config
+from vsrvfi.trainers.distributed import setup_distributed
+from vsrvfi.trainers.engine import Trainer
 from vsrvfi.trainers.tasks import make_task
 
 
-def run_dir_for(cfg: dict) -> Path:
-    name = get(cfg, "experiment.name") or f"{get(cfg, 'model.name')}-{get(cfg, 'model.size')}"
-    return Path(get(cfg, "experiment.root", "experiments")) / name
+def run_dir_for(cfg: DictConfig) -> Path:
+    e = cfg.experiment
+    return Path(e.root) / (e.name or f"{cfg.model.name}-{cfg.model.size}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -34,12 +37,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="continue from experiments/<name>/checkpoints/last.pth, or from the given checkpoint")
     a = ap.parse_args(argv)
     cfg = load_config(a.config, a.overrides)
-    if not get(cfg, "data.dir"):
+    if not cfg.data.dir:
         raise UsageError("data.dir is not set: pass data.dir=DATA_DIR (tools/prepare_data.sh makes one), "
                          "or use ./run.sh, which prepares the built-in demo")
-    if not Path(get(cfg, "data.dir")).is_dir():
-        raise UsageError(f"{get(cfg, 'data.dir')}: no such data directory")
-    dist_info = setup_distributed(get(cfg, "train.device", "auto"))
+    if not Path(cfg.data.dir).is_dir():
+        raise UsageError(f"{cfg.data.dir}: no such data directory")
+    dist_info = setup_distributed(cfg.train.device)
     run_dir = run_dir_for(cfg)
     trainer = Trainer(cfg, make_task(cfg), run_dir, dist_info)
     resume: bool | Path = False
