@@ -21,7 +21,7 @@ if ! printf '%s\n' "$@" | grep -q '^data\.dir='; then
   data_dir="$("$py" -m vsrvfi.tools.demo_data data/demo | tail -n 1)"
   # A short run that finishes in minutes on a CPU: a few hundred steps on small crops.
   extra=("data.dir=$data_dir" train.steps=300 train.val_every=100 train.log_every=10 data.crop=96
-         data.val_crop=192 train.val_batches=2 "experiment.name=demo-$(basename "$model" .yaml)" --resume)
+         "experiment.name=demo-$(basename "$model" .yaml)" --resume)
 fi
 
 if [ -z "${NPROC:-}" ]; then

@@ -37,7 +37,7 @@ MODELS = ("vsrnet", "edvr", "rife", "ifrnet")
 def run_pair(model: str, loader: str, data: str, steps: int, warmup: int, extra: Sequence[str], root: str) -> dict:
     """Train one model with one loader for warmup + steps steps; timings of the kept steps."""
     overrides = [f"data.dir={data}", f"data.loader={loader}", f"train.steps={warmup + steps}", "train.val_every=0",
-                 "train.checkpoint_every=0", "train.val_batches=1", "data.val_crop=64", "train.log_every=100000",
+                 "train.checkpoint_every=0", "train.val_frames=2", "train.log_every=100000",
                  f"experiment.root={root}", f"experiment.name={model}-{loader}", *extra]
     cfg = load_config(model, overrides)
     trainer = Trainer(cfg, make_task(cfg), Path(root) / f"{model}-{loader}", setup_distributed(cfg.train.device))

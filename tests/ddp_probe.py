@@ -13,7 +13,7 @@ from vsrvfi.trainers.tasks import make_task
 
 data_dir, tmp, out = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
 cfg = load_config("vsrnet", [f"data.dir={data_dir}", "data.res=144p", "data.loader=png", "data.workers=1",
-                             "data.batch_size=2", "data.crop=32", "data.val_crop=64", "train.val_batches=1",
+                             "data.batch_size=2", "data.crop=32", "train.val_frames=4",
                              "model.kwargs.flow=tiny", "train.steps=2", "train.val_every=0", "train.checkpoint_every=0",
                              f"experiment.root={tmp}"])
 info = setup_distributed("cpu")

@@ -19,7 +19,7 @@ from vsrvfi.trainers import train
 from vsrvfi.trainers.config import CONFIG_DIR, build_config, load_config, read_yaml, to_config, to_dict
 from vsrvfi.trainers.engine import HISTORY_LEN, TrainState
 from vsrvfi.trainers.recipes import RECIPES, make_recipe
-from vsrvfi.trainers.schema import PER_SPLIT, RENAMED, TRAIN_ONLY, VAL_KEYS, DataConfig, loader_options
+from vsrvfi.trainers.schema import PER_SPLIT, RENAMED, TRAIN_ONLY, DataConfig, loader_options
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = sorted(RECIPES)
@@ -125,31 +125,30 @@ def test_plain_dicts_round_trip_through_the_schema():
 def test_every_loader_option_comes_from_the_data_schema_or_is_per_split():
     loader_fields = {f.name for f in dataclasses.fields(LoaderOptions)}
     data_fields = [f.name for f in dataclasses.fields(DataConfig)]
-    mapped = {RENAMED.get(n, n) for n in data_fields if n not in VAL_KEYS.values()}
+    mapped = {RENAMED.get(n, n) for n in data_fields}
     assert mapped <= loader_fields, mapped - loader_fields
     assert mapped.isdisjoint(PER_SPLIT)
     assert loader_fields == mapped | set(PER_SPLIT), loader_fields ^ (mapped | set(PER_SPLIT))
-    assert set(VAL_KEYS) <= mapped and set(TRAIN_ONLY) <= mapped
+    assert set(TRAIN_ONLY) <= mapped
     # one set of defaults: the data section's are LoaderOptions' own, but for the trainer's own choices
     lo, data = LoaderOptions(), DataConfig()
-    differ = {n for n in data_fields if n not in VAL_KEYS.values() and getattr(data, n) != getattr(lo, RENAMED.get(n, n))}
+    differ = {n for n in data_fields if getattr(data, n) != getattr(lo, RENAMED.get(n, n))}
     assert differ == {"device", "crop", "dir"}
 
 
 def test_loader_options_per_split():
-    cfg = load_config("vsrnet", ["data.dir=/d", "data.batch_size=5", "data.val_batch_size=2", "data.crop=[32, 64]",
-                                 "data.val_crop=null", "data.clip_run=2", "data.epoch_size=40", "data.device=cpu",
+    cfg = load_config("vsrnet", ["data.dir=/d", "data.batch_size=5", "data.crop=[32, 64]", "data.clip_run=2", "data.epoch_size=40", "data.device=cpu",
                                  "data.augment.swap_rgb=0.25", "data.lr_res=72p", "data.workers=3"])
     tr = loader_options(cfg.data, task="sr", split="train", epoch=3, seed=9, neighbors=1, scale=4)
     va = loader_options(cfg.data, task="sr", split="val", neighbors=1, scale=4)
     assert (tr.kind, tr.data_dir, tr.batch_size, tr.crop, tr.clip_run, tr.epoch_size, tr.epoch, tr.seed) == \
         ("dali", "/d", 5, (32, 64), 2, 40, 3, 9)
     assert tr.augment == AugmentOptions(swap_rgb=0.25) and tr.device == "cpu" and tr.lr_res == "72p"
-    assert (va.batch_size, va.crop, va.clip_run, va.epoch_size, va.augment) == (2, None, 1, None, AugmentOptions.off())
+    assert (va.batch_size, va.crop, va.clip_run, va.epoch_size, va.augment) == (5, None, 1, None, AugmentOptions.off())
     assert va.workers == 3 and va.lr_res == "72p" and not va.is_training
     tr.validate(), va.validate()
     default_val = loader_options(load_config("vsrnet").data, task="sr", split="val")
-    assert default_val.batch_size == 3 and default_val.crop == 256
+    assert default_val.batch_size == 3 and default_val.crop is None  # other splits: full frames
 
 
 # ------------------------------------------------------------------------------------------ recipes

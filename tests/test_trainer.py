@@ -29,7 +29,7 @@ MODELS = {
 
 def config(model: str, data_dir: Path, tmp: Path, *extra: str) -> dict:
     return load_config(model, [f"data.dir={data_dir}", "data.res=144p", "data.loader=png", "data.workers=1",
-                               "data.batch_size=2", "data.val_crop=64", "train.val_batches=1",
+                               "data.batch_size=2", "train.val_frames=4",
                                f"experiment.root={tmp}", "train.log_every=1", *MODELS[model], *extra])
 
 
@@ -171,6 +171,40 @@ def test_evaluate_scores_a_training_checkpoint(tiny_data_dir, tmp_path, capsys):
     assert result["model"] == "vsrnet" and clip["clip"] == "tiny-s0003" and clip["frames"] == 3
     assert "/144p/" in result["inputs"][0]  # the resolution the run trained on
     assert 10 < clip["base_psnr"] < 60 and 0 < clip["psnr"] < 60
+
+
+def test_validation_sample_spans_every_val_clip_and_whole_clips(tiny_data_dir):
+    from vsrvfi.inference.evaluate import Convention
+    from vsrvfi.trainers.validation import Validator
+
+    v = Validator(tiny_data_dir, "144p", "sr", Convention(True, 4), frames=6, window=3)
+    assert [c.name for c in v.clips] == ["tiny-s0003", "tiny-s0004"] and v.per_clip == 3
+    for c in v.clips:  # 3 frames spread over 28 / 24 frames, not the first few
+        assert len(c.picks) == 3 and max(c.picks) >= c.total * 2 // 3 and min(c.picks) < c.total // 3
+    again = Validator(tiny_data_dir, "144p", "sr", Convention(True, 4), frames=6, window=3)
+    assert [c.picks for c in again.clips] == [c.picks for c in v.clips]  # fixed from one validation to the next
+
+
+def test_trainer_validation_equals_the_evaluator(tiny_data_dir, tmp_path, capsys):
+    """Same frames, same weights: the trainer's logged dB is the one vsr-evaluate reports for best.pth."""
+    from vsrvfi.tools import evaluate
+
+    cfg = config("vsrnet", tiny_data_dir, tmp_path, "train.steps=2", "train.val_frames=4",
+                 "model.kwargs.residual=true")
+    trainer = Trainer(cfg, make_task(cfg), tmp_path / "run")
+    trainer.fit()
+    result = trainer.validate()
+    trainer.close()
+    line = result.line()
+    assert "on 4 frames of 2 clip(s), full frames, Y (BT.601), border 4 px" in line and "vs bicubic" in line
+    assert trainer.state.best_line.startswith("step 2: " + line.split(" [")[0])  # same score, logged at step 2
+    out = tmp_path / "eval"
+    assert evaluate.cli(["-c", str(tmp_path / "run" / "checkpoints" / "best.pth"), str(tiny_data_dir),
+                         "--frames", str(trainer.validator.per_clip), "--out", str(out)]) == 0
+    scores = json.loads((out / "scores.json").read_text())
+    assert sum(c["frames"] for c in scores["clips"]) == result.frames == 4
+    assert scores["mean"]["psnr"] == pytest.approx(result.psnr, abs=1e-9)
+    assert scores["mean"]["base_psnr"] == pytest.approx(result.base_psnr, abs=1e-9)
 
 
 def test_train_speed_benchmark_smoke(tiny_data_dir, tmp_path, capsys):

@@ -312,8 +312,7 @@ def _check(node: DictConfig, prefix: str = "") -> None:
         if low is not None and value is not None and value < low:
             raise UsageError(f"{key}: must be at least {low:g}, got {value!r}")
     if cls is DataConfig:
-        for name in ("crop", "val_crop"):
-            _check_crop(f"{prefix}{name}", node[name])
+        _check_crop(f"{prefix}crop", node["crop"])
     if cls is AugmentOptions:
         for name in dataclasses.fields(AugmentOptions):
             if not 0.0 <= node[name.name] <= 1.0:

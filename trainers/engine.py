@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from omegaconf import DictConfig
@@ -28,10 +29,11 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from vsrvfi.models.checkpoint import load_checkpoint, save_checkpoint
-from vsrvfi.models.metrics import psnr, ssim
+from vsrvfi.inference.evaluate import Convention
 from vsrvfi.trainers.config import save_config, to_config, to_dict
 from vsrvfi.trainers.distributed import DistInfo, rng_state, seed_everything, set_rng_state, setup_distributed, unwrap
 from vsrvfi.trainers.schedules import build_scheduler
+from vsrvfi.trainers.validation import ValidationResult, Validator
 
 HISTORY_LEN = 1000  # (step, loss) pairs kept in TrainState.history (and checkpoints); the full curve is in tb/
 
@@ -71,6 +73,7 @@ class TrainState:
     epoch: int = 0
     iter_in_epoch: int = 0
     best_psnr: float = -math.inf
+    best_line: str = ""            # what the best validation scored, as logged (trainers.validation)
     lr_scale: float = 1.0          # learning-rate factor left by divergence rollbacks
     history: list = field(default_factory=list)  # (step, loss) of the last HISTORY_LEN good steps
 
@@ -145,6 +148,7 @@ class Trainer:
             self.writer = SummaryWriter(str(self.run_dir / "tb"))
         self._stop_signal: int | None = None
         self._bar: tqdm | None = None
+        self.validator: Validator | None = None  # built at the first validation
 
     # ---------------------------------------------------------------------------------- checkpoints
 
@@ -357,54 +361,45 @@ class Trainer:
 
     # ----------------------------------------------------------------------------------- validation
 
-    @torch.no_grad()
-    def validate(self, max_batches: int | None = None) -> dict:
-        """PSNR/SSIM of the model (EMA weights if kept) and of the naive baseline on the val split."""
-        model = self.ema.module if self.ema is not None else unwrap(self.model)
-        model.eval()
-        scores = {"psnr": [], "ssim": [], "baseline_psnr": [], "baseline_ssim": []}
-        first = None
-        metric_kw = self.task.metric_kwargs()
-        for i, batch in enumerate(self.task.val_loader()):
-            if max_batches is not None and i >= max_batches:
-                break
-            batch = self.task.to_device(batch, self.device)
-            with self._autocast():
-                pred = self.task.predict(model, batch)
-            pred = pred.float().clamp(0, 1)
-            target = self.task.target(batch).float()
-            base = self.task.baseline(batch).float().clamp(0, 1)
-            scores["psnr"].append(psnr(pred, target, **metric_kw))
-            scores["ssim"].append(ssim(pred, target, **metric_kw))
-            scores["baseline_psnr"].append(psnr(base, target, **metric_kw))
-            scores["baseline_ssim"].append(ssim(base, target, **metric_kw))
-            if first is None:
-                first = (batch, pred)
-        result = {}
-        for k, v in scores.items():
-            t = torch.cat(v) if v else torch.zeros(0)
-            if self.dist.world > 1:  # average over all ranks' images
-                both = torch.stack([t.sum(), torch.tensor(float(t.numel()))]).to(self.device)
-                dist.all_reduce(both)
-                result[k] = float(both[0] / both[1].clamp_min(1))
-            else:
-                result[k] = float(t.mean()) if t.numel() else float("nan")
-        if self.writer is not None:
-            for k, v in result.items():
-                self.writer.add_scalar(f"val/{k}", v, self.state.step)
-            if first is not None:
-                for name, img in self.task.sample_images(*first).items():
-                    self.writer.add_image(f"val/{name}", img.clamp(0, 1), self.state.step)
+    def _validator(self) -> Validator:
+        if self.validator is None:
+            t = self.cfg.train
+            precision = {"bf16": "bf16", "fp16": "fp16"}.get(t.amp, "fp32") if self.device.type == "cuda" else "fp32"
+            self.validator = Validator(
+                self.cfg.data.dir, self.cfg.data.res, self.task.kind, Convention(**self.task.metric_kwargs()),
+                frames=int(t.val_frames), window=int(getattr(self.task, "frames", 1)), tile=int(t.val_tile),
+                precision=precision, cache_mb=int(t.val_cache_mb))
+        return self.validator
+
+    def validate(self) -> ValidationResult | None:
+        """Score the model (EMA weights if kept) and the naive baseline on full val frames, as
+        `vsr-evaluate` does (trainers.validation). The main process scores; the others wait."""
+        result = None
+        if self.dist.is_main:
+            model = self.ema.module if self.ema is not None else unwrap(self.model)
+            try:
+                result = self._validator()(model, self.device)
+            finally:
+                model.train()
+            if self.writer is not None:
+                for k, v in result.as_dict().items():
+                    self.writer.add_scalar(f"val/{k}", v, self.state.step)
+                ex = result.example
+                if ex is not None:
+                    side = torch.from_numpy(np.concatenate([ex.baseline, ex.prediction, ex.target], 1))
+                    self.writer.add_image("val/baseline|model|target", side.permute(2, 0, 1), self.state.step)
+        if self.dist.world > 1:
+            dist.barrier()
         return result
 
-    def validate_and_save(self) -> dict:
-        result = self.validate(self.cfg.train.val_batches)
-        self._log_text(f"step {self.state.step}: val PSNR {result['psnr']:.2f} dB (baseline "
-                       f"{result['baseline_psnr']:.2f}), SSIM {result['ssim']:.4f} "
-                       f"(baseline {result['baseline_ssim']:.4f}) [{self.task.metric_convention()}]")
-        if result["psnr"] > self.state.best_psnr:
-            self.state.best_psnr = result["psnr"]
-            self.save("best")
+    def validate_and_save(self) -> ValidationResult | None:
+        result = self.validate()
+        if result is not None:
+            self._log_text(f"step {self.state.step}: {result.line()}")
+            if result.psnr > self.state.best_psnr:
+                self.state.best_psnr = result.psnr
+                self.state.best_line = f"step {self.state.step}: {result.line()}"
+                self.save("best")
         self.save("last")
         return result
 

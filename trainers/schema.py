@@ -63,9 +63,7 @@ class DataConfig:
     res: str = loader_default("res")        # clips the samples come from (HR for SR, frames for VFI)
     lr_res: Optional[str] = loader_default("lr_res")  # SR: LR frames from this resolution's clips instead of a resize
     crop: Any = 128                         # training crop, HR pixels: N (square), [H, W], or null (full frames)
-    val_crop: Any = 256                     # centre crop of validation frames (null: full frames)
     batch_size: int = loader_default("batch_size", min=1)
-    val_batch_size: Optional[int] = opt(None, min=1)  # null: batch_size
     stride: int = loader_default("stride", min=1)  # frames between consecutive frames of a sequence
     step: int = loader_default("step", min=1)  # frames between consecutive sequence starts in a clip
     epoch_size: Optional[int] = loader_default("epoch_size", min=1)  # samples per epoch (null: every sequence once)
@@ -138,8 +136,10 @@ class TrainConfig:
     clip_grad: float = opt(0.0, min=0)     # max grad norm, 0 = off
     ema: float = opt(0.0, min=0)           # EMA decay, 0 = off (e.g. 0.999)
     log_every: int = opt(10, min=1)
-    val_batches: Optional[int] = opt(4, min=1)  # validation batches per evaluation (null: the whole val split)
     val_every: int = opt(500, min=0)       # 0: validate at the end only
+    val_frames: int = opt(24, min=0)       # full frames scored per validation, spread over every val clip (0: all)
+    val_tile: int = opt(0, min=0)          # SR validation: LR tile side (0: whole frames; tiles where memory demands)
+    val_cache_mb: int = opt(2048, min=0)   # decoded validation frames kept in memory between validations
     checkpoint_every: int = opt(500, min=0)
     guard_patience: int = opt(3, min=1)    # non-finite / diverged steps in a row before rolling back
     guard_lr_factor: float = opt(0.5, min=0)
@@ -160,8 +160,7 @@ class Config:
 # --------------------------------------------------------------------------- data -> LoaderOptions
 
 RENAMED = {"loader": "kind", "dir": "data_dir"}        # data key -> LoaderOptions field
-VAL_KEYS = {"crop": "val_crop", "batch_size": "val_batch_size"}  # LoaderOptions field -> its validation key
-TRAIN_ONLY = ("epoch_size", "clip_run", "augment")     # validation: every sequence once, independent, unaugmented
+TRAIN_ONLY = ("epoch_size", "clip_run", "augment")     # other splits: every sequence once, independent, unaugmented
 PER_SPLIT = ("task", "split", "training", "shuffle", "neighbors", "scale", "targets", "seed", "epoch",
              "last_batch", "shard_id", "num_shards", "device_id")  # set by the task and the engine, not the config
 
@@ -170,12 +169,9 @@ def loader_options(data: DataConfig, *, task: str, split: str, epoch: int = 0, s
                    neighbors: int = 1, scale: int = 4, targets: int = 1) -> LoaderOptions:
     """The loaders' options for one split, from the `data` section (a DataConfig, typed or plain)."""
     training = split == "train"
-    fields = {RENAMED.get(f.name, f.name): getattr(data, f.name) for f in dataclasses.fields(DataConfig)
-              if f.name not in VAL_KEYS.values()}
-    if not training:
-        for name, key in VAL_KEYS.items():
-            value = getattr(data, key)
-            fields[name] = value if value is not None or name == "crop" else fields[name]
+    fields = {RENAMED.get(f.name, f.name): getattr(data, f.name) for f in dataclasses.fields(DataConfig)}
+    if not training:  # full frames (the trainer validates with trainers.validation, not with a loader)
+        fields["crop"] = None
         for name in TRAIN_ONLY:
             fields[name] = getattr(_LOADER, name)
         fields["augment"] = AugmentOptions.off()

@@ -73,12 +73,6 @@ class Task:
 
         return build_loader(self._loader_opts("train", epoch, seed))
 
-    def val_loader(self):
-        """A fresh deterministic loader each time, so every validation scores the same samples."""
-        from vsrvfi.pipelines import build_loader
-
-        return build_loader(self._loader_opts("val", 0, 0))
-
     @staticmethod
     def to_device(batch: dict, device: torch.device) -> dict:
         return {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}

@@ -60,8 +60,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if dist.is_initialized():
             dist.destroy_process_group()
     if dist_info.is_main:
-        print(f"done: step {state.step}, best val PSNR {state.best_psnr:.2f} dB; "
-              f"run in {run_dir} (tensorboard --logdir {run_dir / 'tb'})")
+        best = f"best.pth at {state.best_line}" if state.best_line else "no validation ran"
+        print(f"done: step {state.step}; {best}\n"
+              f"run in {run_dir} (tensorboard --logdir {run_dir / 'tb'}); score it again with "
+              f"vsr-evaluate -c {run_dir / 'checkpoints' / 'best.pth'} {cfg.data.dir} --res {cfg.data.res} "
+              f"--frames {trainer.validator.per_clip if trainer.validator else cfg.train.val_frames}")
     return 0
 
 

@@ -20,7 +20,7 @@ from torch import nn
 
 from vsrvfi.core import layout
 from vsrvfi.core.errors import DataError
-from vsrvfi.inference.evaluate import (ClipScore, Convention, evaluate_sr, evaluate_vfi, sr_frames_needed,
+from vsrvfi.inference.evaluate import (ClipScore, Convention, Example, evaluate_sr, evaluate_vfi, sr_frames_needed,
                                        sr_targets, summary, vfi_frames_needed, vfi_starts)
 from vsrvfi.inference.sr import Upscaler
 from vsrvfi.inference.vfi import Interpolator
@@ -40,6 +40,7 @@ class ValidationResult:
     convention: str
     baseline: str
     scores: list[ClipScore] = field(default_factory=list, repr=False)
+    example: Example | None = field(default=None, repr=False)  # the first clip's middle scored frame
 
     def line(self) -> str:
         """`val: 30.98 dB vs bicubic 33.39 (-2.41) on 24 frames of 3 clips, full frames, Y ..., border 4 px`"""
@@ -110,16 +111,18 @@ class Validator:
             runner = Upscaler(model, device, self.precision, self.tile)
         else:
             runner = Interpolator(model, device, self.precision)
-        scores = []
+        scores, first = [], None
         for clip in self.clips:
             frames = self._frames(clip)
             if self.task == "sr":
-                score, _ = evaluate_sr(runner, frames, clip.name, self.conv, self.padding, targets=clip.picks)
+                score, example = evaluate_sr(runner, frames, clip.name, self.conv, self.padding, targets=clip.picks)
             else:
-                score, _ = evaluate_vfi(runner, frames, clip.name, self.conv, self.gap, starts=clip.picks)
+                score, example = evaluate_vfi(runner, frames, clip.name, self.conv, self.gap, starts=clip.picks)
             scores.append(score)
+            first = first or example
         m = summary(scores)
         return ValidationResult(psnr=m["psnr"], ssim=m["ssim"], base_psnr=m["base_psnr"], base_ssim=m["base_ssim"],
                                 frames=sum(s.frames for s in scores), clips=len(scores), per_clip=self.per_clip,
                                 seconds=time.perf_counter() - t0, convention=self.conv.describe(),
-                                baseline="bicubic" if self.task == "sr" else "blend", scores=scores)
+                                baseline="bicubic" if self.task == "sr" else "blend", scores=scores,
+                                example=first)
