@@ -149,6 +149,7 @@ class Trainer:
         self._stop_signal: int | None = None
         self._bar: tqdm | None = None
         self.validator: Validator | None = None  # built at the first validation
+        self.val_history: list[dict] = []  # this process's validations: step + ValidationResult.as_dict()
 
     # ---------------------------------------------------------------------------------- checkpoints
 
@@ -395,6 +396,7 @@ class Trainer:
     def validate_and_save(self) -> ValidationResult | None:
         result = self.validate()
         if result is not None:
+            self.val_history.append({"step": self.state.step, **result.as_dict()})
             self._log_text(f"step {self.state.step}: {result.line()}")
             if result.psnr > self.state.best_psnr:
                 self.state.best_psnr = result.psnr
