@@ -11,7 +11,6 @@ separates three things the loader benchmark lumps together:
 """
 from __future__ import annotations
 
-import argparse
 import os
 import random
 import statistics
@@ -23,7 +22,7 @@ from nvidia.dali import fn, pipeline_def
 
 from vsrvfi.pipelines.sampling import sequence_starts
 from vsrvfi.core import layout
-from vsrvfi.core.cli import parse_list, run_cli
+from vsrvfi.core.cli import ArgumentParser, entry_point, parse_list
 from vsrvfi.core.errors import UsageError
 from vsrvfi.core.media import probe
 
@@ -75,7 +74,7 @@ def measure(lines, length: int, batch: int, workdir: Path) -> tuple[float, float
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True, nargs="+", help="one or more DATA_DIRs (e.g. one per GOP)")
     ap.add_argument("--res", default="720p")
     ap.add_argument("--split", default="train")
@@ -106,5 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+cli = entry_point(main, interrupted="no results were written")
+
 if __name__ == "__main__":
-    raise SystemExit(run_cli(main))
+    raise SystemExit(cli())

@@ -10,7 +10,6 @@ window) is not included: benchmarks.dataloader measures the whole loader.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import statistics
 import time
@@ -22,7 +21,7 @@ from benchmarks.dali_reader import cpu_seconds
 from benchmarks.dataloader import PRESETS
 from vsrvfi.pipelines import LoaderOptions, build_loader
 from vsrvfi.pipelines.dali_video import READER, _read, build_pipeline
-from vsrvfi.core.cli import parse_list, run_cli
+from vsrvfi.core.cli import ArgumentParser, entry_point, parse_list
 
 
 def measure(pipe, frames_per_run: int, runs: int) -> float:
@@ -56,7 +55,7 @@ def stages(opts: LoaderOptions, frames: int) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True, help="a prepared DATA_DIR with VP9 clips")
     ap.add_argument("--preset", choices=sorted(PRESETS), default="seed")
     ap.add_argument("--res", default=None, help="override the preset's resolution")
@@ -91,5 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+cli = entry_point(main, interrupted="no results were written")
+
 if __name__ == "__main__":
-    raise SystemExit(run_cli(main))
+    raise SystemExit(cli())

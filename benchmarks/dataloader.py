@@ -17,7 +17,6 @@ crops (540x960), batch 3, VSRNet's 3-frame sequences, x4.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -34,7 +33,7 @@ import torch
 from vsrvfi.pipelines import LoaderOptions, build_loader
 from vsrvfi.pipelines.augment import AugmentOptions
 from vsrvfi.pipelines.sampling import discover_clips
-from vsrvfi.core.cli import parse_list, run_cli
+from vsrvfi.core.cli import ArgumentParser, entry_point, parse_list
 from vsrvfi.core.atomic import dir_bytes
 from vsrvfi.core.ffmpeg import DALI_RGB_ARGS, rgb_ffmpeg_binary
 from vsrvfi.core.media import probe
@@ -297,7 +296,7 @@ def parse_crop(text: str | None):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", help="a prepared DATA_DIR; default: build a 720p VP9 set in --workdir")
     ap.add_argument("--workdir", default="data/bench", help="where a built data set goes (one per GOP)")
     ap.add_argument("--gop", type=int, default=4, help="keyframe interval of a built data set")
@@ -408,5 +407,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+cli = entry_point(main, interrupted="no results were written; the benchmark clips made so far are kept for a rerun")
+
 if __name__ == "__main__":
-    raise SystemExit(run_cli(main))
+    raise SystemExit(cli())

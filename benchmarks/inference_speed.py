@@ -11,7 +11,6 @@ weights: the speed does not depend on them. Prints a table and writes JSON.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import time
@@ -24,7 +23,7 @@ from vsrvfi.inference.runtime import pick_device
 from vsrvfi.inference.sr import Upscaler
 from vsrvfi.inference.vfi import Interpolator
 from vsrvfi.models.registry import build_model
-from vsrvfi.core.cli import parse_list, run_cli
+from vsrvfi.core.cli import ArgumentParser, entry_point, parse_list
 from vsrvfi.core.layout import resolution_height
 
 MODELS = {"rife": ("rife", "base", {}), "ifrnet": ("ifrnet", "base", {}), "vsrnet": ("vsrnet", "base", {}),
@@ -70,7 +69,7 @@ def time_model(name: str, res: str, precision: str, device: torch.device, frames
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default="rife,ifrnet,vsrnet,edvr")
     ap.add_argument("--sizes", default="540p", help="output frame sizes, e.g. 540p,1080p,4k")
     ap.add_argument("--precisions", default="fp32")
@@ -100,5 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+cli = entry_point(main, interrupted="no results were written")
+
 if __name__ == "__main__":
-    raise SystemExit(run_cli(main))
+    raise SystemExit(cli())

@@ -12,7 +12,6 @@ table, writes JSON and a PNG plot.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import statistics
@@ -23,7 +22,7 @@ from typing import Sequence
 
 import torch
 
-from vsrvfi.core.cli import parse_list, run_cli
+from vsrvfi.core.cli import ArgumentParser, entry_point, parse_list
 
 from vsrvfi.core.errors import UsageError
 from vsrvfi.trainers.config import load_config, to_dict
@@ -97,7 +96,7 @@ def plot(rows: list[dict], path: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True, help="a prepared DATA_DIR (VP9 clips for DALI on the CPU)")
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--loaders", default="dali,png")
@@ -128,5 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+cli = entry_point(main, interrupted="no results were written")
+
 if __name__ == "__main__":
-    raise SystemExit(run_cli(main))
+    raise SystemExit(cli())

@@ -1,23 +1,52 @@
-"""The command-line convention of every entry point: one-line errors (exit 2), and SIGTERM handled
-like Ctrl-C (cleanup runs, a true message, exit 128 + signal)."""
+"""The command-line convention of every entry point.
+
+- A known problem (bad arguments, a missing or unusable file, a bad config) is one line
+  `error: <message>` on stderr and exit status 2; argparse's own errors follow it too
+  (`ArgumentParser`).
+- SIGTERM is handled like Ctrl-C (SIGINT): the stack unwinds, so temporary outputs are removed and
+  child processes stopped on the way; one line `interrupted by SIGTERM: <what is true for that tool>`
+  is printed and the exit status is 128 + the signal number (130 for SIGINT, 143 for SIGTERM).
+- Success is exit status 0. Anything else is a bug and keeps its traceback.
+
+A tool defines `main(argv) -> int` and exposes `cli = entry_point(main, interrupted="...")`, which is
+both its console script (setup.cfg) and what its `python -m` block runs.
+"""
 from __future__ import annotations
 
+import argparse
 import contextlib
+import functools
 import signal
 import sys
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, NoReturn, Sequence
 
 from vsrvfi.core.errors import PathError, UsageError
 
-__all__ = ["UsageError", "Interrupted", "run_cli", "entry_point", "signals_as_interrupts", "parse_list"]
+__all__ = ["UsageError", "Interrupted", "ArgumentParser", "run_cli", "entry_point", "signals_as_interrupts",
+           "parse_list"]
+
+Main = Callable[[Sequence[str] | None], "int | None"]
 
 
 class Interrupted(KeyboardInterrupt):
-    """SIGINT or SIGTERM arrived; raised in the main thread so `finally` blocks and temp-file cleanup run."""
+    """SIGINT or SIGTERM arrived; raised in the main thread so `finally` blocks and temp-file cleanup run.
 
-    def __init__(self, signum: int):
-        self.signum = signum
+    `message`, when given, replaces the tool's own `interrupted` text in the line `run_cli` prints
+    (the trainer uses it to name the step and checkpoint it stopped at).
+    """
+
+    def __init__(self, signum: int, message: str | None = None):
+        self.signum = int(signum)
+        self.message = message
         super().__init__(signal.Signals(signum).name)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse.ArgumentParser whose errors are `UsageError`s: one line `error: ...` and exit 2 under
+    `run_cli` (argparse itself prints the whole usage and the program name first)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (--help shows the usage)")
 
 
 @contextlib.contextmanager
@@ -38,13 +67,11 @@ def signals_as_interrupts(signums: Sequence[int] = (signal.SIGINT, signal.SIGTER
             signal.signal(s, h)
 
 
-def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None,
-            interrupted: str = "complete outputs are kept, a rerun resumes") -> int:
-    """Run `main(argv)`; known errors become one line `error: ...` on stderr and exit status 2.
+def run_cli(main: Main, argv: Sequence[str] | None = None, interrupted: str = "stopped before it finished") -> int:
+    """Run `main(argv)` under the convention above and return the exit status.
 
-    SIGINT and SIGTERM unwind the stack (temporary outputs are removed on the way) and print
-    `interrupted by SIGTERM: <interrupted>`; the status is 128 + the signal number. `interrupted`
-    must say what is true for that tool (e.g. whether a rerun resumes).
+    `interrupted` must say what is true for that tool after a signal: what was kept or removed, and
+    whether a rerun resumes or starts over.
     """
     try:
         with signals_as_interrupts():
@@ -53,18 +80,21 @@ def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[s
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
-        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
-        print(f"interrupted by {signal.Signals(signum).name}: {interrupted}", file=sys.stderr)
+        signum = getattr(exc, "signum", signal.SIGINT)
+        message = getattr(exc, "message", None) or interrupted
+        print(f"interrupted by {signal.Signals(signum).name}: {message}", file=sys.stderr)
         return 128 + int(signum)
 
 
-def entry_point(main: Callable[[Sequence[str] | None], int | None],
-                interrupted: str = "complete outputs are kept, a rerun resumes") -> Callable[[], None]:
-    """A console-script function for `main` that follows the convention of `run_cli`."""
-    def cli() -> None:
-        raise SystemExit(run_cli(main, interrupted=interrupted))
+def entry_point(main: Main, *, interrupted: str) -> Callable[[Sequence[str] | None], int]:
+    """`cli(argv=None) -> int`: `main` under `run_cli` with the tool's own `interrupted` message.
 
-    cli.__doc__ = main.__doc__
+    Use it as the console script (`sys.exit(cli())`), in the module's `__main__` block and in tests.
+    """
+    @functools.wraps(main, assigned=("__module__", "__doc__"))
+    def cli(argv: Sequence[str] | None = None) -> int:
+        return run_cli(main, argv, interrupted=interrupted)
+
     return cli
 
 

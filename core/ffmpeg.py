@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import IO, Callable, Sequence
 
@@ -79,6 +80,11 @@ def popen(cmd: list[str], path: str | os.PathLike, **kwargs) -> subprocess.Popen
         raise MediaError(path, f"cannot run ffmpeg ({cmd[0]}): {exc.strerror or exc}") from None
 
 
+# The processes run_ffmpeg has running (in any thread), so that run_ffmpeg_jobs can stop them all.
+_running: set[subprocess.Popen] = set()
+_running_lock = threading.Lock()
+
+
 def run_ffmpeg(args: Sequence[str], output: str | os.PathLike, on_frames: Callable[[int], None] | None = None,
                threads: int | None = None, rgb: bool = False) -> None:
     """Run ffmpeg with `args` (everything after the binary name), reporting progress in frames.
@@ -96,6 +102,8 @@ def run_ffmpeg(args: Sequence[str], output: str | os.PathLike, on_frames: Callab
         proc = popen(cmd, output, stdout=subprocess.PIPE, stderr=err, text=True)
         done = 0
         assert proc.stdout is not None
+        with _running_lock:
+            _running.add(proc)
         try:
             for line in proc.stdout:
                 if line.startswith("frame=") and on_frames is not None:
@@ -108,6 +116,9 @@ def run_ffmpeg(args: Sequence[str], output: str | os.PathLike, on_frames: Callab
             proc.kill()
             proc.wait()
             raise
+        finally:
+            with _running_lock:
+                _running.discard(proc)
         if rc != 0:
             raise FFmpegError(output, f"ffmpeg failed: {last_error_line(err, rc)}")
 
@@ -117,9 +128,12 @@ def run_ffmpeg_jobs(work: Sequence[Callable[[int, Callable[[int], None]], None]]
     """Run ffmpeg jobs in parallel under one progress bar counted in frames.
 
     Each item of `work` is called as `job(threads, on_frames)`: `threads` is its share of the cores
-    (0 jobs means one per two cores), `on_frames` feeds the shared bar. The first failure is raised.
+    (0 jobs means one per two cores), `on_frames` feeds the shared bar. The first failure (or a
+    signal, as `KeyboardInterrupt`) stops the rest at once: queued jobs never start and running
+    ffmpeg processes are killed, so their jobs fail and drop their temporary outputs; finished
+    outputs are kept. Then it is raised.
     """
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
     from threading import Lock
 
     from tqdm import tqdm
@@ -134,5 +148,18 @@ def run_ffmpeg_jobs(work: Sequence[Callable[[int, Callable[[int], None]], None]]
                 bar.update(n)
 
         with ThreadPoolExecutor(n_jobs) as pool:
-            for fut in [pool.submit(job, threads, update) for job in work]:
-                fut.result()
+            futures = [pool.submit(job, threads, update) for job in work]
+            try:
+                done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+                for fut in futures:
+                    if fut in done:
+                        fut.result()
+            except BaseException:
+                for fut in futures:
+                    fut.cancel()
+                while not all(fut.done() for fut in futures):  # a job may start its ffmpeg just now
+                    with _running_lock:
+                        for proc in _running:
+                            proc.kill()
+                    wait(futures, timeout=0.1)
+                raise

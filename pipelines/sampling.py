@@ -78,7 +78,7 @@ def _no_data(data_dir: str | os.PathLike, res: str, split: str, kind: str) -> Da
     where = layout.scenes_dir(data_dir, res, split) if kind == "dali" else Path(data_dir) / res / "frames" / split
     what = "clips (*.mp4)" if kind == "dali" else "PNG frame folders"
     return DataError(where, f"no {what} for resolution {res}, split {split}; prepare the data set with "
-                             "tools/prepare_data.sh (or pick another --res/--split)")
+                             "vsr-prepare (or pick another --res/--split)")
 
 
 def discover_clips(data_dir: str | os.PathLike, res: str, split: str, kind: str, length: int, stride: int,

@@ -11,7 +11,7 @@ import torch
 from vsrvfi.models.checkpoint import save_checkpoint
 from vsrvfi.models.load import load_model, load_pretrained
 from vsrvfi.models.registry import build_model
-from vsrvfi.tools.convert_checkpoint import main as convert_main
+from vsrvfi.tools.convert_checkpoint import cli as convert_main
 from vsrvfi.core.errors import CheckpointError
 
 

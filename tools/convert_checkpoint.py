@@ -10,7 +10,6 @@ where the model registers an inferer; `--set key=value` overrides them. Output:
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -19,7 +18,7 @@ import yaml
 from vsrvfi.models.checkpoint import load_checkpoint, save_checkpoint
 from vsrvfi.models.load import apply_state_dict, compare_keys, official_config, state_dict_of
 from vsrvfi.models.registry import available, build_model, count_parameters, spec
-from vsrvfi.core.cli import run_cli
+from vsrvfi.core.cli import ArgumentParser, entry_point
 from vsrvfi.core.errors import UsageError
 
 _SHOW_KEYS = 20
@@ -72,9 +71,9 @@ def _print_keys(report) -> None:
                 print(f"  ... and {len(keys) - _SHOW_KEYS} more")
 
 
-def _main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     models = sorted({n for n, _ in available()})
-    ap = argparse.ArgumentParser(prog="vsr-convert", description="Convert an official checkpoint into this project's format.")
+    ap = ArgumentParser(prog="vsr-convert", description="Convert an official checkpoint into this project's format.")
     ap.add_argument("--model", required=True, help=f"architecture: {', '.join(models)}")
     ap.add_argument("--size", help="model size (inferred from the weights when possible)")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
@@ -94,10 +93,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Console entry point `vsr-convert`: known errors become one line on stderr and exit status 2."""
-    return run_cli(_main, argv)
-
+cli = entry_point(main, interrupted="nothing was written")
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(cli())

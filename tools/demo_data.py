@@ -5,12 +5,11 @@ can decode it with NVDEC, VP9 where only DALI's CPU reader is available. Rerunni
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Sequence
 
 from vsrvfi.tools import prepare_data
-from vsrvfi.core.cli import run_cli
+from vsrvfi.core.cli import ArgumentParser, entry_point
 from vsrvfi.tools.demo_video import make_demo_video
 
 DEMO_RESOLUTIONS = "720p,540p"
@@ -42,7 +41,7 @@ def ensure_demo_dataset(root: str | Path = "data/demo", size: str = "3840x2160",
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("root", nargs="?", default="data/demo")
     ap.add_argument("--size", default="3840x2160")
     ap.add_argument("--codec", choices=["h264", "vp9"], default=None, help="default: h264 with a GPU, else vp9")
@@ -51,5 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+cli = entry_point(main, interrupted="complete outputs are kept; a rerun resumes")
+
 if __name__ == "__main__":
-    raise SystemExit(run_cli(main))
+    raise SystemExit(cli())

@@ -8,7 +8,6 @@ removal is exercised. Output is H.264, yuv420p, constant frame rate.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import tempfile
 from pathlib import Path
@@ -20,7 +19,7 @@ import numpy as np
 from matplotlib.colors import LightSource
 from tqdm import tqdm
 
-from vsrvfi.core.cli import run_cli
+from vsrvfi.core.cli import ArgumentParser, entry_point
 
 from vsrvfi.core.errors import UsageError
 from vsrvfi.core.atomic import atomic_path
@@ -107,7 +106,7 @@ def make_demo_video(out: str | os.PathLike, width: int = 3840, height: int = 216
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", help="output .mp4 path")
     ap.add_argument("--size", default="3840x2160", help="WxH (default 3840x2160)")
     ap.add_argument("--fps", type=int, default=30)
@@ -125,5 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+cli = entry_point(main, interrupted="the partial video was removed; a rerun starts over")
+
 if __name__ == "__main__":
-    raise SystemExit(run_cli(main))
+    raise SystemExit(cli())

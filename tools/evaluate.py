@@ -13,7 +13,6 @@ original, with a zoomed centre) into `--out`.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -31,7 +30,7 @@ from vsrvfi.inference.video_io import open_source, read_selected
 from vsrvfi.inference.vfi import Interpolator
 from vsrvfi.tools.interpolate_video import scene_cuts
 from vsrvfi.models.registry import spec
-from vsrvfi.core.cli import run_cli
+from vsrvfi.core.cli import ArgumentParser, entry_point
 from vsrvfi.core.errors import UsageError
 from vsrvfi.core.layout import list_clips
 from vsrvfi.core.atomic import atomic_path, check_writable_dir
@@ -56,8 +55,7 @@ def find_videos(inputs: Sequence[str], res: str, split: str) -> tuple[list[Path]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap = ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("inputs", nargs="+", help="DATA_DIR(s) and/or video files")
     add_model_args(ap, None)
     ap.add_argument("--res", help="resolution of a DATA_DIR's clips (default: the training run's, else 540p)")
@@ -157,9 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def cli(argv: Sequence[str] | None = None) -> int:
-    return run_cli(main, argv)
-
+cli = entry_point(main, interrupted="scores.json was not written; a rerun scores every clip again")
 
 if __name__ == "__main__":
     raise SystemExit(cli())

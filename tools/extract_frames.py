@@ -6,14 +6,13 @@ folder is written under a temporary name and renamed when complete; complete fol
 """
 from __future__ import annotations
 
-import argparse
 import functools
 import os
 from pathlib import Path
 from typing import Callable, Sequence
 
 from vsrvfi.core import layout
-from vsrvfi.core.cli import parse_list, run_cli
+from vsrvfi.core.cli import ArgumentParser, entry_point, parse_list
 from vsrvfi.core.errors import UsageError
 from vsrvfi.core.atomic import atomic_path
 from vsrvfi.core.ffmpeg import DALI_RGB_ARGS, run_ffmpeg, run_ffmpeg_jobs
@@ -46,7 +45,7 @@ def extract(data_dir: str | os.PathLike, resolutions: Sequence[str], jobs: int =
     for res in resolutions:
         clips = [(split, c) for split in layout.SPLITS for c in layout.list_clips(data_dir, res, split)]
         if not clips:
-            raise UsageError(f"{data_dir / res}: no clips; run tools/transcode_scenes.py --resolutions {res} first")
+            raise UsageError(f"{data_dir / res}: no clips; run vsr-transcode --resolutions {res} first")
         for split, clip in clips:
             n = probe(clip).num_frames
             out = layout.frames_dir(data_dir, res, split, clip.stem)
@@ -58,7 +57,7 @@ def extract(data_dir: str | os.PathLike, resolutions: Sequence[str], jobs: int =
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Extract PNG frames of every clip (baseline loader data).")
+    ap = ArgumentParser(description="Extract PNG frames of every clip (baseline loader data).")
     ap.add_argument("data_dir")
     ap.add_argument("--resolutions", default="720p,540p", help="comma list (PNG is ~40x the size of the clips)")
     ap.add_argument("--jobs", type=int, default=0)
@@ -68,5 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+cli = entry_point(main, interrupted="complete outputs are kept; a rerun resumes")
+
 if __name__ == "__main__":
-    raise SystemExit(run_cli(main))
+    raise SystemExit(cli())

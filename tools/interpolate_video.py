@@ -10,7 +10,6 @@ which also bounds memory. The output appears under its name only once complete.
 """
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 import time
@@ -24,7 +23,7 @@ from vsrvfi.inference.options import add_model_args, add_output_args, load_task_
 from vsrvfi.inference.runtime import pick_device
 from vsrvfi.inference.video_io import VideoWriter, check_output, open_source, read_frames, warn_if_short
 from vsrvfi.inference.vfi import Interpolator, interpolate_frames, output_fps, plan_output
-from vsrvfi.core.cli import run_cli
+from vsrvfi.core.cli import ArgumentParser, entry_point
 from vsrvfi.core.errors import UsageError
 from vsrvfi.tools.split_scenes import SplitOptions, detect_scenes
 
@@ -36,7 +35,7 @@ def scene_cuts(path: str, fps: float, threshold: float | None, min_len: int) -> 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("input")
     ap.add_argument("output", help=".mp4, .mkv, .mov or .webm")
     rate = ap.add_mutually_exclusive_group(required=True)
@@ -81,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"nearest 1/{2 ** depth} (--bisect-depth), so motion is slightly uneven; RIFEm or IFRNet take any timestep")
     if info.is_vfr:
         print(f"warning: {info.path}: variable frame rate; frames are timed as constant {float(info.fps):.3f} fps, "
-              f"so audio may drift (tools/split_scenes.py normalises such sources)", file=sys.stderr)
+              f"so audio may drift (vsr-split-scenes normalises such sources)", file=sys.stderr)
 
     cuts = set() if a.no_scene_detect else scene_cuts(info.path, float(info.fps), a.scene_threshold, a.min_scene_len)
     plan = plan_output(info.num_frames, info.fps, fps_out)
@@ -105,9 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def cli(argv: Sequence[str] | None = None) -> int:
-    return run_cli(main, argv)
-
+cli = entry_point(main, interrupted="the partial output was removed; a rerun starts over")
 
 if __name__ == "__main__":
     raise SystemExit(cli())

@@ -6,14 +6,13 @@ stage resumes: rerunning after an interruption only does what is missing.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
 from typing import Sequence
 
 from vsrvfi.core import layout
-from vsrvfi.core.cli import parse_list, run_cli
+from vsrvfi.core.cli import ArgumentParser, entry_point, parse_list
 from vsrvfi.tools.extract_frames import extract
 from vsrvfi.core.atomic import atomic_path, dir_bytes
 from vsrvfi.tools.split_scenes import add_split_arguments, split_options, split_video
@@ -55,7 +54,7 @@ def print_summary(summary: dict) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("video", help="source video (e.g. the 4K Myanmar footage)")
     ap.add_argument("data_dir", nargs="?", default="data", help="output data set folder (default ./data)")
     add_split_arguments(ap)
@@ -86,5 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+cli = entry_point(main, interrupted="complete outputs are kept; a rerun resumes")
+
 if __name__ == "__main__":
-    raise SystemExit(run_cli(main))
+    raise SystemExit(cli())

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from vsrvfi.core import layout
 from vsrvfi.core.manifest import Scene, SourceRecord, load_manifest, save_manifest
-from vsrvfi.core.cli import run_cli
+from vsrvfi.core.cli import ArgumentParser, entry_point
 from vsrvfi.core.errors import UsageError
 from vsrvfi.core.atomic import atomic_path, check_writable_dir
 from vsrvfi.core.ffmpeg import run_ffmpeg
@@ -240,7 +240,7 @@ def split_options(a: argparse.Namespace) -> SplitOptions:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Split a video into scene clips (PySceneDetect) for training.")
+    ap = ArgumentParser(description="Split a video into scene clips (PySceneDetect) for training.")
     ap.add_argument("video")
     ap.add_argument("data_dir")
     add_split_arguments(ap)
@@ -253,5 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+cli = entry_point(main, interrupted="complete outputs are kept; a rerun resumes")
+
 if __name__ == "__main__":
-    raise SystemExit(run_cli(main))
+    raise SystemExit(cli())

@@ -21,7 +21,7 @@ import ffmpeg
 from tqdm import tqdm
 
 from vsrvfi.core import layout
-from vsrvfi.core.cli import parse_list, run_cli
+from vsrvfi.core.cli import ArgumentParser, entry_point, parse_list
 from vsrvfi.core.errors import UsageError
 from vsrvfi.core.atomic import atomic_path
 from vsrvfi.core.errors import MediaError
@@ -87,14 +87,14 @@ def plan_jobs(data_dir: Path, opts: TranscodeOptions) -> tuple[list[Job], list[s
     """The clips still to write, and warnings (resolutions skipped because the source is smaller)."""
     scenes = manifest_scenes(load_manifest(data_dir))
     if not scenes:
-        raise UsageError(f"{data_dir}: no scenes in {layout.MANIFEST}; run tools/split_scenes.py first")
+        raise UsageError(f"{data_dir}: no scenes in {layout.MANIFEST}; run vsr-split-scenes first")
     jobs, warnings = [], []
     for res in opts.resolutions:
         target_h = layout.resolution_height(res)
         for sc in scenes:
             src = layout.clip_path(data_dir, layout.ORIG, sc.split, sc.clip)
             if not src.exists():
-                raise MediaError(src, "missing scene clip; rerun tools/split_scenes.py")
+                raise MediaError(src, "missing scene clip; rerun vsr-split-scenes")
             info = probe(src)
             if target_h > info.height:
                 warnings.append(f"{sc.clip}: source is {info.height} high, {res} skipped (no upscaling)")
@@ -158,7 +158,7 @@ def transcode_options(a: argparse.Namespace) -> TranscodeOptions:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Transcode scene clips to training resolutions (short GOP).")
+    ap = ArgumentParser(description="Transcode scene clips to training resolutions (short GOP).")
     ap.add_argument("data_dir")
     add_transcode_arguments(ap)
     a = ap.parse_args(argv)
@@ -167,5 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+cli = entry_point(main, interrupted="complete outputs are kept; a rerun resumes")
+
 if __name__ == "__main__":
-    raise SystemExit(run_cli(main))
+    raise SystemExit(cli())

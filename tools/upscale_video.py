@@ -11,7 +11,6 @@ its name only once complete.
 """
 from __future__ import annotations
 
-import argparse
 import time
 from typing import Sequence
 
@@ -21,13 +20,13 @@ from vsrvfi.inference.options import add_model_args, add_output_args, load_task_
 from vsrvfi.inference.runtime import pick_device
 from vsrvfi.inference.sr import PADDINGS, Upscaler, upscale_frames
 from vsrvfi.inference.video_io import VideoWriter, check_output, open_source, read_frames, warn_if_short
-from vsrvfi.core.cli import run_cli
+from vsrvfi.core.cli import ArgumentParser, entry_point
 from vsrvfi.core.errors import UsageError
 from vsrvfi.core.errors import MediaError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("input")
     ap.add_argument("output", help=".mp4, .mkv, .mov or .webm")
     add_model_args(ap, "sr")
@@ -62,9 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def cli(argv: Sequence[str] | None = None) -> int:
-    return run_cli(main, argv)
-
+cli = entry_point(main, interrupted="the partial output was removed; a rerun starts over")
 
 if __name__ == "__main__":
     raise SystemExit(cli())

@@ -28,6 +28,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
+from vsrvfi.core.cli import Interrupted
 from vsrvfi.models.checkpoint import load_checkpoint, save_checkpoint
 from vsrvfi.inference.evaluate import Convention
 from vsrvfi.trainers.config import save_config, to_config, to_dict
@@ -96,7 +97,7 @@ class StepResult:
 
 
 class StopRequested(Exception):
-    pass
+    """Raised inside the training loop after a signal; `fit` saves and returns (see `Trainer.stop_signal`)."""
 
 
 class Trainer:
@@ -146,10 +147,16 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             save_config(cfg, self.run_dir / "config.yaml")
             self.writer = SummaryWriter(str(self.run_dir / "tb"))
-        self._stop_signal: int | None = None
+        self._stop_signal: int | None = None  # set by SIGINT/SIGTERM during fit()
+        self._stop_agreed: int | None = None  # the largest signal any DDP rank got, as of this step's all-reduce
         self._bar: tqdm | None = None
         self.validator: Validator | None = None  # built at the first validation
         self.val_history: list[dict] = []  # this process's validations: step + ValidationResult.as_dict()
+
+    @property
+    def stop_signal(self) -> int | None:
+        """The signal that stopped the last `fit` early (it saved checkpoints/last.pth first), else None."""
+        return self._stop_signal
 
     # ---------------------------------------------------------------------------------- checkpoints
 
@@ -212,15 +219,21 @@ class Trainer:
             return nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
-    def _install_signals(self) -> None:
+    def _install_signals(self) -> dict:
+        """SIGINT/SIGTERM: finish the step, save and stop; a second one stops at once. Returns the previous handlers."""
         def handler(signum, frame):
+            if self._stop_signal is not None:
+                raise Interrupted(signum, "a second signal stopped training at once; --resume continues from "
+                                          "the last checkpoint saved, if any")
             self._stop_signal = signum
 
+        previous = {}
         for s in (signal.SIGINT, signal.SIGTERM):
             try:
-                signal.signal(s, handler)
+                previous[s] = signal.signal(s, handler)
             except ValueError:  # not in the main thread (e.g. under some test runners)
                 pass
+        return previous
 
     def _rollback(self) -> None:
         """Reload the last good checkpoint and lower the learning rate for the rest of the run."""
@@ -246,12 +259,14 @@ class Trainer:
         self._log_text(f"divergence: rolled back to {last or 'the current weights'}, lr x{lr_scale:g}")
 
     def _all_ranks_ok(self, ok: bool) -> bool:
-        """DDP ranks must agree to skip a step together, or the gradient all-reduce would hang."""
+        """DDP ranks must agree to skip a step together, or the gradient all-reduce would hang; and to stop
+        after the same step when a signal reached some of them (the same all-reduce carries it)."""
         if self.dist.world == 1:
             return ok
-        flag = torch.tensor([1.0 if ok else 0.0], device=self.device)
+        flag = torch.tensor([1.0 if ok else 0.0, -float(self._stop_signal or 0)], device=self.device)
         dist.all_reduce(flag, op=dist.ReduceOp.MIN)
-        return bool(flag.item())
+        self._stop_agreed = int(-flag[1].item()) or None
+        return bool(flag[0].item())
 
     def _log_text(self, text: str) -> None:
         if self.dist.is_main:
@@ -266,7 +281,8 @@ class Trainer:
             if path is not None:
                 self.load(path)
                 self._log_text(f"resumed from {path} at step {self.state.step}")
-        self._install_signals()
+        self._stop_signal = self._stop_agreed = None
+        previous_handlers = self._install_signals()
         batches = self._batches()
         self._bar = tqdm(total=self.total_steps, initial=self.state.step, desc=f"train {self.cfg.model.name}",
                          unit="step", disable=not self.dist.is_main, dynamic_ncols=True)
@@ -281,15 +297,20 @@ class Trainer:
                 t_end = time.perf_counter()
                 result.data_time, result.step_time, t_prev = t_data - t_prev, t_end - t_prev, t_end
                 self.periodic(result, batch)
-                if self._stop_signal is not None:
+                stop = self._stop_signal if self.dist.world == 1 else self._stop_agreed
+                if stop is not None:
+                    self._stop_signal = stop
                     raise StopRequested
         except StopRequested:
             self.save("last")
-            self._log_text(f"stopped by signal {self._stop_signal} at step {self.state.step}; "
-                           f"checkpoint {self.ckpt_dir / 'last.pth'}")
+            if self.writer is not None:  # the entry point prints the one line about it (trainers/train.py)
+                self.writer.add_text("events", f"stopped by signal {self._stop_signal} at step {self.state.step}; "
+                                               f"checkpoint {self.ckpt_dir / 'last.pth'}", self.state.step)
             return self.state
         finally:
             self._bar.close()
+            for s, h in previous_handlers.items():
+                signal.signal(s, h)
         val_every = self.cfg.train.val_every
         if not val_every or self.state.step % val_every:
             self.validate_and_save()
