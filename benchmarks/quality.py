@@ -12,7 +12,6 @@ SR models above bicubic, VFI models above frame blending, on full held-out frame
 """
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import tempfile

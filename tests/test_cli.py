@@ -26,8 +26,7 @@ from typing import Callable
 import pytest
 import torch
 
-from clipfactory import tiny_data_dir  # noqa: F401  (session fixture)
-from conftest import ffmpeg
+from tests.clipfactory import ffmpeg
 from vsrvfi.models.checkpoint import load_checkpoint, save_checkpoint
 from vsrvfi.models.registry import build_model
 
@@ -263,7 +262,7 @@ def test_sigterm_to_a_prepare_stage_stops_its_ffmpeg_jobs_at_once(demo_source, t
 @pytest.mark.slow
 def test_sigterm_to_the_trainer_saves_and_says_so_once(tiny_data_dir, tmp_path):
     args = ["vsrnet", f"data.dir={tiny_data_dir}", "data.res=144p", "data.loader=png", "data.workers=1",
-            "data.batch_size=2", "data.crop=32", "data.val_crop=64", "train.val_batches=1", "model.kwargs.flow=tiny",
+            "data.batch_size=2", "data.crop=32", "train.val_frames=2", "model.kwargs.flow=tiny",
             "train.steps=100000", "train.val_every=0", "train.checkpoint_every=1", "train.device=cpu",
             f"experiment.root={tmp_path}", "experiment.name=sig"]
     last = tmp_path / "sig" / "checkpoints" / "last.pth"

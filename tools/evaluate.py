@@ -13,6 +13,7 @@ original, with a zoomed centre) into `--out`.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
