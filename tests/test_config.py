@@ -83,7 +83,7 @@ def test_values_are_yaml_1_2_and_typed():
     assert cfg.train.amp == "off" and cfg.train.compile is True and cfg.optim.lr == pytest.approx(1e-4)
     assert cfg.experiment.name == "001" and cfg.data.dir is None and cfg.train.steps == 20
     assert (cfg.data.augment.hflip, cfg.data.augment.vflip) == (0.5, 0.0)  # AugmentOptions' switches
-    assert list(cfg.data.crop) == [64, 96] and cfg.model.kwargs == {"flow": "none"}
+    assert list(cfg.data.crop) == [64, 96] and cfg.model.kwargs == {"flow": "none", "residual": True}
     with pytest.raises(Exception):  # the resolved configuration is read-only and closed
         cfg.train.stepz = 3
 

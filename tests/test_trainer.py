@@ -35,7 +35,9 @@ def config(model: str, data_dir: Path, tmp: Path, *extra: str) -> dict:
 
 @pytest.mark.parametrize("model", list(MODELS))
 def test_loss_decreases_on_a_fixed_batch(model, tiny_data_dir, tmp_path):
-    cfg = config(model, tiny_data_dir, tmp_path, "optim.lr=1e-3", "data.augment.hflip=0", "data.augment.vflip=0",
+    # The residual VSRNet starts at the bicubic baseline: at 1e-3, Adam's first steps overshoot its small correction.
+    lr = "1e-4" if model == "vsrnet" else "1e-3"
+    cfg = config(model, tiny_data_dir, tmp_path, f"optim.lr={lr}", "data.augment.hflip=0", "data.augment.vflip=0",
                  "data.augment.rot90=0", "data.augment.reverse=0")
     torch.manual_seed(0)
     task = make_task(cfg)
@@ -124,7 +126,7 @@ def test_resumes_a_checkpoint_of_the_earlier_format(tiny_data_dir, tmp_path):
     first.close()
     path = tmp_path / "run" / "checkpoints" / "last.pth"
     ckpt = load_checkpoint(path)
-    assert ckpt["kwargs"] == {"flow": "tiny", "scale": 4} and "model_kwargs" not in ckpt
+    assert ckpt["kwargs"] == {"flow": "tiny", "residual": True, "scale": 4} and "model_kwargs" not in ckpt
     assert ckpt["config"] == to_dict(cfg) == yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
 
     ckpt["model_kwargs"] = ckpt.pop("kwargs")
