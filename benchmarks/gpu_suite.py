@@ -327,7 +327,7 @@ def stage_tests(suite: Suite) -> str:
     if suite.facts.get("data") and suite.facts.get("res") == "720p":
         env["VSRVFI_GPU_DATA"] = str(suite.facts["data"])
     junit = suite.report / "gpu_tests.xml"
-    res = suite.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "gpu", "-rs",
+    res = suite.run([sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", "-m", "gpu", "-rs",
                      "tests/test_gpu_pipelines.py", f"--junitxml={junit}"], env=env, check=False)
     counts = junit_counts(junit)
     suite.results["gpu_tests"] = counts

@@ -12,7 +12,8 @@ CUDA conversion, whose chroma upsampling and rounding may differ at colour edges
 (0.299 R + 0.587 G + 0.114 B) does not depend on the chroma at all for the same matrix, so it is
 held to a tight bound (LUMA_*), RGB to a loose one (RGB_MEAN); a wrong frame, crop, flip or order
 is off by far more than either on this moving content. Every comparison's measured differences
-(max, mean, p99, PSNR, in 8-bit levels) go to the JSON file named by VSRVFI_GPU_REPORT, when set.
+(max, mean, p99, PSNR, in 8-bit levels) go to the JSON file named by VSRVFI_GPU_REPORT, when set
+(rewritten after each test).
 """
 from __future__ import annotations
 
@@ -70,15 +71,14 @@ def worst(rows: list[dict]) -> list[dict]:
     return list(out.values())
 
 
-@pytest.fixture(scope="module", autouse=True)
+@pytest.fixture(autouse=True)
 def report():
-    """Write what the comparisons measured (worst per test and key) to $VSRVFI_GPU_REPORT, adding to it."""
+    """After each test, write what the comparisons measured so far (worst per test and key) to
+    $VSRVFI_GPU_REPORT: a run cut short keeps what it measured."""
     yield
     path = os.environ.get("VSRVFI_GPU_REPORT")
     if path and MEASURED:
-        old = json.loads(Path(path).read_text()) if Path(path).exists() else []
-        Path(path).write_text(json.dumps(old + worst(MEASURED), indent=1))
-    MEASURED.clear()
+        Path(path).write_text(json.dumps(worst(MEASURED), indent=1))
 
 
 @pytest.fixture(scope="session")
