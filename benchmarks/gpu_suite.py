@@ -206,6 +206,18 @@ def parts_problems(folder: Path) -> tuple[list[Path], list[str]]:
     return parts, problems
 
 
+def share_nvidia_namespace(site: Path) -> None:
+    """Make `nvidia` in `site` a package that also spans every other `nvidia` folder on sys.path.
+
+    DALI's `nvidia/dali` lives in a namespace folder without __init__.py. If a package on the
+    machine (CUDA library wheels beside torch) ships `nvidia/__init__.py`, that regular package wins
+    over the namespace and `import nvidia.dali` fails, though `site` comes first on PYTHONPATH; a
+    regular `nvidia` here that extends its path to the others keeps both importable."""
+    init = site / "nvidia" / "__init__.py"
+    if init.parent.is_dir() and not init.exists():
+        init.write_text('__path__ = __import__("pkgutil").extend_path(__path__, __name__)\n')
+
+
 def stage_install(suite: Suite) -> str:
     if suite.dry:
         raise SkipStage("dry run: nothing installed")
@@ -218,6 +230,7 @@ def stage_install(suite: Suite) -> str:
     suite.site.mkdir(parents=True, exist_ok=True)
     files = " ".join(f"'{p}'" for p in parts)
     suite.run(f"cat {files} | xz -d -T0 | tar -x -C '{suite.site}'")
+    share_nvidia_namespace(suite.site)
     missing = imports_ok(suite)
     if missing:
         raise StageFailed("still not importable: " + ", ".join(missing))

@@ -62,6 +62,13 @@ def make_suite(tmp_path: Path, **kw) -> Suite:
 def test_install_unpacks_the_parts_and_refuses_missing_ones(tmp_path, monkeypatch):
     payload = tmp_path / "payload"
     (payload / "suite_fake_pkg").mkdir(parents=True)
+    (payload / "nvidia" / "suite_fake_dali").mkdir(parents=True)  # a namespace folder, as DALI's wheel has
+    (payload / "nvidia" / "suite_fake_dali" / "__init__.py").write_text("")
+    other = tmp_path / "machine-site" / "nvidia"  # another nvidia on the path, a regular package
+    (other / "suite_fake_cublas").mkdir(parents=True)
+    (other / "__init__.py").write_text("")
+    (other / "suite_fake_cublas" / "__init__.py").write_text("")
+    monkeypatch.setenv("PYTHONPATH", str(other.parent))
     (payload / "suite_fake_pkg" / "__init__.py").write_text("VALUE = 42\n")
     (payload / "suite_fake_pkg" / "data.bin").write_bytes(os.urandom(6000))  # incompressible: several parts
     packs = tmp_path / "packs"
@@ -70,7 +77,7 @@ def test_install_unpacks_the_parts_and_refuses_missing_ones(tmp_path, monkeypatc
     subprocess.run("sha256sum part-* > SHA256SUMS", shell=True, check=True, cwd=packs)
     parts = sorted(packs.glob("part-*"))
     assert len(parts) > 1
-    monkeypatch.setattr(gpu_suite, "NEEDED", ("suite_fake_pkg",))
+    monkeypatch.setattr(gpu_suite, "NEEDED", ("suite_fake_pkg", "nvidia.suite_fake_dali", "nvidia.suite_fake_cublas"))
 
     suite = make_suite(tmp_path, packs=packs)
     run_suite(suite, only=["install"])
@@ -82,11 +89,11 @@ def test_install_unpacks_the_parts_and_refuses_missing_ones(tmp_path, monkeypatc
 
     parts[1].unlink()
     parts[0].write_bytes(b"damaged")
-    other = make_suite(tmp_path / "again", packs=packs)
-    run_suite(other, only=["install"])
-    assert other.stages[0].status == "failed"
-    assert f"{parts[0].name} damaged" in other.stages[0].note and f"{parts[1].name} missing" in other.stages[0].note
-    assert (other.out / "summary.md").exists()
+    again = make_suite(tmp_path / "again", packs=packs)
+    run_suite(again, only=["install"])
+    assert again.stages[0].status == "failed"
+    assert f"{parts[0].name} damaged" in again.stages[0].note and f"{parts[1].name} missing" in again.stages[0].note
+    assert (again.out / "summary.md").exists()
 
 
 def test_a_stage_past_its_limit_is_killed_and_the_suite_goes_on(tmp_path, monkeypatch):
