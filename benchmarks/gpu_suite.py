@@ -475,13 +475,19 @@ def evaluate_targets(results: dict) -> list[dict]:
     return targets
 
 
+def _driver(env: dict) -> str:
+    """The driver version from nvidia-smi's query line ('name, driver, memory, clock'), or '?'."""
+    lines = env.get("nvidia_smi") or []
+    fields = lines[0].split(", ") if lines else []
+    return fields[1] if len(fields) > 1 else "?"
+
+
 def summary_markdown(suite: Suite) -> str:
     r = suite.results
     env = r.get("env") or {}
     lines = [f"# GPU suite{' (dry run: CPU, VP9, nothing installed)' if suite.dry else ''}",
              "",
-             f"{', '.join(env.get('gpus') or []) or 'no GPU'} | driver "
-             f"{(env.get('nvidia_smi') or ['?'])[0].split(', ')[1] if env.get('nvidia_smi') else '?'} | "
+             f"{', '.join(env.get('gpus') or []) or 'no GPU'} | driver {_driver(env)} | "
              f"torch {env.get('torch', '?')} CUDA {env.get('torch_cuda', '?')} | DALI {env.get('nvidia.dali', '?')} | "
              f"libnvcuvid {'yes' if env.get('nvdec') else 'NO'} | {env.get('cpus', '?')} CPUs | "
              f"{time.strftime('%Y-%m-%d %H:%M')}",
@@ -517,7 +523,11 @@ def summary_markdown(suite: Suite) -> str:
 def write_outputs(suite: Suite) -> None:
     """summary.md, results.json and suite.tar.gz in the output folder (after every stage)."""
     suite.results["dry_run"] = suite.dry
-    suite.results["targets"] = evaluate_targets(suite.results)
+    try:
+        suite.results["targets"] = evaluate_targets(suite.results)
+    except Exception as exc:  # noqa: BLE001 - odd numbers must not cost the outputs
+        suite.results["targets"] = [{"target": "the targets", "measured": f"not computed: {type(exc).__name__}: {exc}",
+                                     "status": "n/a"}]
     suite.results["stages"] = [{"name": s.name, "status": s.status, "seconds": round(s.seconds, 1), "note": s.note,
                                 "limit": s.limit} for s in suite.stages]
     suite.out.mkdir(parents=True, exist_ok=True)
@@ -561,7 +571,10 @@ def run_suite(suite: Suite, only: Sequence[str] | None = None, stages: list[Stag
                     log.write(traceback.format_exc())
         stage.seconds = time.monotonic() - t0
         print(f"   {stage.status} in {stage.seconds:.0f} s: {_short(stage.note, 200)}", flush=True)
-        write_outputs(suite)
+        try:
+            write_outputs(suite)
+        except Exception as exc:  # noqa: BLE001 - the next stages still run; the log says why
+            print(f"   could not write the outputs: {type(exc).__name__}: {exc}", flush=True)
     print()
     print(summary_markdown(suite), end="")
     return 1 if any(s.status in ("failed", "timeout") for s in suite.stages) else 0
