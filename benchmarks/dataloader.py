@@ -164,6 +164,7 @@ def measure_loader(label: str, opts: LoaderOptions, iters: int, warmup: int, ste
     return {
         "loader": label, "kind": opts.kind, "device": opts.device, "workers": opts.workers,
         "readers": opts.num_readers if opts.kind == "dali" else None,
+        "gpu_reader": opts.gpu_reader if opts.kind == "dali" and opts.device == "gpu" else None,
         "data_ms_mean": statistics.fmean(ms), "data_ms_median": statistics.median(ms),
         "data_ms_p95": ms[min(len(ms) - 1, int(round(0.95 * (len(ms) - 1))))],
         "frames_per_s": iters * frames_per_batch / wall, "cpu_cores": cpu / wall,
@@ -321,6 +322,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--clip-run", default="1",
                     help="comma list of clip_run values (adjacent sequences read in a row) to compare for DALI; "
                          "PNG and the table's setting use the first")
+    ap.add_argument("--gpu-readers", default="legacy",
+                    help="comma list of DALI GPU readers to compare: legacy (fn.readers.video), experimental")
     ap.add_argument("--prefetch", type=int, default=2)
     ap.add_argument("--kinds", default="dali,png")
     ap.add_argument("--iters", type=int, default=30)
@@ -351,6 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         shuffle=not a.no_shuffle, augment=AugmentOptions.off() if a.no_augment else AugmentOptions(),
         device=a.device, workers=a.workers, prefetch=a.prefetch, dtype=a.dtype)
     clip_runs = [int(v) for v in parse_list(a.clip_run)]
+    gpu_reader_list = parse_list(a.gpu_readers)
     base = LoaderOptions(**{**base.__dict__, "clip_run": clip_runs[0]})
     clips = [c.path for c in discover_clips(data_dir, res, a.split, "dali", base.sequence_length, base.stride)] \
         if "dali" in kinds or not a.no_ceiling else []
@@ -366,9 +370,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for kind in kinds:
             readers = [None] if kind != "dali" or not a.dali_readers else [int(r) for r in parse_list(a.dali_readers)]
             runs_here = clip_runs if kind == "dali" else clip_runs[:1]
-            for run, r in ((run, r) for run in runs_here for r in readers):
-                opts = LoaderOptions(**{**base.__dict__, "kind": kind, "readers": r, "clip_run": run})
+            gpu_readers = gpu_reader_list if kind == "dali" and a.device == "gpu" else [base.gpu_reader]
+            for run, r, g in ((run, r, g) for run in runs_here for r in readers for g in gpu_readers):
+                opts = LoaderOptions(**{**base.__dict__, "kind": kind, "readers": r, "clip_run": run, "gpu_reader": g})
                 tag = f", run {run}" if len(clip_runs) > 1 or run > 1 else ""
+                tag += f", {g}" if len(gpu_readers) > 1 else ""
                 label = (f"DALI {a.device.upper()} ({opts.num_readers} rdr, {a.workers} thr{tag})" if kind == "dali"
                          else f"PNG ({a.workers} workers{tag})")
                 print(f"[{rep + 1}/{a.repeats}] measuring {label} ...", flush=True)

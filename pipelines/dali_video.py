@@ -273,19 +273,29 @@ class DaliLoader(BatchLoader):
         """Samples per pipeline run: the largest window."""
         return _largest_window(self.windows(), self.opts.batch_size)
 
-    def _build(self) -> None:
-        self._built = None  # release the previous pipelines first
+    def _define(self) -> tuple[list[list[list[int]]], list[list[int]], list]:
+        """The epoch's windows, read orders and pipelines (defined, not built)."""
         windows = self.windows()
         orders = [self._read_order(w) for w in windows]
         readers = max(1, min(self.opts.num_readers, len(windows)))
         base = int(np.random.default_rng([self.opts.seed, self.epoch, self.shard_id]).integers(2 ** 31 - readers))
         run_size = _largest_window(windows, self.opts.batch_size)
-        iterators = []
-        for k, (hr_list, lr_list) in enumerate(self._write_lists(windows, orders, readers)):
-            pipe = build_pipeline(self.opts, hr_list, lr_list, base + k, readers, batch_size=run_size)
-            iterators.append(DALIGenericIterator(pipe, self.output_names(), reader_name=READER, auto_reset=True,
-                                                 last_batch_policy=LastBatchPolicy.PARTIAL,
-                                                 prepare_first_batch=False))
+        pipes = [build_pipeline(self.opts, hr_list, lr_list, base + k, readers, batch_size=run_size)
+                 for k, (hr_list, lr_list) in enumerate(self._write_lists(windows, orders, readers))]
+        return windows, orders, pipes
+
+    def define_pipelines(self) -> list:
+        """The current epoch's DALI pipelines, defined but not built: DALI checks operator and argument
+        names and argument types as the graph is defined, which needs no GPU even for device="gpu"
+        (give opts.device_id then). For checks; iterating the loader builds its own."""
+        return self._define()[2]
+
+    def _build(self) -> None:
+        self._built = None  # release the previous pipelines first
+        windows, orders, pipes = self._define()
+        iterators = [DALIGenericIterator(pipe, self.output_names(), reader_name=READER, auto_reset=True,
+                                         last_batch_policy=LastBatchPolicy.PARTIAL, prepare_first_batch=False)
+                     for pipe in pipes]
         self._built = (self.epoch, iterators, windows, orders)
         self._clean = True
 

@@ -6,7 +6,8 @@ yuv420p, constant frame rate, a 4-frame GOP, no hidden/alt-ref frames), and its 
 extracted with ffmpeg exactly as tools/extract_frames.py names them (000001.png, 1-based).
 
 The session fixtures that use these helpers (`tiny_data_dir`, `demo_source`) live in conftest.py, so
-each is built once per test session.
+each is built once per test session. `build_data_dir(..., codec="h264")` makes the same clips in
+H.264 (no B-frames) for DALI's GPU readers (NVDEC).
 """
 from __future__ import annotations
 
@@ -74,12 +75,23 @@ def vp9_args(gop: int = GOP, crf: int = 20) -> list[str]:
             "-lag-in-frames", "0", "-pix_fmt", "yuv420p", "-an", "-movflags", "+faststart"]
 
 
-def write_clip(path: Path, source: str, frames: int, size: tuple[int, int], fps: int = FPS, gop: int = GOP) -> Path:
-    """Encode `frames` frames of a lavfi `source`, scaled to `size`, as a VP9 .mp4 at `path`."""
+def h264_args(gop: int = GOP, crf: int = 18) -> list[str]:
+    """Encoder flags for NVDEC-friendly H.264 (DALI's GPU readers): fixed GOP, no B-frames, yuv420p, no audio."""
+    return ["-c:v", "libx264", "-crf", str(crf), "-preset", "veryfast", "-profile:v", "high", "-bf", "0",
+            "-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0", "-pix_fmt", "yuv420p", "-an",
+            "-movflags", "+faststart"]
+
+
+CODEC_ARGS = {"vp9": vp9_args, "h264": h264_args}
+
+
+def write_clip(path: Path, source: str, frames: int, size: tuple[int, int], fps: int = FPS, gop: int = GOP,
+               codec: str = "vp9") -> Path:
+    """Encode `frames` frames of a lavfi `source`, scaled to `size`, as a VP9 (or H.264) .mp4 at `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     w, h = size
     graph = f"{source},fps={fps},scale={w}:{h}:flags=area,setsar=1,format=yuv420p"
-    ffmpeg("-f", "lavfi", "-i", graph, "-frames:v", str(frames), "-r", str(fps), *vp9_args(gop), str(path))
+    ffmpeg("-f", "lavfi", "-i", graph, "-frames:v", str(frames), "-r", str(fps), *CODEC_ARGS[codec](gop), str(path))
     return path
 
 
@@ -93,17 +105,19 @@ def extract_pngs(clip: Path, out: Path) -> Path:
     return out
 
 
-def add_clip(data_dir: Path, spec: ClipSpec, sizes: dict[str, tuple[int, int]] = SIZES, pngs: bool = True) -> None:
+def add_clip(data_dir: Path, spec: ClipSpec, sizes: dict[str, tuple[int, int]] = SIZES, pngs: bool = True,
+             codec: str = "vp9") -> None:
     """Write one clip (and its PNG frames) at every resolution in `sizes`."""
     for res, size in sizes.items():
-        clip = write_clip(layout.clip_path(data_dir, res, spec.split, spec.name), spec.source, spec.frames, size)
+        clip = write_clip(layout.clip_path(data_dir, res, spec.split, spec.name), spec.source, spec.frames, size,
+                          codec=codec)
         if pngs:
             extract_pngs(clip, layout.frames_dir(data_dir, res, spec.split, spec.name))
 
 
 def build_data_dir(root: Path, clips: tuple[ClipSpec, ...] = DEFAULT_CLIPS,
-                   sizes: dict[str, tuple[int, int]] = SIZES, pngs: bool = True) -> Path:
-    """A complete tiny DATA_DIR under `root`; returns it."""
+                   sizes: dict[str, tuple[int, int]] = SIZES, pngs: bool = True, codec: str = "vp9") -> Path:
+    """A complete tiny DATA_DIR under `root` (VP9 for DALI's CPU reader, H.264 for NVDEC); returns it."""
     for spec in clips:
-        add_clip(root, spec, sizes, pngs)
+        add_clip(root, spec, sizes, pngs, codec)
     return root
