@@ -33,7 +33,7 @@ from nvidia.dali.plugin.pytorch import DALIGenericIterator
 
 from vsrvfi.pipelines.loader import BatchLoader
 from vsrvfi.pipelines.options import LoaderOptions
-from vsrvfi.core.errors import UsageError
+from vsrvfi.core.errors import DataError, UsageError
 
 READER = "reader"
 LR_READER = "lr_reader"
@@ -203,6 +203,20 @@ def _largest_window(windows: list[list[list[int]]], default: int) -> int:
     return max((sum(len(b) for b in w) for w in windows), default=default)
 
 
+# What DALI's CPU video reader decodes (its FFmpeg build has no H.264, HEVC or AV1 decoder).
+CPU_CODECS = ("vp9", "vp8", "mjpeg")
+
+
+def check_cpu_codecs(clips) -> None:
+    """One line before any pipeline is built when clips need NVDEC but the loader runs on the CPU."""
+    bad = [c for c in clips if c.codec not in CPU_CODECS]
+    if bad:
+        codecs = ", ".join(sorted({c.codec for c in bad}))
+        raise DataError(bad[0].path, f"{codecs} clips ({len(bad)} of {len(clips)}) need a GPU (NVDEC): DALI's "
+                                     f"CPU reader decodes only VP9, VP8 and MJPEG; prepare the data set with "
+                                     f"--codec vp9, or train with data.loader=png, or on a GPU")
+
+
 class DaliLoader(BatchLoader):
     """Contract batches (pipelines.batch) from DALI pipelines over the clips; see the module docstring.
 
@@ -216,6 +230,8 @@ class DaliLoader(BatchLoader):
 
     def __init__(self, opts: LoaderOptions):
         super().__init__(opts)
+        if opts.device == "cpu":
+            check_cpu_codecs(self.clips)
         self._tmp = Path(tempfile.mkdtemp(prefix="dali-filelist-"))
         weakref.finalize(self, shutil.rmtree, self._tmp, True)
         self._built: tuple[int, list[DALIGenericIterator], list[list[list[int]]], list[list[int]]] | None = None

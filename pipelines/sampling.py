@@ -41,6 +41,7 @@ class Clip:
     height: int
     lr_path: Path | None = None     # the same scene at the LR resolution (SR with lr_res)
     lr_size: tuple[int, int] | None = None  # its (width, height)
+    codec: str = ""                 # the video codec ("png" for frame folders)
 
 
 def frames_needed(length: int, stride: int) -> int:
@@ -53,11 +54,11 @@ def sequence_starts(num_frames: int, length: int, stride: int = 1, step: int = 1
     return range(0, num_frames - frames_needed(length, stride) + 1, step)
 
 
-def _png_info(folder: Path) -> tuple[int, int, int]:
-    """(frames, width, height) of a PNG frame folder (size from the first frame's header)."""
+def _png_info(folder: Path) -> tuple[int, int, int, str]:
+    """(frames, width, height, "png") of a PNG frame folder (size from the first frame's header)."""
     names = sorted(e.name for e in os.scandir(folder) if e.name.endswith(".png"))
     if not names:
-        return 0, 0, 0
+        return 0, 0, 0, "png"
     expected = layout.FRAME_PATTERN % 1
     if names[0] != expected or names[-1] != layout.FRAME_PATTERN % len(names):
         raise DataError(folder, f"frames must be numbered {expected} .. {layout.FRAME_PATTERN % len(names)} "
@@ -66,12 +67,12 @@ def _png_info(folder: Path) -> tuple[int, int, int]:
 
     with Image.open(folder / names[0]) as im:
         w, h = im.size
-    return len(names), w, h
+    return len(names), w, h, "png"
 
 
-def _video_info(path: Path) -> tuple[int, int, int]:
+def _video_info(path: Path) -> tuple[int, int, int, str]:
     info = probe(path)
-    return info.num_frames, info.width, info.height
+    return info.num_frames, info.width, info.height, info.codec
 
 
 def _no_data(data_dir: str | os.PathLike, res: str, split: str, kind: str) -> DataError:
@@ -103,7 +104,7 @@ def discover_clips(data_dir: str | os.PathLike, res: str, split: str, kind: str,
     clips: list[Clip] = []
     for path in paths:
         name = path.stem if kind == "dali" else path.name
-        n, w, h = info(path)
+        n, w, h, codec = info(path)
         if n < need:
             warnings.warn(f"{path}: {n} frames, fewer than the {need} that one sequence of {length} frames "
                           f"{stride} apart needs; clip skipped", ShortClipWarning, stacklevel=2)
@@ -114,11 +115,11 @@ def discover_clips(data_dir: str | os.PathLike, res: str, split: str, kind: str,
                        else layout.frames_dir(data_dir, lr_res, split, name))
             if not lr_path.exists():
                 raise DataError(lr_path, f"missing: lr_res={lr_res} needs every {res} clip at {lr_res} too")
-            ln, lw, lh = info(lr_path)
+            ln, lw, lh, _ = info(lr_path)
             if ln != n:
                 raise DataError(lr_path, f"{ln} frames, but the {res} clip has {n}")
             lr_size = (lw, lh)
-        clips.append(Clip(name, path, n, w, h, lr_path, lr_size))
+        clips.append(Clip(name, path, n, w, h, lr_path, lr_size, codec))
     if not clips:
         raise DataError(paths[0].parent, f"every clip is shorter than the {need} frames one sequence needs")
     return clips

@@ -264,3 +264,23 @@ def test_options_from_yaml_style_dict():
     assert o.crop_hw == (64, 96) and o.augment.hflip == 0.5 and o.augment.rot90 == 0.0
     assert o.augmentation.rot90 == 0.0 and o.is_training and o.last_batch_policy == "drop"
     assert not LoaderOptions(split="val").augmentation.hflip
+
+
+def test_h264_clips_on_the_cpu_dali_loader_are_one_line_before_any_pipeline(tmp_path):
+    """DALI's CPU reader has no H.264 decoder: say why and what to do, instead of 90 lines of DALI errors."""
+    import subprocess
+    import sys
+
+    from tests.clipfactory import DEFAULT_CLIPS, build_data_dir
+
+    data = build_data_dir(tmp_path / "h264", clips=DEFAULT_CLIPS[2:4], sizes={"72p": (128, 72)}, pngs=True,
+                          codec="h264")
+    with pytest.raises(DataError) as err:
+        loader(data, "dali", task="sr", res="72p", crop=32)
+    msg = str(err.value)
+    assert "\n" not in msg and "h264 clips (1 of 1)" in msg and "--codec vp9" in msg and "data.loader=png" in msg
+    assert next(iter(loader(data, "png", task="sr", res="72p", crop=32)))["hr"].shape[-1] == 32  # PNG works
+    res = subprocess.run([sys.executable, "-m", "vsrvfi.trainers.train", "vsrnet", f"data.dir={data}",
+                          "data.res=72p", "data.device=cpu", "data.crop=32", f"experiment.root={tmp_path}"],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "need a GPU (NVDEC)" in res.stderr, res.stderr

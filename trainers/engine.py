@@ -10,6 +10,7 @@ and skips the batches the interrupted run had already consumed, with every RNG s
 from __future__ import annotations
 
 import collections
+import itertools
 import math
 import os
 import signal
@@ -281,9 +282,11 @@ class Trainer:
             if path is not None:
                 self.load(path)
                 self._log_text(f"resumed from {path} at step {self.state.step}")
+        batches = self._batches()
+        if self.state.step < self.total_steps:  # the first batch builds the loader: bad data fails before the bar
+            batches = itertools.chain([next(batches)], batches)
         self._stop_signal = self._stop_agreed = None
         previous_handlers = self._install_signals()
-        batches = self._batches()
         self._bar = tqdm(total=self.total_steps, initial=self.state.step, desc=f"train {self.cfg.model.name}",
                          unit="step", disable=not self.dist.is_main, dynamic_ncols=True)
         t_prev = time.perf_counter()
