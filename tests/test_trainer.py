@@ -220,3 +220,17 @@ def test_train_speed_benchmark_smoke(tiny_data_dir, tmp_path, capsys):
     assert [(r["model"], r["loader"], r["steps"]) for r in rows] == [("vsrnet", "dali", 2), ("vsrnet", "png", 2)]
     assert all(0 <= r["data_share"] <= 1 and r["steps_per_s"] > 0 for r in rows)
     assert out.with_suffix(".png").stat().st_size > 0 and "data share" in capsys.readouterr().out
+
+
+def test_quality_benchmark_smoke(tiny_data_dir, tmp_path, capsys):
+    from benchmarks import quality
+
+    out = tmp_path / "quality"
+    assert quality.cli(["--data", str(tiny_data_dir), "--models", "vsrnet", "--steps", "2", "--val-every", "1",
+                        "--val-frames", "2", "--set", "data.res=144p", "--set", "data.loader=png",
+                        "--set", "data.crop=32", "--set", "data.workers=1", "--out", str(out)]) == 0
+    result = json.loads(out.with_suffix(".json").read_text())
+    row = result["rows"][0]
+    assert [c["step"] for c in row["curve"]] == [0, 1, 2] and row["baseline"] == "bicubic"
+    assert row["curve"][0]["psnr"] == pytest.approx(row["curve"][0]["baseline_psnr"], abs=0.01)  # residual: starts at bicubic
+    assert "met" in capsys.readouterr().out and out.with_suffix(".png").stat().st_size > 0
