@@ -12,15 +12,12 @@ SR models above bicubic, VFI models above frame blending, on full held-out frame
 """
 from __future__ import annotations
 
-import json
-import platform
 import tempfile
 import time
 from pathlib import Path
 from typing import Sequence
 
-import torch
-
+from benchmarks.results import save_results
 from vsrvfi.core.cli import ArgumentParser, entry_point, parse_list
 from vsrvfi.trainers.config import load_config
 from vsrvfi.trainers.distributed import setup_distributed
@@ -96,8 +93,7 @@ def plot(rows: list[dict], path: Path) -> None:
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, format="png")
     plt.close(fig)
 
 
@@ -119,14 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                   not a.no_cpu_defaults))
             print(format_table(rows[-1:]).splitlines()[2], flush=True)
     print(format_table(rows))
-    out = Path(a.out)
-    meta = {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-            "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None, "data": a.data,
-            "command": "python -m benchmarks.quality " + " ".join(argv or [])}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    plot(rows, out.with_suffix(".png"))
-    print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.png')}")
+    save_results(a.out, {"data": a.data, "steps": a.steps, "val_every": a.val_every, "val_frames": a.val_frames,
+                          "set": a.set}, rows, plot)
     return 0
 
 

@@ -12,18 +12,14 @@ table, writes JSON and a PNG plot.
 """
 from __future__ import annotations
 
-import json
-import platform
 import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Sequence
 
-import torch
-
+from benchmarks.results import save_results
 from vsrvfi.core.cli import ArgumentParser, entry_point, parse_list
-
 from vsrvfi.core.errors import UsageError
 from vsrvfi.trainers.config import load_config, to_dict
 from vsrvfi.trainers.distributed import setup_distributed
@@ -116,14 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(format_table(rows[-1:]).splitlines()[-1], flush=True)
     print()
     print(format_table(rows))
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "steps": a.steps, "warmup": a.warmup, "overrides": a.overrides, "data": a.data}
-    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    plot(rows, out.with_suffix(".png"))
-    print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.png')}")
+    save_results(a.out, {"steps": a.steps, "warmup": a.warmup, "overrides": a.overrides, "data": a.data}, rows, plot)
     return 0
 
 

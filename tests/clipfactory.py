@@ -121,3 +121,19 @@ def build_data_dir(root: Path, clips: tuple[ClipSpec, ...] = DEFAULT_CLIPS,
     for spec in clips:
         add_clip(root, spec, sizes, pngs, codec)
     return root
+
+
+def random_checkpoints(folder: Path, specs) -> dict[str, Path]:
+    """Project checkpoints with random weights (seeded), one per (model, size, builder kwargs) in `specs`."""
+    import torch
+
+    from vsrvfi.models.checkpoint import save_checkpoint
+    from vsrvfi.models.registry import build_model
+
+    torch.manual_seed(0)
+    out = {}
+    for name, size, kw in specs:
+        model = build_model(name, size, **kw)
+        out[name] = save_checkpoint({"model": model.state_dict(), "model_name": name, "size": size, "kwargs": kw},
+                                    folder / f"{name}.pth")
+    return out

@@ -24,11 +24,9 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
-import torch
 
-from tests.clipfactory import ffmpeg
-from vsrvfi.models.checkpoint import load_checkpoint, save_checkpoint
-from vsrvfi.models.registry import build_model
+from tests.clipfactory import ffmpeg, random_checkpoints
+from vsrvfi.models.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -213,14 +211,8 @@ def long_clip(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def small_ckpts(tmp_path_factory) -> dict[str, Path]:
-    torch.manual_seed(0)
-    d = tmp_path_factory.mktemp("ckpt")
-    out = {}
-    for name, size, kw in [("vsrnet", "base", {"flow": "tiny"}), ("ifrnet", "small", {})]:
-        model = build_model(name, size, **kw)
-        out[name] = save_checkpoint({"model": model.state_dict(), "model_name": name, "size": size, "kwargs": kw},
-                                    d / f"{name}.pth")
-    return out
+    return random_checkpoints(tmp_path_factory.mktemp("ckpt"), [("vsrnet", "base", {"flow": "tiny"}),
+                                                                ("ifrnet", "small", {})])
 
 
 @pytest.mark.parametrize("name", ["vsr-upscale", "vsr-interpolate"])

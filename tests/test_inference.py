@@ -17,11 +17,10 @@ from vsrvfi.inference.sr import Upscaler, upscale_frames, window_indices
 from vsrvfi.inference.vfi import Interpolator, interpolate_frames, is_duplicate, output_fps, plan_output
 from vsrvfi.inference.video_io import VideoWriter, open_source, read_frames
 from vsrvfi.models.baselines import bicubic_upscale
-from vsrvfi.models.checkpoint import save_checkpoint
 from vsrvfi.models.metrics import psnr
 from vsrvfi.models.registry import build_model
 from vsrvfi.pipelines.png_frames import downscale
-from tests.clipfactory import decode_frames, ffmpeg
+from tests.clipfactory import decode_frames, ffmpeg, random_checkpoints
 from vsrvfi.tools import evaluate, interpolate_video, upscale_video
 from vsrvfi.tools.interpolate_video import scene_cuts
 from vsrvfi.core.errors import MediaError
@@ -46,15 +45,9 @@ def clip_with_cut(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def ckpts(tmp_path_factory) -> dict[str, Path]:
     """Project checkpoints with random weights: RIFE, IFRNet-S, VSRNet (tiny flow), EDVR-M (3 frames)."""
-    torch.manual_seed(0)
-    d = tmp_path_factory.mktemp("ckpt")
-    out = {}
-    for name, size, kw in [("rife", "base", {}), ("ifrnet", "small", {}), ("vsrnet", "base", {"flow": "tiny"}),
-                           ("edvr", "m", {"num_frame": 3})]:
-        model = build_model(name, size, **kw)
-        out[name] = save_checkpoint({"model": model.state_dict(), "model_name": name, "size": size, "kwargs": kw},
-                                    d / f"{name}.pth")
-    return out
+    return random_checkpoints(tmp_path_factory.mktemp("ckpt"), [
+        ("rife", "base", {}), ("ifrnet", "small", {}), ("vsrnet", "base", {"flow": "tiny"}),
+        ("edvr", "m", {"num_frame": 3})])
 
 
 class Blend(nn.Module):
