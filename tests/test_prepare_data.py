@@ -296,7 +296,7 @@ def test_one_pass_equals_tiers_made_one_by_one(tmp_path, codec):
             clip = layout.clip_path(data, tier.name, s.split, s.clip)
             alone = tmp_path / f"alone-{tier.name}-{s.clip}.mp4"
             job = transcode_scenes.SceneJob(src, s.clip, s.start_frame, s.num_frames, s.fps, (tier,))
-            run_ffmpeg(transcode_scenes.scene_command(job, [alone], threads=1, decoder_threads=2), alone)
+            run_ffmpeg(transcode_scenes.scene_command(job, [alone], threads=1), alone)
             one_pass, by_itself = decode_frames(clip), decode_frames(alone)
             assert one_pass.shape == by_itself.shape and np.array_equal(one_pass, by_itself), (tier.name, s.clip)
             info = probe(clip)
@@ -304,6 +304,31 @@ def test_one_pass_equals_tiers_made_one_by_one(tmp_path, codec):
         full = decode_frames(layout.clip_path(data, "108p", s.split, s.clip)).astype(np.float32)
         for k in range(len(full)):  # frame-accurate: frame k of the clip is source frame start + k
             assert int(np.argmin([np.abs(full[k] - f).mean() for f in source])) == s.start_frame + k
+
+
+@pytest.mark.parametrize("kind", ["ntsc.mkv", "offset.mp4", "stream.ts"])
+def test_one_pass_cuts_are_frame_accurate_with_odd_timestamps(tmp_path, kind):
+    """29.97 fps with millisecond timestamps (Matroska), a first frame at 1.3 s (MP4 edit list), MPEG-TS
+    (timestamps from 1.4 s): each scene still holds exactly its source frames."""
+    src = tmp_path / kind
+    rate = "30000/1001" if kind == "ntsc.mkv" else "24"
+    extra = ["-output_ts_offset", "1.3"] if kind == "offset.mp4" else []
+    ffmpeg("-f", "lavfi", "-i", f"testsrc2=size=192x108:rate={rate}", "-frames:v", "48", "-vf",
+           "negate=enable='gte(n,24)',format=yuv420p", "-c:v", "libx264", "-g", "100", "-bf", "3", *extra, str(src))
+    info = probe(src)
+    assert not split_scenes.needs_normalizing(info) and (info.start_time > 1 or kind == "ntsc.mkv")
+    data = tmp_path / "d"
+    t_opts = transcode_scenes.TranscodeOptions(resolutions=("108p",), codec="h264", gop=GOP, preset="ultrafast")
+    result = split_scenes.prepare_scenes(src, data, split_scenes.SplitOptions(min_scene_len="8", trim=2), t_opts,
+                                         show_progress=False)
+    scenes = [s for s in result.scenes if not s.dropped]
+    assert [(s.start_frame, s.end_frame) for s in scenes] == [(0, 22), (26, 48)]
+    source = decode_frames(src).astype(np.float32)
+    for s in scenes:
+        clip = decode_frames(layout.clip_path(data, "108p", s.split, s.clip)).astype(np.float32)
+        assert len(clip) == s.num_frames
+        for k in range(len(clip)):
+            assert int(np.argmin([np.abs(clip[k] - f).mean() for f in source])) == s.start_frame + k
 
 
 def test_tier_crf_and_orig_crf_are_separate(tmp_path, demo_source):
@@ -393,9 +418,11 @@ def test_cpu_scene_command():
     assert not warnings and [t.name for t in tiers] == [layout.ORIG, "1080p", "540p"]
     job = transcode_scenes.SceneJob(Path("src.mp4"), "c", 30, 60, 30.0, tuple(tiers), "train")
     args = transcode_scenes.scene_command(job, ["o.mp4", "a.mp4", "b.mp4"], threads=2, decoder_threads=4)
-    assert args[:args.index("-i")] == ["-y", "-threads", "4", "-ss", f"{29.5 / 30:.6f}", "-t", "2.000000"]
+    assert args[:args.index("-i")] == ["-y", "-threads", "4", "-noaccurate_seek", "-ss", f"{30.5 / 30:.6f}",
+                                       "-copyts"]
     graph = _arg(args, "-filter_complex")
-    assert graph == ("[0:v:0]setpts=PTS-STARTPTS,split=3[s0][s1][s2];[s0]format=yuv420p[o0];"
+    assert graph == (f"[0:v:0]trim=start={29.5 / 30:.6f}:end={89.5 / 30:.6f},setpts=PTS-STARTPTS,split=3[s0][s1][s2];"
+                     "[s0]format=yuv420p[o0];"
                      "[s1]scale=1920:1080:flags=lanczos,format=yuv420p[o1];"
                      "[s2]scale=960:540:flags=lanczos,format=yuv420p[o2]")
     outs = [i for i, a in enumerate(args) if a == "-map"]
@@ -414,11 +441,13 @@ def test_nvenc_scene_command():
                                              preset="fast")
     backend = transcode_scenes.Backend("nvenc", "hevc", "hevc_nvenc", "test")
     tiers, _ = transcode_scenes.make_tiers(opts, backend, 3840, 2160)
-    job = transcode_scenes.SceneJob(Path("src.mp4"), "c", 0, 48, 24.0, tuple(tiers), "val", hw_decode=True)
+    job = transcode_scenes.SceneJob(Path("src.mp4"), "c", 0, 48, 24.0, tuple(tiers), "val", hw_decode=True,
+                                    start_time=0.5)
     args = transcode_scenes.scene_command(job, ["a.mp4", "b.mp4"], threads=2, decoder_threads=4, hw=True)
     assert args[:args.index("-i")] == ["-y", "-threads", "4", "-hwaccel", "cuda", "-hwaccel_output_format", "cuda",
-                                       "-t", "2.000000"]
-    assert _arg(args, "-filter_complex") == ("[0:v:0]setpts=PTS-STARTPTS,split=2[s0][s1];[s0]null[o0];"
+                                       "-copyts"]
+    assert _arg(args, "-filter_complex") == (f"[0:v:0]trim=end={0.5 + 47.5 / 24:.6f},setpts=PTS-STARTPTS,split=2"
+                                             "[s0][s1];[s0]null[o0];"
                                              "[s1]scale_cuda=1280:720:interp_algo=lanczos[o1]")
     for i in (0, 1):
         out = args[[k for k, a in enumerate(args) if a == "-map"][i]:]
@@ -430,7 +459,7 @@ def test_nvenc_scene_command():
     job = transcode_scenes.SceneJob(Path("src.mp4"), "c", 0, 48, 24.0, tuple(tiers), "val", hw_decode=False)
     args = transcode_scenes.scene_command(job, ["a.mp4", "b.mp4"], hw=True)
     assert "-hwaccel" not in args
-    assert _arg(args, "-filter_complex").startswith("[0:v:0]setpts=PTS-STARTPTS,format=yuv420p,hwupload_cuda,split=2")
+    assert ",setpts=PTS-STARTPTS,format=yuv420p,hwupload_cuda,split=2" in _arg(args, "-filter_complex")
 
 
 def test_encoder_choice_is_detected(monkeypatch):
@@ -456,9 +485,10 @@ def test_encoder_choice_is_detected(monkeypatch):
 
 def test_parallelism_follows_the_cores():
     p = transcode_scenes.plan_parallelism(3, cpus=2)
-    assert (p.jobs, p.threads, p.decoder_threads) == (1, 1, 2)
+    assert (p.jobs, p.threads, p.decoder_threads) == (1, 0, 0)  # one process: the encoders' own threading
     p = transcode_scenes.plan_parallelism(3, cpus=16)
-    assert (p.jobs, p.threads, p.decoder_threads) == (3, 2, 5)
+    assert (p.jobs, p.threads, p.decoder_threads) == (3, 3, 5)
     p = transcode_scenes.plan_parallelism(3, cpus=64, memory_per_job=1 << 50)
-    assert p.jobs == 1 and p.decoder_threads == 16
+    assert p.jobs == 1
     assert transcode_scenes.plan_parallelism(4, jobs=2, threads=3, cpus=8).threads == 3
+    assert transcode_scenes.plan_parallelism(2, jobs=1, threads=1, cpus=8).threads == 1

@@ -260,6 +260,9 @@ def prepare_scenes(video: str | os.PathLike, data_dir: str | os.PathLike, opts: 
         info = probe(src)
     if record is None:
         fps, total = float(info.fps), info.num_frames
+    src_start = 0.0  # timestamp of the first frame of the file the scenes are cut from
+    if record is None or todo:
+        src_start = (info if Path(info.path) == src else probe(src)).start_time
     par = plan_parallelism(len(tiers), transcode.jobs, transcode.threads,
                            memory_per_job=job_memory(width, height, tiers))
     hw_decode = backend.hw and bool(tiers) and (record is None or bool(todo)) and nvdec_works(src)
@@ -269,7 +272,8 @@ def prepare_scenes(video: str | os.PathLike, data_dir: str | os.PathLike, opts: 
         tqdm.write(f"warning: {w}")
 
     def job(sc: Scene, todo) -> SceneJob:
-        return SceneJob(src, sc.clip, sc.start_frame, sc.num_frames, fps, tuple(todo), sc.split, hw_decode)
+        return SceneJob(src, sc.clip, sc.start_frame, sc.num_frames, fps, tuple(todo), sc.split, hw_decode,
+                        src_start)
 
     first_job: list[float] = []
     with SceneWriter(data_dir, backend, par, transcode.scaler, show_progress and bool(tiers),

@@ -241,6 +241,7 @@ class SceneJob:
     tiers: tuple[Tier, ...]
     split: str | None = None       # None while scene detection has not finished (set later)
     hw_decode: bool = False        # NVDEC (frames stay on the GPU); only with an NVENC backend
+    start_time: float = 0.0        # timestamp of the source's first frame (VideoInfo.start_time)
 
 
 def make_tiers(opts: TranscodeOptions, backend: Backend, width: int, height: int,
@@ -286,12 +287,16 @@ def _scaler(tier: Tier, scaler: str, hw: bool) -> str:
 
 
 def scene_command(job: SceneJob, outputs: Sequence[str | os.PathLike], scaler: str = "lanczos",
-                  threads: int = 0, decoder_threads: int = 0, hw: bool = False) -> list[str]:
+                  threads: int = 0, decoder_threads: int = 0, hw: bool = False, seek: bool = True) -> list[str]:
     """ffmpeg arguments that decode the scene's frames once and write each tier to `outputs` (in order).
 
-    Frame-accurate: the input is seeked to half a frame before the first frame (so rounding cannot
-    lose or add a frame), read for exactly `num_frames` frames, timestamps restart at the first
-    frame, and every output is capped at that count. `hw`: NVDEC decoding (when `job.hw_decode`, else frames are uploaded) and scale_cuda.
+    Frame-accurate and without wasted decoding: the input is seeked (not accurately) to half a frame
+    after the scene's first frame, so the demuxer lands on the last keyframe at or before it, and
+    the frames are then selected by their own timestamps (kept as they are in the file) with half a
+    frame of margin on each side, so rounding or millisecond timestamps cannot add or lose a frame.
+    Timestamps restart at the scene's first frame and every output is capped at `num_frames`.
+    `seek=False` decodes from the start of the file instead (for files that do not seek to keyframes,
+    e.g. some MPEG-TS). `hw`: NVDEC decoding (when `job.hw_decode`, else frames are uploaded) and scale_cuda.
     """
     if len(outputs) != len(job.tiers) or not job.tiers:
         raise ValueError("one output path per tier, at least one tier")
@@ -300,12 +305,13 @@ def scene_command(job: SceneJob, outputs: Sequence[str | os.PathLike], scaler: s
         args += ["-threads", str(decoder_threads)]
     if hw and job.hw_decode:
         args += ["-hwaccel", "cuda", "-hwaccel_output_format", "cuda"]
-    if job.start_frame > 0:
-        args += ["-ss", f"{(job.start_frame - 0.5) / job.fps:.6f}"]
-    args += ["-t", f"{job.num_frames / job.fps:.6f}", "-i", str(job.source)]
-    # Timestamps from the first kept frame (the seek point is half a frame earlier), so the
-    # constant-rate output neither duplicates nor drops a frame.
-    head = "[0:v:0]setpts=PTS-STARTPTS," + ("format=yuv420p,hwupload_cuda," if hw and not job.hw_decode else "")
+    if job.start_frame > 0 and seek:
+        args += ["-noaccurate_seek", "-ss", f"{(job.start_frame + 0.5) / job.fps:.6f}"]
+    args += ["-copyts", "-i", str(job.source)]
+    end = job.start_time + (job.start_frame + job.num_frames - 0.5) / job.fps
+    trim = (f"trim=start={job.start_time + (job.start_frame - 0.5) / job.fps:.6f}:end={end:.6f}"
+            if job.start_frame > 0 else f"trim=end={end:.6f}")
+    head = f"[0:v:0]{trim},setpts=PTS-STARTPTS," + ("format=yuv420p,hwupload_cuda," if hw and not job.hw_decode else "")
     k = len(job.tiers)
     if k == 1:
         graph = [f"{head}{_scaler(job.tiers[0], scaler, hw)}[o0]"]
@@ -368,14 +374,14 @@ def job_memory(width: int, height: int, tiers: Sequence[Tier]) -> int:
 @dataclass(frozen=True)
 class Parallelism:
     jobs: int              # scene processes at once
-    threads: int           # encoder threads per tier
-    decoder_threads: int   # decoder threads per scene process
+    threads: int           # encoder threads per tier (0: the encoder's own choice for the machine)
+    decoder_threads: int   # decoder threads per scene process (0: ffmpeg's choice)
     cpus: int
 
     def describe(self) -> str:
-        return (f"{self.jobs} scene process{'es' if self.jobs > 1 else ''} x {self.threads} encoder "
-                f"thread{'s' if self.threads > 1 else ''} per tier, {self.decoder_threads} decoder threads, "
-                f"{self.cpus} cores")
+        enc = f"{self.threads} encoder threads per tier" if self.threads else "encoder threads auto"
+        dec = f"{self.decoder_threads} decoder threads" if self.decoder_threads else "decoder threads auto"
+        return f"{self.jobs} scene process{'es' if self.jobs > 1 else ''} at once, {enc}, {dec}, {self.cpus} cores"
 
 
 def plan_parallelism(n_tiers: int, jobs: int = 0, threads: int = 0, cpus: int | None = None,
@@ -384,7 +390,9 @@ def plan_parallelism(n_tiers: int, jobs: int = 0, threads: int = 0, cpus: int | 
 
     One scene process already runs its decoder, scalers and tier encoders concurrently (ffmpeg
     threads each), so it keeps about 2 + tiers cores busy; more cores get more scene processes, as
-    many as the memory allows. Each process's cores are shared out between its tier encoders.
+    many as the memory allows. With one process at a time its encoders and decoder pick their own
+    thread counts (as a single ffmpeg command would); with several, each process's cores are shared
+    out between its tier encoders, 1.5 threads a core (x264's own ratio) so none waits on another.
     """
     cpus = cpus or machine_cpus()
     n_tiers = max(n_tiers, 1)
@@ -393,8 +401,10 @@ def plan_parallelism(n_tiers: int, jobs: int = 0, threads: int = 0, cpus: int | 
         avail = _available_memory()
         if memory_per_job and avail:
             jobs = max(1, min(jobs, int(avail * 0.6) // memory_per_job))
+    if jobs == 1:
+        return Parallelism(jobs=1, threads=threads, decoder_threads=0, cpus=cpus)
     per_job = max(1, cpus // jobs)
-    return Parallelism(jobs=jobs, threads=threads or max(1, math.ceil(per_job / n_tiers)),
+    return Parallelism(jobs=jobs, threads=threads or max(2, math.ceil(1.5 * per_job / n_tiers)),
                        decoder_threads=min(per_job, 16), cpus=cpus)
 
 
@@ -476,7 +486,7 @@ class SceneWriter:
         """The split of each clip, once known: finished clips waiting for it are renamed now."""
         with self._lock:
             self._splits.update(splits)
-            for run in self._jobs:
+            for run in list(self._jobs):  # _finalize removes finished jobs from the list
                 if run.done and not run.discarded and run.job.clip in self._splits:
                     self._finalize(run)
 
@@ -493,14 +503,18 @@ class SceneWriter:
             tmp.parent.mkdir(parents=True, exist_ok=True)
         label = layout.clip_path(self.data_dir, job.tiers[0].name, job.split or "<split>", job.clip)
         try:
-            args = scene_command(job, run.temps, self.scaler, self.par.threads, self.par.decoder_threads,
-                                 hw=self.backend.hw)
-            run_ffmpeg(args, label, on_frames=self._update, stop=self.stop)
-            for tier, tmp in zip(job.tiers, run.temps):
-                got = probe(tmp).num_frames
-                if got != job.num_frames:
-                    raise MediaError(layout.clip_path(self.data_dir, tier.name, job.split or "<split>", job.clip),
-                                     f"wrote {got} frames, expected {job.num_frames} (source not seekable?)")
+            for seek in (True, False) if job.start_frame > 0 else (True,):
+                args = scene_command(job, run.temps, self.scaler, self.par.threads, self.par.decoder_threads,
+                                     hw=self.backend.hw, seek=seek)
+                run_ffmpeg(args, label, on_frames=self._update, stop=self.stop)
+                short = self._short_outputs(job, run.temps)
+                if not short:
+                    break
+                # The seek did not land on a keyframe before the scene: decode from the start instead.
+            if short:
+                tier, got = short[0]
+                raise MediaError(layout.clip_path(self.data_dir, tier.name, job.split or "<split>", job.clip),
+                                 f"wrote {got} frames, expected {job.num_frames}")
         except BaseException:
             with self._lock:
                 self._remove(run.temps)
@@ -509,6 +523,19 @@ class SceneWriter:
             run.done = True
             if not run.discarded and job.clip in self._splits:
                 self._finalize(run)
+
+    @staticmethod
+    def _short_outputs(job: SceneJob, temps: Sequence[Path]) -> list[tuple[Tier, int]]:
+        """The tiers whose clip does not hold exactly the scene's frames, with the count they hold."""
+        short = []
+        for tier, tmp in zip(job.tiers, temps):
+            try:
+                got = probe(tmp).num_frames
+            except MediaError:
+                got = 0
+            if got != job.num_frames:
+                short.append((tier, got))
+        return short
 
     def _finalize(self, run: _Running) -> None:
         """Rename a finished job's temporaries to their final names (called with the lock held)."""
@@ -597,6 +624,7 @@ def transcode(data_dir: str | os.PathLike, opts: TranscodeOptions | None = None,
         tiers, warn = make_tiers(opts, backend, width, height)
         warnings.update(f"{Path(rec['path']).name}: {w}" for w in warn)
         hw_decode = backend.hw and src.exists() and nvdec_works(src)
+        src_start: float | None = None
         for d in rec["scenes"]:
             sc = Scene(**d)
             if sc.dropped:
@@ -605,14 +633,17 @@ def transcode(data_dir: str | os.PathLike, opts: TranscodeOptions | None = None,
             if not todo:
                 continue
             if src.exists():
-                job = SceneJob(src, sc.clip, sc.start_frame, sc.num_frames, sc.fps, todo, sc.split, hw_decode)
+                if src_start is None:
+                    src_start = probe(src).start_time
+                job = SceneJob(src, sc.clip, sc.start_frame, sc.num_frames, sc.fps, todo, sc.split, hw_decode,
+                               src_start)
             else:
                 orig = layout.clip_path(data_dir, layout.ORIG, sc.split, sc.clip)
                 if not orig.exists():
                     raise MediaError(src, f"source of {sc.clip} is gone and {orig} does not exist; "
                                           "rerun tools/split_scenes.py with the source")
                 job = SceneJob(orig, sc.clip, 0, sc.num_frames, sc.fps, todo, sc.split,
-                               backend.hw and nvdec_works(orig))
+                               backend.hw and nvdec_works(orig), probe(orig).start_time)
             plan.append((job, width, height))
     for w in sorted(warnings):
         tqdm.write(f"warning: {w}")
