@@ -492,3 +492,4 @@ def test_parallelism_follows_the_cores():
     assert p.jobs == 1
     assert transcode_scenes.plan_parallelism(4, jobs=2, threads=3, cpus=8).threads == 3
     assert transcode_scenes.plan_parallelism(2, jobs=1, threads=1, cpus=8).threads == 1
+    assert transcode_scenes.plan_parallelism(4, cpus=64, hw=True).jobs == 2  # NVENC sessions: jobs x tiers <= 8

@@ -264,7 +264,7 @@ def prepare_scenes(video: str | os.PathLike, data_dir: str | os.PathLike, opts: 
     if record is None or todo:
         src_start = (info if Path(info.path) == src else probe(src)).start_time
     par = plan_parallelism(len(tiers), transcode.jobs, transcode.threads,
-                           memory_per_job=job_memory(width, height, tiers))
+                           memory_per_job=job_memory(width, height, tiers), hw=backend.hw)
     hw_decode = backend.hw and bool(tiers) and (record is None or bool(todo)) and nvdec_works(src)
     result = PrepareResult(scenes=[], backend=backend, parallelism=par, tiers=[t.name for t in tiers],
                            warnings=[f"{video.name}: {w}" for w in warnings])

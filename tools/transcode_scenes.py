@@ -385,7 +385,7 @@ class Parallelism:
 
 
 def plan_parallelism(n_tiers: int, jobs: int = 0, threads: int = 0, cpus: int | None = None,
-                     memory_per_job: int | None = None) -> Parallelism:
+                     memory_per_job: int | None = None, hw: bool = False) -> Parallelism:
     """Scene processes and threads sized to the machine: sources x scenes x encoder threads.
 
     One scene process already runs its decoder, scalers and tier encoders concurrently (ffmpeg
@@ -393,11 +393,15 @@ def plan_parallelism(n_tiers: int, jobs: int = 0, threads: int = 0, cpus: int | 
     many as the memory allows. With one process at a time its encoders and decoder pick their own
     thread counts (as a single ffmpeg command would); with several, each process's cores are shared
     out between its tier encoders, 1.5 threads a core (x264's own ratio) so none waits on another.
+    With NVENC (`hw`) the GPU does the work: at most 8 encode sessions at once (consumer GPUs cap
+    them), so jobs x tiers <= 8.
     """
     cpus = cpus or machine_cpus()
     n_tiers = max(n_tiers, 1)
     if not jobs:
         jobs = max(1, cpus // (2 + n_tiers))
+        if hw:
+            jobs = max(1, min(jobs, 8 // n_tiers))
         avail = _available_memory()
         if memory_per_job and avail:
             jobs = max(1, min(jobs, int(avail * 0.6) // memory_per_job))
@@ -649,7 +653,8 @@ def transcode(data_dir: str | os.PathLike, opts: TranscodeOptions | None = None,
         tqdm.write(f"warning: {w}")
     if plan:
         mem = max(job_memory(w, h, j.tiers) for j, w, h in plan)
-        par = plan_parallelism(max(len(j.tiers) for j, _, _ in plan), opts.jobs, opts.threads, memory_per_job=mem)
+        par = plan_parallelism(max(len(j.tiers) for j, _, _ in plan), opts.jobs, opts.threads, memory_per_job=mem,
+                               hw=backend.hw)
         with SceneWriter(data_dir, backend, par, opts.scaler, show_progress) as writer:
             for job, _, _ in plan:
                 writer.submit(job)
