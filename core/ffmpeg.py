@@ -85,13 +85,23 @@ _running: set[subprocess.Popen] = set()
 _running_lock = threading.Lock()
 
 
+def _kill_on(stop: threading.Event, proc: subprocess.Popen) -> None:
+    """Kill `proc` as soon as `stop` is set (returns when either happens)."""
+    while proc.poll() is None:
+        if stop.wait(0.1):
+            proc.kill()
+            return
+
+
 def run_ffmpeg(args: Sequence[str], output: str | os.PathLike, on_frames: Callable[[int], None] | None = None,
-               threads: int | None = None, rgb: bool = False) -> None:
+               threads: int | None = None, rgb: bool = False, stop: threading.Event | None = None) -> None:
     """Run ffmpeg with `args` (everything after the binary name), reporting progress in frames.
 
     `on_frames(delta)` is called as frames are written (from `-progress`), so parallel jobs can feed
-    one shared progress bar. `rgb=True` for commands that convert to or from RGB (DALI_RGB_ARGS): they
-    run on `rgb_ffmpeg_binary()`. Raises FFmpegError naming `output` with ffmpeg's own error line.
+    one shared progress bar. `threads` is placed before `args` (so it applies to the first input's
+    decoder). `rgb=True` for commands that convert to or from RGB (DALI_RGB_ARGS): they run on
+    `rgb_ffmpeg_binary()`. Setting `stop` (from any thread) kills the process; the call then raises
+    FFmpegError. Raises FFmpegError naming `output` with ffmpeg's own error line.
     """
     cmd = [rgb_ffmpeg_binary() if rgb else ffmpeg_binary(), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error",
            "-progress", "pipe:1"]
@@ -100,6 +110,8 @@ def run_ffmpeg(args: Sequence[str], output: str | os.PathLike, on_frames: Callab
     cmd += list(args)
     with tempfile.TemporaryFile() as err:
         proc = popen(cmd, output, stdout=subprocess.PIPE, stderr=err, text=True)
+        if stop is not None:
+            threading.Thread(target=_kill_on, args=(stop, proc), daemon=True).start()
         done = 0
         assert proc.stdout is not None
         with _running_lock:
@@ -120,7 +132,29 @@ def run_ffmpeg(args: Sequence[str], output: str | os.PathLike, on_frames: Callab
             with _running_lock:
                 _running.discard(proc)
         if rc != 0:
+            if stop is not None and stop.is_set():
+                raise FFmpegError(output, "ffmpeg stopped (the run was interrupted or another job failed)")
             raise FFmpegError(output, f"ffmpeg failed: {last_error_line(err, rc)}")
+
+
+@functools.lru_cache(maxsize=None)
+def ffmpeg_encoders() -> frozenset[str]:
+    """Names of the encoders the ffmpeg binary lists (`ffmpeg -encoders`); empty if it cannot run.
+
+    Listed is not usable: a build may list h264_nvenc on a machine without an NVIDIA GPU.
+    """
+    try:
+        out = subprocess.run([ffmpeg_binary(), "-hide_banner", "-nostdin", "-encoders"], capture_output=True,
+                             text=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError):
+        return frozenset()
+    names = set()
+    for line in out.splitlines():
+        parts = line.split()
+        # "V....D libx264   libx264 H.264 ...": flags, then the name; the legend lines have "=".
+        if len(parts) >= 2 and len(parts[0]) == 6 and parts[0][0] in "VAS" and "=" not in line:
+            names.add(parts[1])
+    return frozenset(names)
 
 
 def run_ffmpeg_jobs(work: Sequence[Callable[[int, Callable[[int], None]], None]], total_frames: int, desc: str,

@@ -2,7 +2,7 @@
 
     DATA_DIR/
       manifest.json                              scenes: source, frames, times, fps, split
-      orig/scenes/{train,val}/<clip>.mp4         the split scenes at source resolution
+      orig/scenes/{train,val}/<clip>.mp4         the cut scenes at source resolution (optional)
       <res>/scenes/{train,val}/<clip>.mp4        res in RESOLUTIONS: short-GOP H.264 or VP9
       <res>/frames/{train,val}/<clip>/%06d.png   lossless PNG frames for the baseline loader
 

@@ -30,6 +30,7 @@ class VideoInfo:
     is_hdr: bool
     has_audio: bool
     keyframes: tuple[int, ...]
+    start_time: float = 0.0    # presentation time of the first frame, seconds (ffmpeg's timestamps)
 
     @property
     def gop(self) -> int:
@@ -116,6 +117,7 @@ def probe(path: str | os.PathLike) -> VideoInfo:
             is_hdr=any(t in transfer for t in _HDR_TRANSFERS) or transfer in {"16", "18"},
             has_audio=bool(container.streams.audio),
             keyframes=tuple(keyframes),
+            start_time=float(min(pts) * stream.time_base) if stream.time_base else 0.0,
         )
 
 

@@ -23,7 +23,7 @@ def prepared(demo_source, tmp_path_factory) -> Path:
     data = tmp_path_factory.mktemp("data")
     rc = prepare_data.main([str(demo_source), str(data), "--codec", "vp9", "--gop", str(GOP), "--min-scene-len", "0.5s",
                             "--resolutions", ",".join(RES), "--frame-resolutions", "90p", "--val-fraction", "0.25",
-                            "--preset", "ultrafast", "--jobs", "2"])
+                            "--preset", "ultrafast", "--jobs", "2", "--keep-orig"])
     assert rc == 0
     return data
 
@@ -100,7 +100,9 @@ def test_summary_reports_bytes(prepared):
     summary = json.loads((prepared / "summary.json").read_text())
     r = summary["resolutions"]["90p"]
     assert r["clips"] == DEMO_SCENES and r["png_bytes"] > r["clip_bytes"] > 0
-    assert summary["scenes_kept"] == DEMO_SCENES and set(summary["stage_seconds"]) == {"split", "transcode", "extract"}
+    assert summary["scenes_kept"] == DEMO_SCENES
+    assert set(summary["stage_seconds"]) == {"detect", "encode", "detect+encode", "extract"}
+    assert summary["encoder"].startswith("libvpx-vp9 (CPU)") and summary["orig_bytes"] > 0
 
 
 def test_dali_cpu_reader_reads_vp9_clips(prepared):
@@ -139,7 +141,7 @@ def test_failed_write_leaves_no_partial_file(prepared, monkeypatch):
 
     written = []
 
-    def boom(args, output, on_frames=None, threads=None):
+    def boom(args, output, on_frames=None, threads=None, stop=None):
         written.append(output)
         tmp = next(Path(a) for a in args if ".tmp." in a)
         tmp.write_bytes(b"partial")  # the temporary exists, half written, when the run dies
@@ -257,3 +259,237 @@ def test_inputs_normalised(tmp_path, kind):
     assert out.pix_fmt == "yuv420p" and out.bit_depth == 8 and not out.is_vfr and not out.is_hdr
     assert out.width % 2 == 0 and out.height % 2 == 0 and out.num_frames == scenes[0].num_frames
     assert src.read_bytes() == before  # the source is never modified
+
+
+# ------------------------------------------------------------------------------ one pass per scene
+
+def _cut_source(path: Path) -> Path:
+    """testsrc2 (every frame differs) cut to its negative at frame 24, B-frames, keyframes every 100 frames:
+    both cuts fall inside a GOP."""
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=192x108:rate=24", "-t", "2", "-vf",
+           "negate=enable='gte(n,24)',format=yuv420p", "-c:v", "libx264", "-g", "100", "-bf", "3", str(path))
+    return path
+
+
+@pytest.mark.parametrize("codec", ["h264", "vp9"])
+def test_one_pass_equals_tiers_made_one_by_one(tmp_path, codec):
+    """Every tier of a scene from one ffmpeg process decodes to the same frames as that tier made alone,
+    and the tier of the source's own size (no scaler) holds exactly the scene's source frames."""
+    from vsrvfi.core.ffmpeg import run_ffmpeg
+
+    src = _cut_source(tmp_path / "cuts.mp4")
+    data = tmp_path / "d"
+    t_opts = transcode_scenes.TranscodeOptions(resolutions=("108p", "54p"), codec=codec, gop=GOP,
+                                               preset="ultrafast", jobs=1, threads=1)
+    result = split_scenes.prepare_scenes(src, data, split_scenes.SplitOptions(min_scene_len="8", trim=2), t_opts,
+                                         show_progress=False)
+    scenes = [s for s in result.scenes if not s.dropped]
+    assert [(s.start_frame, s.end_frame) for s in scenes] == [(0, 22), (26, 48)]
+    assert not (data / layout.ORIG).exists()  # no full-resolution intermediate unless asked
+    assert result.clips_written == {"108p": 2, "54p": 2}
+
+    tiers, _ = transcode_scenes.make_tiers(t_opts, result.backend, 192, 108)
+    assert [(t.name, t.width, t.height, t.scale) for t in tiers] == [("108p", 192, 108, False), ("54p", 96, 54, True)]
+    source = decode_frames(src).astype(np.float32)
+    for s in scenes:
+        for tier in tiers:
+            clip = layout.clip_path(data, tier.name, s.split, s.clip)
+            alone = tmp_path / f"alone-{tier.name}-{s.clip}.mp4"
+            job = transcode_scenes.SceneJob(src, s.clip, s.start_frame, s.num_frames, s.fps, (tier,))
+            run_ffmpeg(transcode_scenes.scene_command(job, [alone], threads=1), alone)
+            one_pass, by_itself = decode_frames(clip), decode_frames(alone)
+            assert one_pass.shape == by_itself.shape and np.array_equal(one_pass, by_itself), (tier.name, s.clip)
+            info = probe(clip)
+            assert info.keyframes == tuple(range(0, s.num_frames, GOP)) and info.num_frames == s.num_frames
+        full = decode_frames(layout.clip_path(data, "108p", s.split, s.clip)).astype(np.float32)
+        for k in range(len(full)):  # frame-accurate: frame k of the clip is source frame start + k
+            assert int(np.argmin([np.abs(full[k] - f).mean() for f in source])) == s.start_frame + k
+
+
+@pytest.mark.parametrize("kind", ["ntsc.mkv", "offset.mp4", "stream.ts"])
+def test_one_pass_cuts_are_frame_accurate_with_odd_timestamps(tmp_path, kind):
+    """29.97 fps with millisecond timestamps (Matroska), a first frame at 1.3 s (MP4 edit list), MPEG-TS
+    (timestamps from 1.4 s): each scene still holds exactly its source frames."""
+    src = tmp_path / kind
+    rate = "30000/1001" if kind == "ntsc.mkv" else "24"
+    extra = ["-output_ts_offset", "1.3"] if kind == "offset.mp4" else []
+    ffmpeg("-f", "lavfi", "-i", f"testsrc2=size=192x108:rate={rate}", "-frames:v", "48", "-vf",
+           "negate=enable='gte(n,24)',format=yuv420p", "-c:v", "libx264", "-g", "100", "-bf", "3", *extra, str(src))
+    info = probe(src)
+    assert not split_scenes.needs_normalizing(info) and (info.start_time > 1 or kind == "ntsc.mkv")
+    data = tmp_path / "d"
+    t_opts = transcode_scenes.TranscodeOptions(resolutions=("108p",), codec="h264", gop=GOP, preset="ultrafast")
+    result = split_scenes.prepare_scenes(src, data, split_scenes.SplitOptions(min_scene_len="8", trim=2), t_opts,
+                                         show_progress=False)
+    scenes = [s for s in result.scenes if not s.dropped]
+    assert [(s.start_frame, s.end_frame) for s in scenes] == [(0, 22), (26, 48)]
+    source = decode_frames(src).astype(np.float32)
+    for s in scenes:
+        clip = decode_frames(layout.clip_path(data, "108p", s.split, s.clip)).astype(np.float32)
+        assert len(clip) == s.num_frames
+        for k in range(len(clip)):
+            assert int(np.argmin([np.abs(clip[k] - f).mean() for f in source])) == s.start_frame + k
+
+
+def test_tier_crf_and_orig_crf_are_separate(tmp_path, demo_source):
+    """--crf (tiers, default 18 for H.264) and --orig-crf (orig/, default 10) no longer share one value."""
+    data = tmp_path / "d"
+    assert prepare_data.main([str(demo_source), str(data), "--resolutions", "90p", "--frame-resolutions", "",
+                              "--min-scene-len", "0.5s", "--preset", "ultrafast", "--keep-orig",
+                              "--encoder", "cpu"]) == 0
+    tier = layout.list_clips(data, "90p", "train")[0].read_bytes()
+    orig = layout.list_clips(data, layout.ORIG, "train")[0].read_bytes()
+    assert b"crf=18.0" in tier and b"crf=10.0" not in tier  # x264 writes its settings into the stream
+    assert b"crf=10.0" in orig
+    summary = json.loads((data / "summary.json").read_text())
+    assert summary["encoder"].startswith("libx264 (CPU): --encoder cpu")
+
+
+def test_interrupted_during_detection_leaves_nothing_and_reruns(tmp_path, demo_source, monkeypatch):
+    """Scenes encoded while detection runs wait under temporary names; an interruption removes them."""
+    real = split_scenes.detect_scenes
+    cuts = []
+
+    def interrupted(path, opts, fps, show_progress=True, on_cut=None):
+        def cut(frame):
+            on_cut(frame)
+            cuts.append(frame)
+            if len(cuts) == 2:
+                raise KeyboardInterrupt
+        return real(path, opts, fps, show_progress, on_cut=cut)
+
+    monkeypatch.setattr(split_scenes, "detect_scenes", interrupted)
+    data = tmp_path / "d"
+    t_opts = transcode_scenes.TranscodeOptions(resolutions=("90p",), codec="vp9", gop=GOP, preset="ultrafast")
+    opts = split_scenes.SplitOptions(min_scene_len="0.5s")
+    with pytest.raises(KeyboardInterrupt):
+        split_scenes.prepare_scenes(demo_source, data, opts, t_opts, show_progress=False)
+    assert not (data / layout.MANIFEST).exists() and not [p for p in data.rglob("*") if p.is_file()]
+    monkeypatch.setattr(split_scenes, "detect_scenes", real)
+    result = split_scenes.prepare_scenes(demo_source, data, opts, t_opts, show_progress=False)
+    assert result.clips_written == {"90p": DEMO_SCENES}
+
+
+def test_resume_after_sigterm(tmp_path, demo_source):
+    """A prepare_data run stopped by SIGTERM while encoding keeps its finished clips, leaves no temporary,
+    and the rerun encodes only what is missing."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = Path(__file__).resolve().parents[1]
+    data = tmp_path / "d"
+    cmd = [sys.executable, "-m", "vsrvfi.tools.prepare_data", str(demo_source), str(data), "--resolutions",
+           "180p,90p", "--frame-resolutions", "", "--min-scene-len", "0.5s", "--val-fraction", "0.25",
+           "--preset", "slower", "--jobs", "1", "--encoder", "cpu"]
+    proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(root)})
+    deadline = time.monotonic() + 300
+    while not list(data.glob("90p/scenes/*/*.mp4")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "interrupted by SIGTERM" in err
+    done = {p: p.stat().st_mtime_ns for p in data.glob("*/scenes/*/*.mp4")}
+    assert 1 <= len(done) < 2 * DEMO_SCENES and not list(data.rglob(".*.tmp.*"))
+
+    assert prepare_data.main(cmd[3:]) == 0
+    for p, mtime in done.items():
+        assert p.stat().st_mtime_ns == mtime  # finished clips are not redone
+    for res in ("180p", "90p"):
+        clips = layout.list_clips(data, res, "train") + layout.list_clips(data, res, "val")
+        assert len(clips) == DEMO_SCENES and all(probe(c).num_frames == SCENE_FRAMES for c in clips)
+    assert not list(data.rglob(".*.tmp.*"))
+
+
+# ---------------------------------------------------------------------------- encoders and commands
+
+def _arg(args: list[str], flag: str, start: int = 0) -> str:
+    return args[args.index(flag, start) + 1]
+
+
+def test_cpu_scene_command():
+    opts = transcode_scenes.TranscodeOptions(resolutions=("1080p", "540p"), codec="h264", gop=4)
+    backend = transcode_scenes.Backend("cpu", "h264", "libx264", "test")
+    tiers, warnings = transcode_scenes.make_tiers(opts, backend, 3840, 2160, orig_crf=10)
+    assert not warnings and [t.name for t in tiers] == [layout.ORIG, "1080p", "540p"]
+    job = transcode_scenes.SceneJob(Path("src.mp4"), "c", 30, 60, 30.0, tuple(tiers), "train")
+    args = transcode_scenes.scene_command(job, ["o.mp4", "a.mp4", "b.mp4"], threads=2, decoder_threads=4)
+    assert args[:args.index("-i")] == ["-y", "-threads", "4", "-noaccurate_seek", "-ss", f"{30.5 / 30:.6f}",
+                                       "-copyts"]
+    graph = _arg(args, "-filter_complex")
+    assert graph == (f"[0:v:0]trim=start={29.5 / 30:.6f}:end={89.5 / 30:.6f},setpts=PTS-STARTPTS,split=3[s0][s1][s2];"
+                     "[s0]format=yuv420p[o0];"
+                     "[s1]scale=1920:1080:flags=lanczos,format=yuv420p[o1];"
+                     "[s2]scale=960:540:flags=lanczos,format=yuv420p[o2]")
+    outs = [i for i, a in enumerate(args) if a == "-map"]
+    assert len(outs) == 3
+    orig, hd = args[outs[0]:outs[1]], args[outs[1]:outs[2]]
+    assert _arg(orig, "-c:v") == "libx264" and _arg(orig, "-crf") == "10" and _arg(orig, "-bf") == "0"
+    for out in (hd, args[outs[2]:]):
+        assert _arg(out, "-c:v") == "libx264" and _arg(out, "-crf") == "18" and _arg(out, "-bf") == "0"
+        assert _arg(out, "-g") == "4" and _arg(out, "-keyint_min") == "4" and _arg(out, "-sc_threshold") == "0"
+        assert _arg(out, "-frames:v") == "60" and _arg(out, "-threads") == "2" and "-an" in out
+        assert _arg(out, "-movflags") == "+faststart"
+
+
+def test_nvenc_scene_command():
+    opts = transcode_scenes.TranscodeOptions(resolutions=("4k", "720p"), codec="hevc", gop=5, crf=21,
+                                             preset="fast")
+    backend = transcode_scenes.Backend("nvenc", "hevc", "hevc_nvenc", "test")
+    tiers, _ = transcode_scenes.make_tiers(opts, backend, 3840, 2160)
+    job = transcode_scenes.SceneJob(Path("src.mp4"), "c", 0, 48, 24.0, tuple(tiers), "val", hw_decode=True,
+                                    start_time=0.5)
+    args = transcode_scenes.scene_command(job, ["a.mp4", "b.mp4"], threads=2, decoder_threads=4, hw=True)
+    assert args[:args.index("-i")] == ["-y", "-threads", "4", "-hwaccel", "cuda", "-hwaccel_output_format", "cuda",
+                                       "-copyts"]
+    assert _arg(args, "-filter_complex") == (f"[0:v:0]trim=end={0.5 + 47.5 / 24:.6f},setpts=PTS-STARTPTS,split=2"
+                                             "[s0][s1];[s0]null[o0];"
+                                             "[s1]scale_cuda=1280:720:interp_algo=lanczos[o1]")
+    for i in (0, 1):
+        out = args[[k for k, a in enumerate(args) if a == "-map"][i]:]
+        assert _arg(out, "-c:v") == "hevc_nvenc" and _arg(out, "-cq") == "21" and _arg(out, "-preset") == "p4"
+        assert _arg(out, "-bf") == "0" and _arg(out, "-g") == "5" and _arg(out, "-no-scenecut") == "1"
+        assert _arg(out, "-forced-idr") == "1" and _arg(out, "-rc-lookahead") == "0"
+        assert _arg(out, "-frames:v") == "48" and "-threads" not in out[:out.index("-f")]
+    # A source NVDEC cannot decode: software decoding, frames uploaded before the split.
+    job = transcode_scenes.SceneJob(Path("src.mp4"), "c", 0, 48, 24.0, tuple(tiers), "val", hw_decode=False)
+    args = transcode_scenes.scene_command(job, ["a.mp4", "b.mp4"], hw=True)
+    assert "-hwaccel" not in args
+    assert ",setpts=PTS-STARTPTS,format=yuv420p,hwupload_cuda,split=2" in _arg(args, "-filter_complex")
+
+
+def test_encoder_choice_is_detected(monkeypatch):
+    ts = transcode_scenes
+    monkeypatch.setattr(ts, "ffmpeg_encoders", lambda: frozenset({"libx264", "h264_nvenc", "hevc_nvenc"}))
+    monkeypatch.setattr(ts, "gpu_present", lambda: (True, "nvidia-smi lists 1 GPU"))
+    monkeypatch.setattr(ts, "nvenc_trial", lambda codec: (True, ""))
+    b = ts.choose_backend("h264")
+    assert (b.kind, b.encoder) == ("nvenc", "h264_nvenc") and "trial encode worked" in b.describe()
+    assert ts.choose_backend("h264", "cpu").encoder == "libx264"
+    b = ts.choose_backend("vp9")
+    assert b.encoder == "libvpx-vp9" and "no vp9" in b.reason
+    monkeypatch.setattr(ts, "nvenc_trial", lambda codec: (False, "Driver does not support the required nvenc API"))
+    assert ts.choose_backend("hevc").encoder == "libx265"
+    monkeypatch.setattr(ts, "gpu_present", lambda: (False, "no NVIDIA GPU found"))
+    b = ts.choose_backend("h264")
+    assert b.encoder == "libx264" and b.reason == "no NVIDIA GPU found"
+    with pytest.raises(ts.UsageError, match="--encoder nvenc: no NVIDIA GPU"):
+        ts.choose_backend("h264", "nvenc")
+    monkeypatch.setattr(ts, "ffmpeg_encoders", lambda: frozenset({"libx264"}))
+    assert "does not list h264_nvenc" in ts.choose_backend("h264").reason
+
+
+def test_parallelism_follows_the_cores():
+    p = transcode_scenes.plan_parallelism(3, cpus=2)
+    assert (p.jobs, p.threads, p.decoder_threads) == (1, 0, 0)  # one process: the encoders' own threading
+    p = transcode_scenes.plan_parallelism(3, cpus=16)
+    assert (p.jobs, p.threads, p.decoder_threads) == (3, 3, 5)
+    p = transcode_scenes.plan_parallelism(3, cpus=64, memory_per_job=1 << 50)
+    assert p.jobs == 1
+    assert transcode_scenes.plan_parallelism(4, jobs=2, threads=3, cpus=8).threads == 3
+    assert transcode_scenes.plan_parallelism(2, jobs=1, threads=1, cpus=8).threads == 1
+    assert transcode_scenes.plan_parallelism(4, cpus=64, hw=True).jobs == 2  # NVENC sessions: jobs x tiers <= 8

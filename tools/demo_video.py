@@ -82,8 +82,12 @@ def _scene_streams(workdir: Path, width: int, height: int, fps: int, seconds: fl
 
 def make_demo_video(out: str | os.PathLike, width: int = 3840, height: int = 2160, fps: int = 30,
                     scene_seconds: float = 1.5, scenes: int = 4, seed: int = 0, crf: int = 16,
-                    overwrite: bool = False, progress: bool = True) -> Path:
-    """Write the demo video to `out` (atomically); returns its path. Reuses an existing file."""
+                    overwrite: bool = False, progress: bool = True, keyint: int | None = None) -> Path:
+    """Write the demo video to `out` (atomically); returns its path. Reuses an existing file.
+
+    `keyint`: a fixed keyframe interval without scene-cut keyframes, so cuts fall inside GOPs as in
+    camera footage (default: x264's, which puts a keyframe at every cut).
+    """
     out = Path(out)
     if out.exists() and not overwrite:
         return out
@@ -96,9 +100,10 @@ def make_demo_video(out: str | os.PathLike, width: int = 3840, height: int = 216
         streams = _scene_streams(Path(tmp), width, height, fps, scene_seconds, seed)[:scenes]
         video = ffmpeg.concat(*streams, v=1, a=0) if len(streams) > 1 else streams[0]
         audio = ffmpeg.input("sine=frequency=440:sample_rate=48000", f="lavfi", t=total / fps)
+        gop = dict(g=keyint, keyint_min=keyint, sc_threshold=0) if keyint else {}
         args = (ffmpeg.output(video, audio, str(part), vcodec="libx264", crf=crf, preset="veryfast",
                               pix_fmt="yuv420p", r=fps, acodec="aac", shortest=None, f="mp4",
-                              movflags="+faststart")
+                              movflags="+faststart", **gop)
                 .overwrite_output().get_args())
         with tqdm(total=total, unit="frame", desc=f"demo {width}x{height}", disable=not progress) as bar:
             run_ffmpeg(args, out, on_frames=bar.update)

@@ -6,6 +6,10 @@ re-encode, near-lossless by default so the ground truth stays clean). Sources th
 HDR or odd-sized are first normalised to one such intermediate, so frame numbers mean the same thing
 to the detector, the cutter and the loaders. The train/val split is by whole scenes, deterministic
 for a seed. Reruns reuse the manifest and write only clips that are missing.
+
+`prepare_scenes` is the one-pass pipeline behind tools/prepare_data.py: each scene is encoded to
+every tier (and orig/ only when asked) by one ffmpeg process while detection runs ahead; see
+tools/transcode_scenes.py for the per-scene job.
 """
 from __future__ import annotations
 
@@ -14,9 +18,10 @@ import hashlib
 import math
 import os
 import random
-from dataclasses import asdict, dataclass
+import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from tqdm import tqdm
 
@@ -27,6 +32,9 @@ from vsrvfi.core.errors import UsageError
 from vsrvfi.core.atomic import atomic_path, check_writable_dir
 from vsrvfi.core.ffmpeg import run_ffmpeg
 from vsrvfi.core.media import VideoInfo, probe
+from vsrvfi.tools.transcode_scenes import (Backend, Parallelism, SceneJob, SceneWriter, TranscodeOptions,
+                                           choose_backend, job_memory, make_tiers, missing_tiers, nvdec_works,
+                                           plan_parallelism)
 
 MIN_SIDE = 32
 DETECTOR_MIN_LEN = 15  # PySceneDetect's default: no two cuts closer than this many frames
@@ -108,8 +116,13 @@ def normalize_source(info: VideoInfo, out: Path, opts: SplitOptions) -> Path:
     return out
 
 
-def detect_scenes(path: Path, opts: SplitOptions, fps: float, show_progress: bool = True) -> list[tuple[int, int]]:
-    """[(start, end_exclusive)] frame ranges of the scenes; the whole video when there is no cut."""
+def detect_scenes(path: Path, opts: SplitOptions, fps: float, show_progress: bool = True,
+                  on_cut: Callable[[int], None] | None = None) -> list[tuple[int, int]]:
+    """[(start, end_exclusive)] frame ranges of the scenes; the whole video when there is no cut.
+
+    `on_cut(frame)` is called as soon as the detector reports a cut (while detection goes on), so
+    the scenes before it can be processed early; the returned list is the final word.
+    """
     from scenedetect import AdaptiveDetector, ContentDetector, SceneManager, open_video
 
     # The detector's own minimum suppresses bursts of false cuts (flashes, fast pans); the user's
@@ -123,6 +136,16 @@ def detect_scenes(path: Path, opts: SplitOptions, fps: float, show_progress: boo
                                min_scene_len=burst)
     else:
         raise UsageError(f"--detector {opts.detector!r}: use 'content' or 'adaptive'")
+    if on_cut is not None:
+        detect_frame = det.process_frame
+
+        def process_frame(timecode, frame_img):
+            cuts = detect_frame(timecode, frame_img)
+            for cut in cuts:
+                on_cut(int(cut.frame_num))
+            return cuts
+
+        det.process_frame = process_frame
     video = open_video(str(path), backend="pyav", threading_mode="AUTO")
     manager = SceneManager()
     if opts.downscale:
@@ -134,19 +157,23 @@ def detect_scenes(path: Path, opts: SplitOptions, fps: float, show_progress: boo
     return [(s.frame_num, e.frame_num) for s, e in scenes]
 
 
+def plan_scene(index: int, start: int, end: int, source: Path, fps: float, opts: SplitOptions,
+               total_frames: int) -> Scene:
+    """One scene from its detected range: trimmed at cuts, dropped when shorter than the minimum."""
+    min_len = parse_min_len(opts.min_scene_len, fps)
+    s = start + (opts.trim if start > 0 else 0)
+    e = end - (opts.trim if end < total_frames else 0)
+    sc = Scene(clip=layout.clip_name(source, index), source=str(source), index=index, start_frame=s, end_frame=e,
+               start_time=round(s / fps, 6), end_time=round(e / fps, 6), fps=fps, num_frames=max(e - s, 0))
+    if sc.num_frames < min_len:
+        sc.dropped = f"shorter than {min_len} frames"
+    return sc
+
+
 def plan_scenes(ranges: list[tuple[int, int]], source: Path, fps: float, opts: SplitOptions,
                 total_frames: int) -> list[Scene]:
     """Apply trimming at cuts and the minimum length, then assign train/val by whole scenes."""
-    min_len = parse_min_len(opts.min_scene_len, fps)
-    scenes = []
-    for i, (start, end) in enumerate(ranges):
-        s = start + (opts.trim if start > 0 else 0)
-        e = end - (opts.trim if end < total_frames else 0)
-        sc = Scene(clip=layout.clip_name(source, i), source=str(source), index=i, start_frame=s, end_frame=e,
-                   start_time=round(s / fps, 6), end_time=round(e / fps, 6), fps=fps, num_frames=max(e - s, 0))
-        if sc.num_frames < min_len:
-            sc.dropped = f"shorter than {min_len} frames"
-        scenes.append(sc)
+    scenes = [plan_scene(i, start, end, source, fps, opts, total_frames) for i, (start, end) in enumerate(ranges)]
     kept = [s for s in scenes if not s.dropped]
     n_val = 0
     if len(kept) >= 2:
@@ -157,29 +184,44 @@ def plan_scenes(ranges: list[tuple[int, int]], source: Path, fps: float, opts: S
     return scenes
 
 
-def write_scene(src: Path, scene: Scene, out: Path, opts: SplitOptions, bar: tqdm) -> None:
-    """Cut one scene frame-accurately (input-side seek + re-encode), without audio, atomically."""
-    with atomic_path(out) as tmp:
-        run_ffmpeg(["-y", "-ss", f"{scene.start_time:.6f}", "-i", str(src), "-map", "0:v:0", "-an", "-sn", "-dn",
-                    "-frames:v", str(scene.num_frames), "-vf", "format=yuv420p", "-fps_mode", "cfr",
-                    "-c:v", "libx264", "-crf", str(opts.crf), "-preset", opts.preset, "-bf", "0",
-                    "-movflags", "+faststart", "-f", "mp4", str(tmp)], out, on_frames=bar.update)
-    got = probe(out).num_frames
-    if got != scene.num_frames:
-        out.unlink()
-        raise UsageError(f"{out}: cut has {got} frames, expected {scene.num_frames} (source not seekable?)")
+@dataclass
+class PrepareResult:
+    """What `prepare_scenes` did: every scene (kept and dropped), the encoder and the time spent."""
+
+    scenes: list[Scene]
+    backend: Backend | None = None
+    parallelism: Parallelism | None = None
+    tiers: list[str] = field(default_factory=list)
+    clips_written: dict[str, int] = field(default_factory=dict)
+    detect_seconds: float = 0.0        # 0 when the manifest already had the scenes
+    encode_seconds: float = 0.0        # from the first scene job to the last (overlaps detection)
+    warnings: list[str] = field(default_factory=list)
 
 
-def split_video(video: str | os.PathLike, data_dir: str | os.PathLike, opts: SplitOptions | None = None,
-                show_progress: bool = True) -> list[Scene]:
-    """Detect, plan and write the scenes of `video` into `data_dir`; returns all scenes (kept and dropped)."""
-    opts = opts or SplitOptions()
-    video, data_dir = Path(video), Path(data_dir)
-    info = probe(video)
+def _check_source(video: Path, info: VideoInfo) -> None:
     if info.num_frames < 2:
         raise UsageError(f"{video}: too short ({info.num_frames} frame); a scene needs at least 2")
     if min(info.width, info.height) < MIN_SIDE:
         raise UsageError(f"{video}: too small ({info.width}x{info.height}); needs at least {MIN_SIDE} pixels a side")
+
+
+def prepare_scenes(video: str | os.PathLike, data_dir: str | os.PathLike, opts: SplitOptions | None = None,
+                   transcode: TranscodeOptions | None = None, keep_orig: bool = False,
+                   show_progress: bool = True) -> PrepareResult:
+    """Detect the scenes of `video` and write each kept scene's clips in one pass per scene.
+
+    The tiers are `transcode.resolutions` (none when `transcode` is None) plus the full-resolution
+    cut in orig/ when `keep_orig`. Every scene is one ffmpeg process that decodes its frame range of
+    the source once and encodes every missing tier; scenes are encoded while detection runs ahead
+    (a scene is final as soon as the cut after it is found), their clips renamed into train/ or
+    val/ once the split is known. Reruns reuse the manifest and redo only missing or incomplete
+    clips (a scene is complete when all its tier clips are).
+    """
+    opts = opts or SplitOptions()
+    transcode = transcode or TranscodeOptions(resolutions=())
+    video, data_dir = Path(video), Path(data_dir)
+    info = probe(video)
+    _check_source(video, info)
     check_writable_dir(data_dir)
     manifest = load_manifest(data_dir)
     stem = video.stem
@@ -190,32 +232,105 @@ def split_video(video: str | os.PathLike, data_dir: str | os.PathLike, opts: Spl
         what = "a different file" if record["fingerprint"] != fp else "different options"
         raise UsageError(f"{data_dir}: already holds scenes of {record['path']} made from {what}; "
                          f"use another DATA_DIR or remove {data_dir / layout.MANIFEST}")
-    if record is None:
-        reasons = needs_normalizing(info)
-        src = video
-        if reasons:
+    if transcode.resolutions:
+        backend = choose_backend(transcode.codec, transcode.encoder)
+    else:  # orig/ only: the near-lossless cut is x264 on the CPU
+        backend = Backend("cpu", "h264", "libx264", "full-resolution cuts only")
+        transcode = TranscodeOptions(resolutions=(), codec="h264")
+
+    # The file the scenes are cut from: the source, or its normalised copy (made when first needed).
+    normalized_path = data_dir / layout.ORIG / "normalized" / f"{stem}.mp4"
+    reasons = needs_normalizing(info)
+    if record is not None:  # the manifest has the size and rate of the file the scenes were cut from
+        width, height, fps, total = (record["info"]["width"], record["info"]["height"], float(record["info"]["fps"]),
+                                     record["info"]["num_frames"])
+    else:
+        width, height, fps, total = info.width - info.width % 2, info.height - info.height % 2, None, None
+    tiers, warnings = make_tiers(transcode, backend, width, height, opts.crf if keep_orig else None)
+    if record is not None:
+        scenes = [Scene(**d) for d in record["scenes"]]
+        todo = [(sc, t) for sc in scenes if not sc.dropped for t in [missing_tiers(data_dir, sc, tiers)] if t]
+        src = normalized_path if record["normalized"] else video
+    else:
+        scenes, todo, src = [], [], video
+    if reasons and (record is None or todo):
+        if not normalized_path.exists():
             tqdm.write(f"{video}: converting ({', '.join(reasons)}) to constant-rate 8-bit yuv420p first")
-            src = normalize_source(info, data_dir / layout.ORIG / "normalized" / f"{stem}.mp4", opts)
-            info = probe(src)
-        ranges = detect_scenes(src, opts, float(info.fps), show_progress)
-        scenes = plan_scenes(ranges, video, float(info.fps), opts, info.num_frames)
-        record = asdict(SourceRecord(path=str(video.resolve()), fingerprint=fp, info=info.as_dict(),
-                                     options=opt_dict, normalized=src != video, scenes=scenes))
-        record["cut_from"] = str(src.resolve())
-        if not any(not s.dropped for s in scenes):
-            raise UsageError(f"{video}: no scene is at least {parse_min_len(opts.min_scene_len, float(info.fps))} "
-                             f"frames long ({len(scenes)} found); lower --min-scene-len")
-        manifest["sources"][stem] = record
-        save_manifest(data_dir, manifest)
-    scenes = [Scene(**d) for d in record["scenes"]]
-    src = Path(record["cut_from"])
-    todo = [s for s in scenes if not s.dropped
-            and not layout.clip_path(data_dir, layout.ORIG, s.split, s.clip).exists()]
-    with tqdm(total=sum(s.num_frames for s in todo), unit="frame", desc="cut scenes",
-              disable=not show_progress or not todo) as bar:
-        for s in todo:
-            write_scene(src, s, layout.clip_path(data_dir, layout.ORIG, s.split, s.clip), opts, bar)
-    return scenes
+        src = normalize_source(info, normalized_path, opts)
+        info = probe(src)
+    if record is None:
+        fps, total = float(info.fps), info.num_frames
+    src_start = 0.0  # timestamp of the first frame of the file the scenes are cut from
+    if record is None or todo:
+        src_start = (info if Path(info.path) == src else probe(src)).start_time
+    par = plan_parallelism(len(tiers), transcode.jobs, transcode.threads,
+                           memory_per_job=job_memory(width, height, tiers), hw=backend.hw)
+    hw_decode = backend.hw and bool(tiers) and (record is None or bool(todo)) and nvdec_works(src)
+    result = PrepareResult(scenes=[], backend=backend, parallelism=par, tiers=[t.name for t in tiers],
+                           warnings=[f"{video.name}: {w}" for w in warnings])
+    for w in result.warnings:
+        tqdm.write(f"warning: {w}")
+
+    def job(sc: Scene, todo) -> SceneJob:
+        return SceneJob(src, sc.clip, sc.start_frame, sc.num_frames, fps, tuple(todo), sc.split, hw_decode,
+                        src_start)
+
+    first_job: list[float] = []
+    with SceneWriter(data_dir, backend, par, transcode.scaler, show_progress and bool(tiers),
+                     desc=f"encode {backend.encoder}") as writer:
+        def submit(sc: Scene, todo) -> object:
+            if not first_job:
+                first_job.append(time.perf_counter())
+            return writer.submit(job(sc, todo))
+
+        if record is None:
+            # Encode each scene as soon as the cut after it is found; the split comes at the end.
+            early: dict[str, tuple[int, int, object]] = {}
+            last = [0, 0]  # previous cut, scene index
+
+            def on_cut(frame: int) -> None:
+                if frame <= last[0]:
+                    return
+                sc = plan_scene(last[1], last[0], frame, video, fps, opts, total)
+                last[:] = [frame, last[1] + 1]
+                if not sc.dropped and tiers:
+                    early[sc.clip] = (sc.start_frame, sc.num_frames, submit(sc, tiers))
+
+            t0 = time.perf_counter()
+            ranges = detect_scenes(src, opts, fps, show_progress, on_cut=on_cut)
+            result.detect_seconds = time.perf_counter() - t0
+            scenes = plan_scenes(ranges, video, fps, opts, total)
+            if not any(not s.dropped for s in scenes):
+                raise UsageError(f"{video}: no scene is at least {parse_min_len(opts.min_scene_len, fps)} "
+                                 f"frames long ({len(scenes)} found); lower --min-scene-len")
+            kept = {s.clip: s for s in scenes if not s.dropped}
+            for clip, (start, n, run) in list(early.items()):
+                sc = kept.get(clip)
+                if sc is None or (sc.start_frame, sc.num_frames) != (start, n):  # the detector changed its mind
+                    writer.discard(run)
+                    del early[clip]
+            record = asdict(SourceRecord(path=str(video.resolve()), fingerprint=fp, info=info.as_dict(),
+                                         options=opt_dict, normalized=src != video, scenes=scenes))
+            record["cut_from"] = str(src.resolve())
+            manifest["sources"][stem] = record
+            save_manifest(data_dir, manifest)
+            for sc in kept.values():
+                if sc.clip not in early and tiers:
+                    submit(sc, tiers)
+            writer.set_splits({clip: sc.split for clip, sc in kept.items()})
+        else:
+            for sc, missing in todo:
+                submit(sc, missing)
+    result.encode_seconds = time.perf_counter() - first_job[0] if first_job else 0.0
+    result.scenes = scenes
+    result.clips_written = dict(writer.written)
+    return result
+
+
+def split_video(video: str | os.PathLike, data_dir: str | os.PathLike, opts: SplitOptions | None = None,
+                show_progress: bool = True) -> list[Scene]:
+    """Detect, plan and write the scenes of `video` into `data_dir/orig`; returns all scenes (kept and dropped)."""
+    return prepare_scenes(video, data_dir, opts, None, keep_orig=True, show_progress=show_progress).scenes
 
 
 def add_split_arguments(ap: argparse.ArgumentParser) -> None:
@@ -226,7 +341,8 @@ def add_split_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--trim", type=int, default=d.trim, help="frames dropped on each side of every cut")
     ap.add_argument("--val-fraction", type=float, default=d.val_fraction)
     ap.add_argument("--seed", type=int, default=d.seed, help="seed of the train/val split")
-    ap.add_argument("--orig-crf", dest="crf", type=int, default=d.crf, help="x264 CRF of the orig clips")
+    ap.add_argument("--orig-crf", dest="orig_crf", type=int, default=d.crf,
+                    help="x264 CRF of the full-resolution cuts in orig/ (near-lossless)")
     ap.add_argument("--downscale", type=int, default=d.downscale, help="detector downscale factor (0 = auto)")
 
 
@@ -236,7 +352,8 @@ def split_options(a: argparse.Namespace) -> SplitOptions:
     if a.trim < 0:
         raise UsageError("--trim must be >= 0")
     return SplitOptions(detector=a.detector, threshold=a.threshold, min_scene_len=str(a.min_scene_len),
-                        trim=a.trim, val_fraction=a.val_fraction, seed=a.seed, crf=a.crf, downscale=a.downscale)
+                        trim=a.trim, val_fraction=a.val_fraction, seed=a.seed, crf=a.orig_crf,
+                        downscale=a.downscale)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

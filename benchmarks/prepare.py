@@ -1,0 +1,422 @@
+"""Data preparation benchmark: prepare_data beside its lower bound and the previous two-pass way, in one run.
+
+    python -m benchmarks.prepare                                   # demo 4K source + a longer one
+    python -m benchmarks.prepare --size 1280x720 --settings "demo=360p,180p" --repeats 1   # a quick look
+
+For each setting (a generated source and a list of tiers) three ways of making the tier clips run
+one after another, `--repeats` times interleaved, reported as medians (the machine may be shared):
+
+* **lower bound**: ONE ffmpeg command that decodes the whole source once and encodes every tier with
+  the same settings (the same filter graph and encoder arguments prepare_data uses, one output per
+  tier, no scene cuts and no scene detection);
+* **prepare_data (one pass)**: `python -m vsrvfi.tools.prepare_data SOURCE DIR --resolutions TIERS
+  --frame-resolutions ''` on an empty DIR: scene detection, one ffmpeg per scene for all tiers;
+* **two-pass (previous)**: what prepare_data did before: detection, then each scene cut at full
+  resolution (x264 CRF 10, veryfast, one at a time), then every tier of every scene transcoded from
+  that cut (cores/2 processes). Its tiers use the same encoder settings (CRF 18 for H.264; the old
+  code actually encoded them at CRF 10, which is slower still).
+
+Each way runs as a child process; reported: wall time, source frames/s, the ratio to the lower
+bound, CPU seconds and cores, peak memory (PSS of the process tree), peak bytes on disk (sampled)
+and the bytes written (what is left: clips, plus orig/ for two-pass), and the largest scene (all its
+clips). Prints a table, writes JSON and a PNG plot.
+
+Sources (tools/demo_video.py, made once in --workdir): "demo" is the built-in demo (4 scenes of
+1.5 s at 30 fps; x264 put a keyframe at every cut), "long" is the same footage with longer scenes
+(--long-scene-seconds) and a fixed keyframe interval (--long-keyint), so the cuts fall inside GOPs
+as in camera footage and each scene's seek decodes some frames before it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Sequence
+
+from vsrvfi.core import layout
+from vsrvfi.core.atomic import dir_bytes
+from vsrvfi.core.cli import parse_list, run_cli
+from vsrvfi.core.errors import UsageError
+from vsrvfi.core.ffmpeg import ffmpeg_binary
+from vsrvfi.core.media import probe
+
+ROOT = Path(__file__).resolve().parents[1]
+VARIANTS = ("lower bound (1 ffmpeg)", "prepare_data (one pass)", "two-pass (previous)")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+# --------------------------------------------------------------------------- process-tree monitor
+
+def _children(pid: int) -> list[int]:
+    out = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                out += [int(c) for c in f.read().split()]
+    except OSError:
+        pass
+    return out
+
+
+def _pss(pid: int) -> int:
+    """Proportional set size in bytes (RSS where PSS is unavailable); 0 if the process has gone."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * _PAGE
+    except OSError:
+        return 0
+
+
+class Monitor:
+    """Samples the memory of a child's process tree and the bytes under a folder until stopped."""
+
+    def __init__(self, pid: int, folder: Path, interval: float = 0.25):
+        self.pid, self.folder, self.interval = pid, folder, interval
+        self.peak_mem = self.peak_disk = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            pids, todo = [], [self.pid]
+            while todo:
+                p = todo.pop()
+                pids.append(p)
+                todo += _children(p)
+            self.peak_mem = max(self.peak_mem, sum(_pss(p) for p in pids))
+            try:
+                self.peak_disk = max(self.peak_disk, dir_bytes(self.folder))
+            except OSError:  # a file renamed or removed while it was measured
+                pass
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> "Monitor":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def run_measured(cmd: list[str], out_dir: Path, frames: int) -> dict:
+    """Run `cmd` (writing under `out_dir`, emptied first) and measure it."""
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    with Monitor(proc.pid, out_dir) as mon:
+        output = proc.communicate()[0]
+    wall = time.perf_counter() - t0
+    if proc.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{output[-3000:]}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    final = dir_bytes(out_dir)
+    return {"wall_s": wall, "frames_per_s": frames / wall, "cpu_s": cpu, "cpu_cores": cpu / wall,
+            "peak_mem_mb": mon.peak_mem / 2 ** 20, "peak_disk_mb": max(mon.peak_disk, final) / 1e6,
+            "written_mb": final / 1e6, "largest_scene_mb": (largest_scene(out_dir) / 1e6) or None}
+
+
+def largest_scene(data_dir: Path) -> int:
+    """Bytes of the largest scene: all its clips (every tier, orig/ too) together."""
+    sizes: dict[str, int] = {}
+    for f in data_dir.glob("*/scenes/*/*" + layout.CLIP_EXT):
+        sizes[f.stem] = sizes.get(f.stem, 0) + f.stat().st_size
+    return max(sizes.values(), default=0)
+
+
+# ---------------------------------------------------------------------------------- the three ways
+
+def lower_bound_cmd(src: Path, out_dir: Path, tiers: Sequence[str], args: argparse.Namespace) -> list[str]:
+    """One ffmpeg: decode the source once, encode every tier with prepare_data's own settings."""
+    from vsrvfi.tools import transcode_scenes as ts
+
+    info = probe(src)
+    opts = ts.TranscodeOptions(resolutions=tuple(tiers), codec=args.codec, preset=args.preset)
+    backend = ts.choose_backend(args.codec, args.encoder)
+    tier_list, _ = ts.make_tiers(opts, backend, info.width, info.height)
+    job = ts.SceneJob(src, "all", 0, info.num_frames, float(info.fps), tuple(tier_list),
+                      hw_decode=backend.hw and ts.nvdec_works(src))
+    outs = [out_dir / f"{t.name}{layout.CLIP_EXT}" for t in tier_list]
+    return [ffmpeg_binary(), "-hide_banner", "-nostdin", "-loglevel", "error",
+            *ts.scene_command(job, outs, hw=backend.hw)]
+
+
+def prepare_cmd(src: Path, out_dir: Path, tiers: Sequence[str], args: argparse.Namespace) -> list[str]:
+    return [sys.executable, "-m", "vsrvfi.tools.prepare_data", str(src), str(out_dir), "--resolutions",
+            ",".join(tiers), "--frame-resolutions", "", "--codec", args.codec, "--preset", args.preset,
+            "--encoder", args.encoder]
+
+
+def two_pass_cmd(src: Path, out_dir: Path, tiers: Sequence[str], args: argparse.Namespace) -> list[str]:
+    return [sys.executable, "-m", "benchmarks.prepare", "--two-pass", str(src), str(out_dir),
+            "--codec", args.codec, "--preset", args.preset, "--tiers", ",".join(tiers)]
+
+
+def two_pass(src: Path, data_dir: Path, tiers: Sequence[str], codec: str, preset: str) -> None:
+    """The previous preparation, command for command: detect, cut orig/ (x264 CRF 10), then tiers from it."""
+    import functools
+
+    import ffmpeg
+
+    from vsrvfi.core.ffmpeg import run_ffmpeg, run_ffmpeg_jobs
+    from vsrvfi.core.media import even_size
+    from vsrvfi.tools.split_scenes import SplitOptions, detect_scenes, plan_scenes
+    from vsrvfi.tools.transcode_scenes import TranscodeOptions, codec_args
+
+    info = probe(src)
+    fps = float(info.fps)
+    opts = SplitOptions()
+    ranges = detect_scenes(src, opts, fps, show_progress=False)
+    scenes = [s for s in plan_scenes(ranges, src, fps, opts, info.num_frames) if not s.dropped]
+    for s in scenes:  # pass 1: the full-resolution cut, one scene after another
+        out = layout.clip_path(data_dir, layout.ORIG, s.split, s.clip)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        run_ffmpeg(["-y", "-ss", f"{s.start_time:.6f}", "-i", str(src), "-map", "0:v:0", "-an", "-sn", "-dn",
+                    "-frames:v", str(s.num_frames), "-vf", "format=yuv420p", "-fps_mode", "cfr",
+                    "-c:v", "libx264", "-crf", str(opts.crf), "-preset", opts.preset, "-bf", "0",
+                    "-movflags", "+faststart", "-f", "mp4", str(out)], out)
+    t_opts = TranscodeOptions(resolutions=tuple(tiers), codec=codec, preset=preset)
+
+    def one(s, res, w, h, threads, on_frames):  # pass 2: one tier of one scene from its cut
+        src_clip = layout.clip_path(data_dir, layout.ORIG, s.split, s.clip)
+        dst = layout.clip_path(data_dir, res, s.split, s.clip)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        stream = ffmpeg.input(str(src_clip)).video.filter("scale", w, h, flags=t_opts.scaler).filter("format", "yuv420p")
+        cmd = (ffmpeg.output(stream, str(dst), an=None, r=s.fps, fps_mode="cfr", f="mp4", movflags="+faststart",
+                             **codec_args(t_opts)).overwrite_output().get_args())
+        run_ffmpeg(cmd, dst, on_frames=on_frames, threads=threads)
+
+    work = []
+    for res in tiers:
+        target = layout.resolution_height(res)
+        if target <= info.height:
+            w, h = even_size(info.width, info.height, target)
+            work += [functools.partial(one, s, res, w, h) for s in scenes]
+    run_ffmpeg_jobs(work, 0, "two-pass", 0, show_progress=False)
+
+
+# ------------------------------------------------------------------------------------ sources
+
+def make_sources(workdir: Path, names: Sequence[str], args: argparse.Namespace) -> dict[str, Path]:
+    from vsrvfi.tools.demo_video import make_demo_video
+
+    w, h = (int(v) for v in args.size.lower().split("x"))
+    out = {}
+    for name in names:
+        if name == "demo":
+            out[name] = make_demo_video(workdir / "sources" / f"demo{w}x{h}.mp4", w, h)
+        elif name == "long":
+            out[name] = make_demo_video(workdir / "sources" / f"long{w}x{h}-{args.long_scene_seconds}s"
+                                        f"-k{args.long_keyint}.mp4", w, h, scene_seconds=args.long_scene_seconds,
+                                        keyint=args.long_keyint)
+        else:
+            raise UsageError(f"--settings: unknown source {name!r} (demo or long)")
+    return out
+
+
+def parse_settings(text: str) -> list[tuple[str, list[str]]]:
+    """'demo=1080p,720p;long=1080p' -> [('demo', ['1080p', '720p']), ('long', ['1080p'])]."""
+    out = []
+    for part in text.split(";"):
+        if part.strip():
+            name, _, tiers = part.partition("=")
+            out.append((name.strip(), [t.lower() for t in parse_list(tiers)]))
+    if not out or any(not tiers for _, tiers in out):
+        raise UsageError(f"--settings {text!r}: expected SOURCE=TIER,TIER;SOURCE=TIER,...")
+    return out
+
+
+# ---------------------------------------------------------------------------------- reporting
+
+COLUMNS = [("setting", "setting", "{}"), ("variant", "way", "{}"), ("wall_s", "wall s", "{:.1f}"),
+           ("frames_per_s", "src frames/s", "{:.2f}"), ("x_lower_bound", "x lower bound", "{:.2f}"),
+           ("speedup_vs_two_pass", "two-pass / this", "{:.2f}"), ("cpu_s", "CPU s", "{:.1f}"),
+           ("cpu_cores", "CPU cores", "{:.2f}"), ("peak_mem_mb", "peak MB", "{:.0f}"),
+           ("peak_disk_mb", "peak disk MB", "{:.1f}"), ("written_mb", "written MB", "{:.1f}"),
+           ("largest_scene_mb", "1 scene MB", "{:.1f}")]
+
+
+def format_table(rows: list[dict]) -> str:
+    cells = [[h for _, h, _ in COLUMNS]]
+    for r in rows:
+        cells.append([fmt.format(r[k]) if r.get(k) is not None else "-" for k, _, fmt in COLUMNS])
+    widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
+    lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+             for row in cells]
+    lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines)
+
+
+def markdown_table(rows: list[dict]) -> str:
+    lines = ["| " + " | ".join(h for _, h, _ in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for r in rows:
+        lines.append("| " + " | ".join(fmt.format(r[k]) if r.get(k) is not None else "-" for k, _, fmt in COLUMNS)
+                     + " |")
+    return "\n".join(lines)
+
+
+def add_ratios(rows: list[dict]) -> None:
+    by = {(r["setting"], r["variant"]): r for r in rows}
+    for r in rows:
+        lb = by.get((r["setting"], VARIANTS[0]))
+        two = by.get((r["setting"], VARIANTS[2]))
+        r["x_lower_bound"] = r["wall_s"] / lb["wall_s"] if lb else None
+        r["speedup_vs_two_pass"] = two["wall_s"] / r["wall_s"] if two and r is not two else None
+
+
+def plot(rows: list[dict], title: str, path: Path, target_lb: float, target_speedup: float) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    settings = list(dict.fromkeys(r["setting"] for r in rows))
+    colors = dict(zip(VARIANTS, ["#888888", "#76b900", "#1f77b4"]))
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 1.2 + 1.1 * len(settings)))
+    height = 0.8 / len(VARIANTS)
+    for j, v in enumerate(VARIANTS):
+        ys = [i + j * height for i in range(len(settings))]
+        vals = [next((r["wall_s"] for r in rows if r["setting"] == s and r["variant"] == v), 0) for s in settings]
+        a1.barh(ys, vals, height=height, color=colors[v], label=v)
+        for y, s in zip(ys, settings):
+            lb = next((r["wall_s"] for r in rows if r["setting"] == s and r["variant"] == VARIANTS[0]), None)
+            if lb and j == 0:
+                a1.plot([lb * target_lb] * 2, [y - height / 2, y + height * (len(VARIANTS) - 0.5)],
+                        color="#cc3333", linestyle="--", linewidth=1)
+    a1.set_yticks([i + height for i in range(len(settings))], settings, fontsize=8)
+    a1.invert_yaxis()
+    a1.set_xlabel(f"wall seconds (dashed: {target_lb}x the lower bound)")
+    a1.legend(fontsize=7, loc="lower right")
+    for j, v in enumerate(VARIANTS):
+        ys = [i + j * height for i in range(len(settings))]
+        peak = [next((r["peak_disk_mb"] for r in rows if r["setting"] == s and r["variant"] == v), 0) for s in settings]
+        a2.barh(ys, peak, height=height, color=colors[v])
+    a2.set_yticks([i + height for i in range(len(settings))], settings, fontsize=8)
+    a2.invert_yaxis()
+    a2.set_xlabel("peak MB on disk during the run")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------------------------------ main
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--settings", default="demo=1080p,720p,540p;long=1080p,720p,540p;demo=4k,1080p,720p,540p",
+                    help="SOURCE=TIERS;... with SOURCE demo or long")
+    ap.add_argument("--size", default="3840x2160", help="source size WxH")
+    ap.add_argument("--long-scene-seconds", type=float, default=2.0, help="scene length of the long source")
+    ap.add_argument("--long-keyint", type=int, default=60, help="keyframe interval of the long source (frames)")
+    ap.add_argument("--codec", default="h264")
+    ap.add_argument("--preset", default="medium")
+    ap.add_argument("--encoder", default="auto")
+    ap.add_argument("--variants", default="0,1,2", help="which ways to run: 0 lower bound, 1 one pass, 2 two-pass")
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--workdir", default="data/bench/prepare")
+    ap.add_argument("--out", default="data/bench/prepare/prepare", help="output path stem (.json, .png)")
+    ap.add_argument("--target-lower-bound", type=float, default=1.3)
+    ap.add_argument("--target-speedup", type=float, default=1.8)
+    ap.add_argument("--two-pass", nargs=2, metavar=("SOURCE", "DIR"), help=argparse.SUPPRESS)
+    ap.add_argument("--tiers", default="", help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    if a.two_pass:  # internal: one run of the previous way, in its own process
+        two_pass(Path(a.two_pass[0]), Path(a.two_pass[1]), parse_list(a.tiers), a.codec, a.preset)
+        return 0
+
+    settings = parse_settings(a.settings)
+    variants = [VARIANTS[int(i)] for i in parse_list(a.variants)]
+    workdir = Path(a.workdir).resolve()
+    t_start = time.perf_counter()
+    sources = make_sources(workdir, list(dict.fromkeys(n for n, _ in settings)), a)
+    makers = {VARIANTS[0]: lower_bound_cmd, VARIANTS[1]: prepare_cmd, VARIANTS[2]: two_pass_cmd}
+    runs: dict[tuple[str, str], list[dict]] = {}
+    extra: dict[str, dict] = {}
+    for rep in range(a.repeats):  # interleaved, so background load hits every way alike
+        for name, tiers in settings:
+            src = sources[name]
+            info = probe(src)
+            label = f"{name} {info.width}x{info.height} {info.num_frames} fr -> {'/'.join(tiers)}"
+            for v in variants:
+                out_dir = workdir / "out" / f"{name}-{'-'.join(tiers)}" / v.split()[0]
+                print(f"[{rep + 1}/{a.repeats}] {label}: {v} ...", flush=True)
+                row = run_measured(makers[v](src, out_dir, tiers, a), out_dir, info.num_frames)
+                row.update(setting=label, variant=v)
+                runs.setdefault((label, v), []).append(row)
+                if v == VARIANTS[1]:
+                    summary = json.loads((out_dir / "summary.json").read_text())
+                    extra[label] = {"encoder": summary.get("encoder"), "parallelism": summary.get("parallelism"),
+                                    "stage_seconds": summary.get("stage_seconds"),
+                                    "scenes": summary.get("scenes_kept")}
+                print(f"    {row['wall_s']:.1f} s, {row['cpu_s']:.1f} CPU s, peak {row['peak_mem_mb']:.0f} MB, "
+                      f"disk peak {row['peak_disk_mb']:.1f} MB", flush=True)
+    rows = []
+    for (label, v), rs in runs.items():
+        row = dict(rs[0])
+        for k, val in row.items():
+            if isinstance(val, float):
+                row[k] = statistics.median(r[k] for r in rs)
+        row["wall_s_runs"] = [r["wall_s"] for r in rs]
+        rows.append(row)
+    add_ratios(rows)
+    for r in rows:
+        r["disk_ok"] = r["peak_disk_mb"] <= r["written_mb"] + (r["largest_scene_mb"] or 0) + 0.05
+    title = (f"prepare_data vs one ffmpeg vs two-pass; {a.codec} {a.preset}, encoder {a.encoder}; "
+             f"{os.cpu_count()} CPUs; medians of {a.repeats}")
+    print(f"\n{title}")
+    print(format_table(rows))
+    if a.repeats > 1:
+        print("wall s per run: " + "; ".join(f"{r['setting']} / {r['variant']}: "
+                                             f"{', '.join(f'{v:.1f}' for v in r['wall_s_runs'])}" for r in rows))
+    for label, e in extra.items():
+        print(f"{label}: encoder {e['encoder']}; {e['parallelism']}; stages {e['stage_seconds']}")
+    one = [r for r in rows if r["variant"] == VARIANTS[1]]
+    for r in one:
+        lb_ok = r["x_lower_bound"] is not None and r["x_lower_bound"] <= a.target_lower_bound
+        sp_ok = r["speedup_vs_two_pass"] is not None and r["speedup_vs_two_pass"] >= a.target_speedup
+        print(f"{r['setting']}: {r['x_lower_bound'] or float('nan'):.2f}x the lower bound "
+              f"({'met' if lb_ok else 'NOT met'}, target <= {a.target_lower_bound}), "
+              f"{r['speedup_vs_two_pass'] or float('nan'):.2f}x faster than two-pass "
+              f"({'met' if sp_ok else 'NOT met'}, target >= {a.target_speedup}), peak disk "
+              f"{'<=' if r['disk_ok'] else '>'} final + one scene")
+
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    result = {
+        "title": title, "command": "python -m benchmarks.prepare " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "options": {k: v for k, v in vars(a).items() if k not in ("two_pass", "tiers")}, "rows": rows, "prepare_data": extra,
+        "targets": {"x_lower_bound": a.target_lower_bound, "speedup_vs_two_pass": a.target_speedup},
+        "markdown": markdown_table(rows), "seconds": time.perf_counter() - t_start,
+        "machine": {"cpus": os.cpu_count(), "load_avg_after": os.getloadavg(), "platform": platform.platform(),
+                    "ffmpeg": ffmpeg_binary()},
+    }
+    out.with_suffix(".json").write_text(json.dumps(result, indent=2))
+    plot(rows, title, out.with_suffix(".png"), a.target_lower_bound, a.target_speedup)
+    print(f"\nwrote {out.with_suffix('.json')} and {out.with_suffix('.png')} ({result['seconds']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))
