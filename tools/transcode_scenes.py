@@ -21,6 +21,7 @@ import ffmpeg
 from tqdm import tqdm
 
 from vsrvfi.core import layout
+from vsrvfi.core.lock import folder_lock
 from vsrvfi.core.cli import ArgumentParser, entry_point, parse_list
 from vsrvfi.core.errors import UsageError
 from vsrvfi.core.atomic import atomic_path
@@ -162,7 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("data_dir")
     add_transcode_arguments(ap)
     a = ap.parse_args(argv)
-    counts = transcode(a.data_dir, transcode_options(a))
+    with folder_lock(a.data_dir, "the data set"):
+        counts = transcode(a.data_dir, transcode_options(a))
     print(", ".join(f"{res}: {n} clips" for res, n in counts.items()))
     return 0
 

@@ -29,6 +29,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from vsrvfi.core.cli import Interrupted
+from vsrvfi.core.lock import FolderLock
 from vsrvfi.models.checkpoint import load_checkpoint, save_checkpoint
 from vsrvfi.inference.evaluate import Convention
 from vsrvfi.trainers.config import save_config, to_config, to_dict
@@ -141,10 +142,13 @@ class Trainer:
             self.train_model = torch.compile(self.train_model)
 
         self.writer = None
+        self.lock: FolderLock | None = None
         if self.dist.is_main:
             from tensorboardX import SummaryWriter
 
-            self.run_dir.mkdir(parents=True, exist_ok=True)
+            # One training per run folder: a second is refused in one line (the kernel frees the lock
+            # when this process dies, however it dies). Only the main process writes, so only it locks.
+            self.lock = FolderLock(self.run_dir, "the run folder").acquire()
             save_config(cfg, self.run_dir / "config.yaml")
             self.writer = SummaryWriter(str(self.run_dir / "tb"))
         self._stop_signal: int | None = None  # set by SIGINT/SIGTERM during fit()
@@ -429,3 +433,6 @@ class Trainer:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+            self.writer = None
+        if self.lock is not None:
+            self.lock.release()

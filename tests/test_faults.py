@@ -1,0 +1,101 @@
+"""Fault injection: what happens when things fail in the middle (issue 13).
+
+kill -9 of the trainer (in a step, in validation, in a checkpoint write) and of prepare_data; clips
+and frames that go bad after preparation; a full disk; two writers on one folder; non-finite inputs.
+The longer form, every fault many times with a table, is `python -m benchmarks.faults`.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from vsrvfi.core.errors import PathError, UsageError
+from vsrvfi.models.checkpoint import load_checkpoint
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+HARNESS = ROOT / "tests" / "fault_harness.py"
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
+
+
+def train_args(data_dir: Path, root: Path, name: str, *extra: str) -> list[str]:
+    return ["vsrnet", f"data.dir={data_dir}", "data.res=144p", "data.loader=png", "data.workers=1",
+            "data.batch_size=2", "data.crop=32", "model.kwargs.flow=tiny", "train.val_frames=1",
+            "train.device=cpu", "train.log_every=1", f"experiment.root={root}", f"experiment.name={name}", *extra]
+
+
+def run_train(fault: str, args: list[str], resume: bool = False, timeout: float = 300) -> subprocess.CompletedProcess:
+    """The training command with a SIGKILL planted at `fault` ('none:0' for none), under tests/fault_harness.py."""
+    cmd = [PY, str(HARNESS), fault, "--", *args, *(["--resume"] if resume else [])]
+    return subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout)
+
+
+def checkpoint_files(run_dir: Path) -> list[Path]:
+    return sorted(p for p in (run_dir / "checkpoints").glob("*.pth") if not p.name.startswith("."))
+
+
+def temp_files(folder: Path) -> list[Path]:
+    return sorted(folder.rglob(".*.tmp.*"))
+
+
+def assert_same_state(a: dict, b: dict) -> None:
+    """Bit-equal weights, optimizer and scheduler state, RNG states and step counters."""
+    for key in ("model", "optimizer"):
+        x, y = a[key], b[key]
+        if key == "optimizer":
+            assert x["param_groups"] == y["param_groups"]
+            x, y = x["state"], y["state"]
+            x = {f"{k}.{n}": v for k, s in x.items() for n, v in s.items()}
+            y = {f"{k}.{n}": v for k, s in y.items() for n, v in s.items()}
+        assert x.keys() == y.keys()
+        diff = [k for k in x if not torch.equal(torch.as_tensor(x[k]), torch.as_tensor(y[k]))]
+        assert not diff, f"{key} differs in {diff[:5]}"
+    assert a["scheduler"] == b["scheduler"]
+    sa, sb = dict(a["state"]), dict(b["state"])
+    assert sa.pop("history") == sb.pop("history")
+    clock = re.compile(r" \[[0-9.]+ s\]$")  # the validation's wall time, logged in best_line
+    sa["best_line"], sb["best_line"] = clock.sub("", sa["best_line"]), clock.sub("", sb["best_line"])
+    assert sa == sb
+    assert torch.equal(a["rng"]["torch"], b["rng"]["torch"]), "torch RNG state differs"
+    assert a["rng"]["python"] == b["rng"]["python"]
+
+
+# ---------------------------------------------------------------------------- 1. kill -9 of the trainer
+
+@pytest.mark.slow
+def test_kill9_in_step_validation_and_checkpoint_write_resumes_bit_exact(tiny_data_dir, tmp_path):
+    """Three kills in one run, each at a reproducible point; every restart resumes from the last
+    complete checkpoint, no checkpoint is ever unreadable, and the end equals an uninterrupted run."""
+    common = ["train.steps=8", "train.val_every=4", "train.checkpoint_every=2"]
+    ref = run_train("none:0", train_args(tiny_data_dir, tmp_path, "ref", *common))
+    assert ref.returncode == 0, ref.stderr[-3000:]
+
+    args = train_args(tiny_data_dir, tmp_path, "cut", *common)
+    run_dir = tmp_path / "cut"
+    # (fault, checkpoint step the restart must resume from); each run resumes the previous one
+    plan = [("step:3", 2),   # killed inside step 3: last.pth of step 2 survives
+            ("save:2", 2),   # resumed at 2, killed half-way through writing last.pth of step 4 (after best.pth)
+            ("val:1", 2)]    # resumed at 2 again, killed inside the validation of step 4
+    for i, (fault, expect) in enumerate(plan):
+        res = run_train(fault, args, resume=i > 0)
+        assert res.returncode == -signal.SIGKILL, (fault, res.stderr[-3000:])
+        for p in checkpoint_files(run_dir):  # never an unreadable checkpoint under a final name
+            load_checkpoint(p)
+        assert load_checkpoint(run_dir / "checkpoints" / "last.pth")["state"]["step"] == expect, fault
+        if fault.startswith("save"):
+            assert temp_files(run_dir), "the half-written checkpoint should be a temporary"
+    final = run_train("none:0", args, resume=True)
+    assert final.returncode == 0, final.stderr[-3000:]
+    assert re.search(r"resumed from \S+last\.pth at step 2", final.stderr + final.stdout)
+    assert temp_files(run_dir) == [], "the temporary a kill left must be removed by the next run"
+    assert_same_state(load_checkpoint(tmp_path / "ref" / "checkpoints" / "last.pth"),
+                      load_checkpoint(run_dir / "checkpoints" / "last.pth"))
