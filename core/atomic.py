@@ -29,8 +29,8 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
         if tmp.is_dir() and final.is_dir():
             shutil.rmtree(final)  # an incomplete folder left by something else; ours is complete
         os.replace(tmp, final)
-    except OSError as exc:
-        if exc.errno == errno.ENOSPC:
+    except Exception as exc:
+        if no_space(exc):
             raise PathError(final, "no space left on device; the previous version (if any) is kept") from None
         raise
     finally:
@@ -38,6 +38,20 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
         elif tmp.exists():
             tmp.unlink()
+
+
+def no_space(exc: BaseException) -> bool:
+    """Whether `exc`, or an error it was raised from or while handling, is a full disk (or quota).
+
+    Writers that wrap their OSError (torch.save raises a RuntimeError whose context is the OSError)
+    are recognised too."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def check_writable_dir(path: str | os.PathLike) -> Path:

@@ -61,10 +61,10 @@ def plant(where: str, n: int) -> None:
             buf = io.BytesIO()
             save(obj, buf, *args, **kwargs)
             data = buf.getvalue()
-            with open(f, "wb") as out:
-                out.write(data[: len(data) // 2])
-                out.flush()
-                os.fsync(out.fileno())
+            out = f if hasattr(f, "write") else open(f, "wb")
+            out.write(data[: len(data) // 2])
+            out.flush()
+            os.fsync(out.fileno())
             die()
 
         checkpoint.torch = type("torch_with_killing_save", (), {"save": staticmethod(killing_save),

@@ -99,3 +99,110 @@ def test_kill9_in_step_validation_and_checkpoint_write_resumes_bit_exact(tiny_da
     assert temp_files(run_dir) == [], "the temporary a kill left must be removed by the next run"
     assert_same_state(load_checkpoint(tmp_path / "ref" / "checkpoints" / "last.pth"),
                       load_checkpoint(run_dir / "checkpoints" / "last.pth"))
+
+
+# ------------------------------------------------------------------------------------ 4. a full disk
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MiB tmpfs; skipped where this machine does not allow mounting one."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if res.returncode:
+        pytest.skip(f"cannot mount a small tmpfs here: {res.stderr.strip() or res.returncode}")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def test_full_disk_checkpoint_write_keeps_the_previous_one_and_says_so(small_disk):
+    from vsrvfi.models.checkpoint import save_checkpoint
+
+    path = small_disk / "checkpoints" / "last.pth"
+    save_checkpoint({"step": 1, "w": torch.zeros(10)}, path)
+    before = path.read_bytes()
+    with pytest.raises(PathError) as e:
+        save_checkpoint({"step": 2, "w": torch.zeros(1_000_000)}, path)  # 4 MB into 1 MiB
+    assert "no space left" in str(e.value) and "\n" not in str(e.value) and str(path) in str(e.value)
+    assert path.read_bytes() == before and load_checkpoint(path)["step"] == 1
+    assert temp_files(small_disk) == []
+
+
+def test_full_disk_clip_write_keeps_the_previous_clip_and_says_so(small_disk, tiny_data_dir):
+    from vsrvfi.core.atomic import atomic_path
+    from vsrvfi.core.ffmpeg import run_ffmpeg
+
+    clip = small_disk / "clip.mp4"
+    src = next(tiny_data_dir.glob("144p/scenes/train/*.mp4"))
+    clip.write_bytes(src.read_bytes())
+    before = clip.read_bytes()
+    with pytest.raises(PathError) as e, atomic_path(clip) as tmp:  # lossless 320x180 for 10 s: far over 1 MiB
+        run_ffmpeg(["-y", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=24:duration=10", "-c:v", "ffv1",
+                    "-f", "matroska", str(tmp)], clip)
+    assert "no space left" in str(e.value).lower() and "\n" not in str(e.value), str(e.value)
+    assert clip.read_bytes() == before and temp_files(small_disk) == []
+
+
+def test_enospc_anywhere_in_a_write_is_one_line_and_keeps_the_file(tmp_path, monkeypatch):
+    """Where no tmpfs can be mounted: a full disk simulated at the write and at the rename."""
+    from vsrvfi.models import checkpoint
+
+    path = tmp_path / "last.pth"
+    checkpoint.save_checkpoint({"step": 1}, path)
+    real_save = checkpoint.torch.save
+
+    def full_save(obj, f, *a, **k):  # what torch reports: a RuntimeError raised while handling the OSError
+        try:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        except OSError:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")
+
+    monkeypatch.setattr(checkpoint.torch, "save", full_save)
+    with pytest.raises(PathError, match="no space left"):
+        checkpoint.save_checkpoint({"step": 2}, path)
+    monkeypatch.setattr(checkpoint.torch, "save", real_save)
+
+    def full_replace(a, b):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "replace", full_replace)
+    with pytest.raises(PathError, match="no space left"):
+        checkpoint.save_checkpoint({"step": 3}, path)
+    monkeypatch.undo()
+    assert load_checkpoint(path)["step"] == 1 and temp_files(tmp_path) == []
+
+
+# ----------------------------------------------------------------------- 5. two writers on one folder
+
+def test_folder_lock_refuses_a_second_holder_names_it_and_dies_with_it(tmp_path):
+    from vsrvfi.core.lock import FolderLock, folder_lock
+
+    with folder_lock(tmp_path, "the data set"):
+        with pytest.raises(UsageError) as e:
+            FolderLock(tmp_path, "the data set").acquire()
+        assert f"in use by process {os.getpid()}" in str(e.value) and "\n" not in str(e.value)
+    FolderLock(tmp_path).acquire().release()  # released at the end of the block
+
+    holder = subprocess.Popen([PY, "-c", "import sys, time; from vsrvfi.core.lock import FolderLock; "
+                               f"lock = FolderLock({str(tmp_path)!r}).acquire(); print('held', flush=True); time.sleep(60)"],
+                              cwd=ROOT, env=ENV, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    with pytest.raises(UsageError, match=f"process {holder.pid}"):
+        FolderLock(tmp_path).acquire()
+    holder.kill()  # kill -9: no cleanup runs, the kernel frees the lock
+    holder.wait()
+    FolderLock(tmp_path).acquire().release()
+
+
+def test_a_new_holder_removes_the_temporaries_a_killed_one_left(tmp_path):
+    from vsrvfi.core.lock import folder_lock
+
+    stale = [tmp_path / "checkpoints" / ".last.tmp.0123abcd.pth", tmp_path / "144p" / "scenes" / "train" /
+             ".c-s0000.tmp.89abcdef.mp4", tmp_path / "144p" / "frames" / "train" / ".c-s0000.tmp.deadbeef" / "000001.png"]
+    keep = [tmp_path / "checkpoints" / "last.pth", tmp_path / "144p" / "frames" / "train" / "c-s0001" / "000001.png"]
+    for p in stale + keep:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"x")
+    with folder_lock(tmp_path):
+        pass
+    assert temp_files(tmp_path) == [] and all(p.exists() for p in keep)
