@@ -206,3 +206,92 @@ def test_a_new_holder_removes_the_temporaries_a_killed_one_left(tmp_path):
     with folder_lock(tmp_path):
         pass
     assert temp_files(tmp_path) == [] and all(p.exists() for p in keep)
+
+
+# ---------------------------------------------------------------- 3. clips that go bad after preparation
+
+def damage(path: Path, how: str) -> None:
+    """Delete, truncate, overwrite with garbage or empty a clip file or frame (a frame folder: every other
+    frame, so that the first batches that visit the clip meet one)."""
+    if path.is_dir():
+        for frame in sorted(path.glob("*.png"))[::2]:
+            damage(frame, how)
+        return
+    if how == "deleted":
+        path.unlink()
+        return
+    data = path.read_bytes()
+    path.write_bytes({"truncated": data[: len(data) // 3], "garbage": os.urandom(len(data)), "empty": b""}[how])
+
+
+@pytest.fixture
+def own_data(tiny_data_dir, tmp_path) -> Path:
+    """A private copy of the tiny data set (144p and 72p, clips and frames) to damage."""
+    import shutil
+
+    return Path(shutil.copytree(tiny_data_dir, tmp_path / "data"))
+
+
+def in_process_trainer(data: Path, run_dir: Path, *extra: str, task_wrapper=None):
+    from vsrvfi.trainers.config import load_config
+    from vsrvfi.trainers.engine import Trainer
+    from vsrvfi.trainers.tasks import make_task
+
+    args = train_args(data, run_dir.parent, run_dir.name, "train.val_every=0", "train.checkpoint_every=0", *extra)
+    cfg = load_config(args[0], args[1:])
+    task = make_task(cfg)
+    return Trainer(cfg, task_wrapper(task) if task_wrapper else task, run_dir)
+
+
+class DamageAt:
+    """Wraps a task: damages `path` as `how` says when step `at` runs (while the loader is running)."""
+
+    def __init__(self, task, at: int, path: Path, how: str):
+        self._task, self.at, self.path, self.how = task, at, path, how
+
+    def __getattr__(self, name):
+        return getattr(self._task, name)
+
+    def training_loss(self, model, batch, step):
+        if step == self.at:
+            damage(self.path, self.how)
+        return self._task.training_loss(model, batch, step)
+
+
+@pytest.mark.parametrize("how", ["deleted", "truncated", "garbage", "empty"])
+def test_png_frame_gone_bad_before_training_is_skipped_and_counted(own_data, tmp_path, how, seeded_single_thread):
+    clip = own_data / "144p" / "frames" / "train" / "tiny-s0001"
+    damage(clip, how)
+    trainer = in_process_trainer(own_data, tmp_path / "run", "train.steps=6", "data.on_bad_clip=skip")
+    state = trainer.fit()
+    trainer.close()
+    assert state.step == 6 and state.bad_clips == ["tiny-s0001"]
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+
+
+def test_png_frame_gone_bad_while_training_stops_with_a_checkpoint_naming_the_clip(own_data, tmp_path,
+                                                                                   seeded_single_thread):
+    from vsrvfi.trainers.engine import BadClip
+
+    clip = own_data / "144p" / "frames" / "train" / "tiny-s0002"
+    trainer = in_process_trainer(own_data, tmp_path / "run", "train.steps=30",
+                                 task_wrapper=lambda t: DamageAt(t, 2, clip, "garbage"))
+    with pytest.raises(BadClip) as e:
+        trainer.fit()
+    trainer.close()
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith(str(clip)) and ".png: cannot read PNG frame" in msg, msg
+    assert "training stopped at step" in msg and "last.pth" in msg and "on_bad_clip=skip" in msg
+    ckpt = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pth")
+    assert ckpt["state"]["step"] == trainer.state.step >= 2
+
+
+def test_png_frame_gone_bad_while_training_is_skipped_and_the_run_finishes(own_data, tmp_path, seeded_single_thread):
+    clip = own_data / "144p" / "frames" / "train" / "tiny-s0000"
+    trainer = in_process_trainer(own_data, tmp_path / "run", "train.steps=20", "data.on_bad_clip=skip",
+                                 task_wrapper=lambda t: DamageAt(t, 1, clip, "truncated"))
+    state = trainer.fit()
+    trainer.close()
+    assert state.step == 20 and state.bad_clips == ["tiny-s0000"]
+    ckpt = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pth")
+    assert ckpt["state"]["bad_clips"] == ["tiny-s0000"]  # a resumed run keeps it out too

@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import math
 import os
+import re
 import signal
 import time
 from contextlib import nullcontext
@@ -29,6 +30,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from vsrvfi.core.cli import Interrupted
+from vsrvfi.core.errors import DataError, PathError
 from vsrvfi.core.lock import FolderLock
 from vsrvfi.models.checkpoint import load_checkpoint, save_checkpoint
 from vsrvfi.inference.evaluate import Convention
@@ -78,6 +80,7 @@ class TrainState:
     best_line: str = ""            # what the best validation scored, as logged (trainers.validation)
     lr_scale: float = 1.0          # learning-rate factor left by divergence rollbacks
     history: list = field(default_factory=list)  # (step, loss) of the last HISTORY_LEN good steps
+    bad_clips: list = field(default_factory=list)  # training clips left out as unreadable (data.on_bad_clip=skip)
 
     def __post_init__(self) -> None:
         del self.history[:-HISTORY_LEN]  # checkpoints of older versions kept every step
@@ -95,6 +98,41 @@ class StepResult:
     parts: dict
     data_time: float = 0.0         # seconds waiting for the batch (from the end of the previous step)
     step_time: float = 0.0         # seconds from the end of the previous step to the end of this one
+
+
+class BadClip(DataError):
+    """A training clip (or one of its frames) that cannot be read; `clip` is its name."""
+
+    def __init__(self, clip: str, path: str, problem: str):
+        self.clip = clip
+        super().__init__(path, problem)
+
+
+_CLIP_PATH = re.compile(r"(/\S+?/(?:scenes|frames)/(?:train|val)/([^/\s:'\"]+?)(?:\.mp4)?)(?=[/\s:'\"]|$)")
+
+
+def bad_clip(exc: BaseException, data_dir: str | os.PathLike) -> BadClip | None:
+    """The clip a loader error is about, when it names one under `data_dir`: the PNG loader raises
+    MediaError naming the frame (re-raised by the DataLoader as text), DALI a RuntimeError whose text
+    holds the clip's path. None when the error names no clip (then it is not the data's fault)."""
+    root = str(Path(data_dir).resolve())
+    texts, e, seen = [], exc, set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        texts.append(e.path if isinstance(e, PathError) else str(e))
+        texts.append(str(e))
+        e = e.__cause__ or e.__context__
+    for text in texts:
+        for m in _CLIP_PATH.finditer(text):
+            path, name = m.group(1), m.group(2)
+            if str(Path(path).resolve()).startswith(root) or path.startswith(str(data_dir)):
+                lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+                why = next((ln for ln in reversed(lines) if name in ln), lines[-1] if lines else type(exc).__name__)
+                why = re.sub(r"^[\w.]*(Error|Exception): ", "", why)
+                why = why[len(path) + 2:] if why.startswith(f"{path}: ") else why
+                why = why[:300]
+                return BadClip(name, path, f"cannot be read ({why})")
+    return None
 
 
 class StopRequested(Exception):
@@ -207,16 +245,55 @@ class Trainer:
     # ------------------------------------------------------------------------------------- training
 
     def _batches(self) -> Iterator[dict]:
-        """Batches from the current position (epoch, iter_in_epoch) on, across epochs, forever."""
+        """Batches from the current position (epoch, iter_in_epoch) on, across epochs, forever.
+
+        A clip that cannot be read stops training (BadClip, after `fit` saved a checkpoint) or, with
+        data.on_bad_clip=skip, is left out from then on: the epoch's loader is rebuilt without it and
+        continues at the same batch position, so a resumed run makes the same choice."""
         while True:
-            loader = self.task.train_loader(epoch=self.state.epoch, seed=self.seed)
-            it = iter(loader)
-            for _ in range(self.state.iter_in_epoch):  # exact resume: skip what was already consumed
-                next(it)
-            for batch in it:
+            it = self._open_epoch()
+            while it is not None:
+                try:
+                    batch = next(it)
+                except StopIteration:
+                    break
+                except Exception as exc:
+                    self._on_bad_clip(exc)
+                    it = self._open_epoch()
+                    continue
                 yield batch
             self.state.epoch += 1
             self.state.iter_in_epoch = 0
+
+    def _open_epoch(self) -> Iterator[dict] | None:
+        """The current epoch's batches after the `iter_in_epoch` already consumed (exact resume), or
+        None when the epoch has no more (after a clip was left out)."""
+        while True:
+            try:
+                loader = self.task.train_loader(epoch=self.state.epoch, seed=self.seed,
+                                                exclude=tuple(self.state.bad_clips))
+                it = iter(loader)
+                for _ in range(self.state.iter_in_epoch):
+                    next(it)
+                return it
+            except StopIteration:
+                return None
+            except Exception as exc:
+                self._on_bad_clip(exc)
+
+    def _on_bad_clip(self, exc: Exception) -> None:
+        """Raise the loader's error as BadClip (data.on_bad_clip=stop), or record the clip and return (skip).
+        Errors that name no clip are raised as they are."""
+        bad = bad_clip(exc, self.cfg.data.dir)
+        if bad is None or bad.clip in self.state.bad_clips:
+            raise exc
+        if self.cfg.data.get("on_bad_clip", "stop") != "skip":
+            raise bad from None
+        self.state.bad_clips.append(bad.clip)
+        self._log_text(f"step {self.state.step}: skipped clip {bad.clip} from now on: {bad} "
+                       f"({len(self.state.bad_clips)} clip(s) skipped)")
+        if self.writer is not None:
+            self.writer.add_scalar("data/bad_clips", len(self.state.bad_clips), self.state.step)
 
     def _autocast(self):
         if self.amp_dtype is None:
@@ -305,6 +382,12 @@ class Trainer:
                 if stop is not None:
                     self._stop_signal = stop
                     raise StopRequested
+        except BadClip as exc:  # data.on_bad_clip=stop: keep what was trained, say which clip in one line
+            saved = self.save("last")
+            where = f"checkpoint saved to {saved}" if saved else "checkpoint saved by rank 0"
+            raise BadClip(exc.clip, exc.path, f"{exc.problem}; training stopped at step {self.state.step}, "
+                                              f"{where}; replace or remove the clip (or set data.on_bad_clip=skip) "
+                                              f"and --resume") from None
         except StopRequested:
             self.save("last")
             if self.writer is not None:  # the entry point prints the one line about it (trainers/train.py)
