@@ -295,3 +295,107 @@ def test_png_frame_gone_bad_while_training_is_skipped_and_the_run_finishes(own_d
     assert state.step == 20 and state.bad_clips == ["tiny-s0000"]
     ckpt = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pth")
     assert ckpt["state"]["bad_clips"] == ["tiny-s0000"]  # a resumed run keeps it out too
+
+
+def test_dali_clip_gone_bad_while_training_is_named_and_skipped(own_data, tmp_path, seeded_single_thread):
+    clip = own_data / "144p" / "scenes" / "train" / "tiny-s0001.mp4"
+    trainer = in_process_trainer(own_data, tmp_path / "run", "train.steps=12", "data.loader=dali", "data.device=cpu",
+                                 "data.on_bad_clip=skip", task_wrapper=lambda t: DamageAt(t, 2, clip, "garbage"))
+    state = trainer.fit()
+    trainer.close()
+    assert state.step == 12 and state.bad_clips == ["tiny-s0001"]
+
+
+@pytest.mark.slow
+def test_bad_clip_stops_the_training_command_in_one_line_with_a_checkpoint(own_data, tmp_path):
+    damage(own_data / "144p" / "scenes" / "train" / "tiny-s0002.mp4", "truncated")
+    res = run_train("none:0", train_args(own_data, tmp_path, "run", "train.steps=4", "data.loader=dali",
+                                         "data.device=cpu"))
+    lines = [ln for ln in res.stderr.replace("\r", "\n").splitlines() if ln.strip() and "it/s]" not in ln
+             and "step/s" not in ln and "?step" not in ln]
+    assert res.returncode == 2 and len(lines) == 1, res.stderr[-2000:]
+    assert re.fullmatch(r"error: \S+/tiny-s0002\.mp4: cannot be read \(corrupt or truncated .*\); training stopped "
+                        r"at step 0, checkpoint saved to \S+last\.pth; .*--resume", lines[0]), lines[0]
+
+
+# ------------------------------------------------------------------------------ 2. kill -9 of prepare_data
+
+PREPARE = ["--codec", "vp9", "--resolutions", "144p,72p", "--frame-resolutions", "144p,72p", "--min-scene-len", "0.5s",
+           "--jobs", "1"]
+
+
+def prepare(src: Path, data: Path, kill_when=None, timeout: float = 120) -> tuple[int, list[int]]:
+    """prepare_data SRC DATA; with `kill_when(data)`, SIGKILL it once that holds. Returns (status, children at the kill)."""
+    proc = subprocess.Popen([PY, "-m", "vsrvfi.tools.prepare_data", str(src), str(data), *PREPARE], cwd=ROOT, env=ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    kids: list[int] = []
+    if kill_when is not None:
+        t0 = time.monotonic()
+        while not kill_when(data) and proc.poll() is None and time.monotonic() - t0 < timeout:
+            time.sleep(0.005)
+        kids = children(proc.pid)
+        proc.kill()
+    err = proc.communicate(timeout=timeout)[1]
+    if kill_when is None:
+        assert proc.returncode == 0, err[-2000:]
+    return proc.returncode, kids
+
+
+def children(pid: int) -> list[int]:
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                kids.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return kids
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def tree(data: Path) -> dict[str, bytes]:
+    """Every file of a data set with its bytes; summary.json without its wall-clock stage times."""
+    import json
+
+    out = {}
+    for p in sorted(data.rglob("*")):
+        if p.is_file() and p.name != ".lock":
+            b = p.read_bytes()
+            if p.name == "summary.json":
+                d = json.loads(b)
+                d.pop("stage_seconds")
+                b = json.dumps(d, sort_keys=True).encode()
+            out[str(p.relative_to(data))] = b
+    return out
+
+
+# the moments prepare_data is killed at: while cutting scenes, transcoding, extracting frames
+STAGES = {
+    "split": lambda d: any(d.glob("orig/scenes/*/.*.tmp.*")),
+    "transcode": lambda d: any(d.glob("144p/scenes/*/.*.tmp.*")) or any(d.glob("72p/scenes/*/.*.tmp.*")),
+    "extract": lambda d: any(d.glob("*/frames/*/.*.tmp.*")),
+}
+
+
+@pytest.mark.slow
+def test_kill9_of_prepare_data_in_every_stage_then_a_rerun_gives_the_same_bytes(demo_source, tmp_path):
+    prepare(demo_source, tmp_path / "ref")
+    reference = tree(tmp_path / "ref")
+    data = tmp_path / "data"
+    for stage, when in STAGES.items():
+        status, kids = prepare(demo_source, data, when)
+        assert status == -signal.SIGKILL, f"finished before the {stage} stage was reached"
+        t0 = time.monotonic()
+        while any(alive(k) for k in kids) and time.monotonic() - t0 < 10:
+            time.sleep(0.05)
+        assert not [k for k in kids if alive(k)], f"ffmpeg outlived prepare_data killed in {stage}"
+    prepare(demo_source, data)
+    got = tree(data)
+    assert sorted(got) == sorted(reference)
+    assert [k for k in reference if got[k] != reference[k]] == []
