@@ -1,8 +1,11 @@
 """One writer per folder: an exclusive lock on a file inside DATA_DIR or a run folder.
 
-The lock is `fcntl.flock` on `<folder>/.lock`, so the kernel releases it when the holder exits in
-any way (kill -9 included): a crash never leaves a stale lock, and a second writer is refused with
-one line naming the holder's pid (written into the file) instead of mixing its output with the first.
+The lock is a POSIX record lock (`fcntl.lockf`) on `<folder>/.lock`, so the kernel releases it when
+the holder exits in any way (kill -9 included): a crash never leaves a stale lock, and a second writer
+is refused with one line naming the holder's pid (written into the file) instead of mixing its output
+with the first. Not `flock`: a flock belongs to the open file, which forked children (DataLoader
+workers) share, so it outlived a killed trainer until its workers noticed; a record lock belongs to the
+process alone. Record locks do not exclude the same process, so a registry does that here.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from vsrvfi.core.atomic import remove_stale_temps
 from vsrvfi.core.errors import UsageError
 
 LOCK_NAME = ".lock"
+_held: dict[str, "FolderLock"] = {}  # lock files this process holds (record locks never refuse their owner)
 
 
 class FolderLock:
@@ -28,12 +32,21 @@ class FolderLock:
         self.clean = clean  # remove the temporaries a killed holder left (core.atomic.remove_stale_temps)
         self.path = self.folder / LOCK_NAME
         self._fd: int | None = None
+        self._key = ""
+
+    def _busy(self, holder: str) -> UsageError:
+        by = f"process {holder}" if holder.isdigit() else "another process"
+        return UsageError(f"{self.folder}: {self.what} is in use by {by}; wait for it to finish "
+                          f"or stop it (the lock goes with the process)")
 
     def acquire(self) -> "FolderLock":
         self.folder.mkdir(parents=True, exist_ok=True)
+        key = os.path.realpath(self.path)
+        if key in _held:  # checked before opening: closing any descriptor of the file drops our record lock
+            raise self._busy(str(os.getpid()))
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             holder = ""
             try:
@@ -42,13 +55,12 @@ class FolderLock:
                 pass
             os.close(fd)
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                by = f"process {holder}" if holder.isdigit() else "another process"
-                raise UsageError(f"{self.folder}: {self.what} is in use by {by}; wait for it to finish "
-                                 f"or stop it (the lock goes with the process)") from None
+                raise self._busy(holder) from None
             raise
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._fd = fd
+        self._fd, self._key = fd, key
+        _held[key] = self
         if self.clean:
             remove_stale_temps(self.folder)
         return self
@@ -56,9 +68,10 @@ class FolderLock:
     def release(self) -> None:
         if self._fd is not None:
             fd, self._fd = self._fd, None
+            _held.pop(self._key, None)
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, 0)
-            os.close(fd)  # closing the last descriptor releases the flock
+            os.close(fd)  # releases the record lock
 
     def __del__(self) -> None:  # a lock object dropped without release() frees the folder too
         self.release()

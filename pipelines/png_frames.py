@@ -179,8 +179,13 @@ class PngLoader(BatchLoader):
     def dataloader(self) -> DataLoader:
         o = self.opts
         ds = SequenceDataset(o, self.clips, self.sequences, self.plan(), self.epoch, self.shard_id)
+        # Its own generator: iterating a DataLoader draws its workers' base seed from the generator, which
+        # would otherwise be torch's global one, so a resumed run (which builds the epoch's loader again
+        # mid-epoch) would leave the global RNG elsewhere than an uninterrupted run does.
+        seed = np.random.SeedSequence([o.seed, self.epoch, self.shard_id, 0x10AD]).generate_state(1)[0]
         return DataLoader(ds, batch_sampler=self.batches(), num_workers=o.workers, pin_memory=o.device == "gpu",
-                          prefetch_factor=o.prefetch, worker_init_fn=_worker_init, persistent_workers=False)
+                          prefetch_factor=o.prefetch, worker_init_fn=_worker_init, persistent_workers=False,
+                          generator=torch.Generator().manual_seed(int(seed)))
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         device = None

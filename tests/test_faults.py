@@ -399,3 +399,87 @@ def test_kill9_of_prepare_data_in_every_stage_then_a_rerun_gives_the_same_bytes(
     got = tree(data)
     assert sorted(got) == sorted(reference)
     assert [k for k in reference if got[k] != reference[k]] == []
+
+
+# ----------------------------------------------------------------------- 5. two writers on one folder (CLI)
+
+def one_line(res: subprocess.CompletedProcess) -> str:
+    lines = [ln for ln in res.stderr.replace("\r", "\n").splitlines() if ln.strip()]
+    assert res.returncode == 2 and len(lines) == 1, res.stderr[-2000:]
+    return lines[0]
+
+
+@pytest.mark.slow
+def test_a_second_prepare_data_and_a_second_training_on_one_folder_are_refused(demo_source, tiny_data_dir, tmp_path):
+    data = tmp_path / "data"
+    first = subprocess.Popen([PY, "-m", "vsrvfi.tools.prepare_data", str(demo_source), str(data), *PREPARE], cwd=ROOT,
+                             env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    t0 = time.monotonic()
+    while not (data / ".lock").exists() or not (data / ".lock").read_text().strip():
+        assert time.monotonic() - t0 < 60 and first.poll() is None
+        time.sleep(0.01)
+    second = subprocess.run([PY, "-m", "vsrvfi.tools.prepare_data", str(demo_source), str(data), *PREPARE], cwd=ROOT,
+                            env=ENV, capture_output=True, text=True, timeout=60)
+    assert one_line(second) == f"error: {data}: the data set is in use by process {first.pid}; wait for it to " \
+                               f"finish or stop it (the lock goes with the process)"
+    assert first.wait(timeout=120) == 0  # undisturbed
+
+    run = tmp_path / "exp" / "run"
+    args = train_args(tiny_data_dir, tmp_path / "exp", "run", "train.steps=100000", "train.val_every=0",
+                      "train.checkpoint_every=1")
+    trainer = subprocess.Popen([PY, "-m", "vsrvfi.trainers.train", *args], cwd=ROOT, env=ENV,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    t0 = time.monotonic()
+    while not (run / "checkpoints" / "last.pth").exists():
+        assert time.monotonic() - t0 < 120 and trainer.poll() is None
+        time.sleep(0.05)
+    again = subprocess.run([PY, "-m", "vsrvfi.trainers.train", *args, "--resume"], cwd=ROOT, env=ENV,
+                           capture_output=True, text=True, timeout=120)
+    assert one_line(again) == f"error: {run}: the run folder is in use by process {trainer.pid}; wait for it " \
+                              f"to finish or stop it (the lock goes with the process)"
+    trainer.kill()  # kill -9: the lock goes with it; a resume takes over
+    trainer.wait()
+    resumed = subprocess.run([PY, "-m", "vsrvfi.trainers.train", *args[:-3], "train.steps=2", "train.val_every=0",
+                              "train.checkpoint_every=1", "--resume"], cwd=ROOT, env=ENV, capture_output=True,
+                             text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+
+
+# ------------------------------------------------------------------------ 6. non-finite inputs and losses
+
+class Poison:
+    """Wraps a task: a NaN pixel in the batch of the first pass through each of `nan_steps`, and a loss
+    multiplied by 1e30 (then inf) at `explode_steps`; a rollback replays those steps cleanly."""
+
+    def __init__(self, task, nan_steps=(), explode_steps=()):
+        self._task, self.nan, self.explode = task, set(nan_steps), set(explode_steps)
+
+    def __getattr__(self, name):
+        return getattr(self._task, name)
+
+    def training_loss(self, model, batch, step):
+        if step in self.nan:
+            self.nan.discard(step)
+            batch = dict(batch, lr=batch["lr"].clone())
+            batch["lr"][0, 0, 0, 0, 0] = float("nan")
+        loss, parts = self._task.training_loss(model, batch, step)
+        if step in self.explode:
+            self.explode.discard(step)
+            loss = loss * 1e30 * 1e30
+        return loss, parts
+
+
+def test_nan_frames_and_exploding_losses_are_skipped_rolled_back_and_logged(tiny_data_dir, tmp_path, capsys,
+                                                                         seeded_single_thread):
+    trainer = in_process_trainer(tiny_data_dir, tmp_path / "run", "train.steps=10", "train.checkpoint_every=2",
+                                 "train.guard_patience=3",
+                                 task_wrapper=lambda t: Poison(t, nan_steps=(3, 4), explode_steps=(5, 8)))
+    state = trainer.fit()
+    trainer.close()
+    out = capsys.readouterr().out
+    assert state.step == 10
+    assert trainer.guard.skipped_total == 4 and trainer.guard.rollbacks == 1 and state.lr_scale == 0.5
+    assert "step 3: skipped (loss nan, 1 in a row)" in out and "step 8: skipped (loss inf, 1 in a row)" in out
+    assert re.search(r"divergence: rolled back to \S+last\.pth, lr x0\.5", out)
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+    assert all(map(torch.isfinite, map(torch.tensor, [loss for _, loss in state.history])))
