@@ -483,3 +483,59 @@ def test_nan_frames_and_exploding_losses_are_skipped_rolled_back_and_logged(tiny
     assert re.search(r"divergence: rolled back to \S+last\.pth, lr x0\.5", out)
     assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
     assert all(map(torch.isfinite, map(torch.tensor, [loss for _, loss in state.history])))
+
+
+# ------------------------------------------------------------- 1b. kill -9 of one of two DDP processes
+
+def rank_pids(launcher_pid: int) -> dict[int, int]:
+    """LOCAL_RANK -> pid of the training processes under a launcher."""
+    out, todo = {}, [launcher_pid]
+    while todo:  # breadth first: a rank before its DataLoader workers, which share its environment
+        pid = todo.pop(0)
+        for kid in children(pid):
+            todo.append(kid)
+            try:
+                env = Path(f"/proc/{kid}/environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            rank = [e.split(b"=", 1)[1] for e in env if e.startswith(b"LOCAL_RANK=")]
+            if rank and b"vsrvfi.trainers.train" in Path(f"/proc/{kid}/cmdline").read_bytes():
+                out.setdefault(int(rank[0]), kid)
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("victim", [1, 0])
+def test_kill9_of_one_ddp_process_stops_the_other_in_one_line_and_resume_continues(tiny_data_dir, tmp_path, victim):
+    run = tmp_path / "ddp"
+    args = train_args(tiny_data_dir, tmp_path, "ddp", "train.steps=100000", "train.val_every=0",
+                      "train.checkpoint_every=1")
+    launch = [PY, "-m", "vsrvfi.trainers.launch", "--standalone", "--nproc_per_node=2", "-m", "vsrvfi.trainers.train"]
+    proc = subprocess.Popen([*launch, *args], cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    t0 = time.monotonic()
+    while not (run / "checkpoints" / "last.pth").exists():
+        assert time.monotonic() - t0 < 180 and proc.poll() is None, proc.communicate()[1][-2000:]
+        time.sleep(0.05)
+    time.sleep(0.5)  # a few steps on
+    pids = rank_pids(proc.pid)
+    assert sorted(pids) == [0, 1], pids
+    os.kill(pids[victim], signal.SIGKILL)
+    t1 = time.monotonic()
+    _, err = proc.communicate(timeout=120)
+    secs = time.monotonic() - t1
+    assert proc.returncode == 128 + signal.SIGKILL and secs < 60, (secs, err[-2000:])
+    assert "Traceback" not in err, err[-3000:]
+    # the last thing said (after rank 0's progress bar, which a killed rank 0 leaves without its newline)
+    assert re.search(rf"error: rank {victim}: was stopped by SIGKILL( \(its output: \S+\))?\n?$", err), err[-2000:]
+    said = re.findall(r"error: .*", err)  # the launcher's line, and at most the survivor's own before it
+    assert len(said) <= 2 and all("another process of the run stopped" in ln for ln in said[:-1]), said
+    survivor = pids[1 - victim]
+    assert not alive(survivor)
+    step = load_checkpoint(run / "checkpoints" / "last.pth")["state"]["step"]
+    resumed = subprocess.run([*launch, *args[:-3], f"train.steps={step + 2}", "train.val_every=0",
+                              "train.checkpoint_every=1", "--resume"], cwd=ROOT, env=ENV, capture_output=True,
+                             text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"at step {step}" in resumed.stdout + resumed.stderr
+    assert load_checkpoint(run / "checkpoints" / "last.pth")["state"]["step"] == step + 2
