@@ -10,6 +10,7 @@ batches are pinned and moved to the GPU when device is "gpu".
 from __future__ import annotations
 
 import os
+import signal
 from typing import Iterator
 
 import cv2
@@ -168,6 +169,11 @@ class SequenceDataset(Dataset):
 def _worker_init(_: int) -> None:
     torch.set_num_threads(1)  # one process per core: no oversubscription by intra-op threads
     cv2.setNumThreads(1)
+    # SIGINT/SIGTERM are the main process's to handle (finish the step, save, stop; it then ends its
+    # workers): a Ctrl-C or a launcher's SIGTERM reaches the whole process group, and a worker that died
+    # of it would make the main process fail with "DataLoader worker is killed" before it could save.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 class PngLoader(BatchLoader):

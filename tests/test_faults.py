@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
 import torch
@@ -539,3 +540,90 @@ def test_kill9_of_one_ddp_process_stops_the_other_in_one_line_and_resume_continu
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"at step {step}" in resumed.stdout + resumed.stderr
     assert load_checkpoint(run / "checkpoints" / "last.pth")["state"]["step"] == step + 2
+
+
+# --------------------------------------------------------------- 7. SIGTERM to every long-running command
+
+def sigterm_cases(data: Path, source: Path, work: Path):
+    """(what, command, ready(), message pattern) for each long-running command, in an order where the
+    evaluation finds the checkpoint the one-process training left."""
+    work.mkdir(parents=True, exist_ok=True)
+    steps = ["train.steps=100000", "train.val_every=0", "train.checkpoint_every=1"]
+    stopped = re.compile(r"^interrupted by SIGTERM: stopped at step \d+ of 100000; checkpoint saved to \S+last\.pth; "
+                         r"--resume continues from it$")
+    run1, run2 = work / "exp" / "one", work / "exp" / "two"
+    started: dict[str, float] = {}
+
+    def after(key: str, secs: float) -> Callable[[], bool]:
+        def ready() -> bool:
+            t0 = started.setdefault(key, time.monotonic())
+            return time.monotonic() - t0 >= secs
+        return ready
+
+    yield ("prepare_data", [PY, "-m", "vsrvfi.tools.prepare_data", str(source), str(work / "prep"), *PREPARE],
+           lambda: STAGES["transcode"](work / "prep"),
+           re.compile(r"^interrupted by SIGTERM: complete outputs are kept; a rerun resumes$"), work / "prep")
+    yield ("run.sh, 1 process", ["env", "NPROC=1", str(ROOT / "run.sh"), *train_args(data, work / "exp", "one", *steps)],
+           (run1 / "checkpoints" / "last.pth").exists, stopped, run1)
+    yield ("run.sh, 2 processes", ["env", "NPROC=2", str(ROOT / "run.sh"),
+                                   *train_args(data, work / "exp", "two", *steps)],
+           (run2 / "checkpoints" / "last.pth").exists, stopped, run2)
+    yield ("vsr-evaluate", [PY, "-m", "vsrvfi.tools.evaluate", "-c", str(run1 / "checkpoints" / "last.pth"), str(data),
+                            "--frames", "0", "--device", "cpu", "--out", str(work / "eval")],
+           after("eval", 4), re.compile(r"^interrupted by SIGTERM: scores\.json was not written"), work / "eval")
+    yield ("benchmarks.faults", [PY, "-m", "benchmarks.faults", "--only", "nonfinite", "--repeats", "50"],
+           after("bench", 10), re.compile(r"^interrupted by SIGTERM: stopped; its work folder was removed$"),
+           work / "tmp")
+
+
+def sigterm_when(cmd: list[str], ready: Callable[[], bool], folder: Path, settle: float = 0.3,
+                 timeout: float = 180) -> tuple[int, list[str], float, list[Path], list[int]]:
+    """Start `cmd`, SIGTERM it once `ready()`; (status, stderr lines, seconds to exit, temporaries left under
+    `folder`, descendants still alive 5 s later)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    env = {**ENV, "TMPDIR": str(folder)}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    t0 = time.monotonic()
+    while not ready():
+        if proc.poll() is not None or time.monotonic() - t0 > timeout:
+            proc.kill()
+            raise AssertionError(f"{cmd[:4]} not ready (exit {proc.returncode}): {proc.communicate()[1][-2000:]}")
+        time.sleep(0.05)
+    time.sleep(settle)
+    family, todo = [], [proc.pid]
+    while todo:
+        kids = children(todo.pop())
+        family += kids
+        todo += kids
+    t1 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=120)[1]
+    secs = time.monotonic() - t1
+    t2 = time.monotonic()
+    while any(alive(p) for p in family) and time.monotonic() - t2 < 5:
+        time.sleep(0.1)
+    lines = [ln.strip() for ln in err.replace("\r", "\n").splitlines() if ln.strip() and "step/s" not in ln
+             and "frame/s" not in ln]
+    temps = temp_files(folder) + [p for p in folder.glob("vsr-*") if p.is_dir()]
+    return proc.returncode, lines, secs, temps, [p for p in family if alive(p)]
+
+
+@pytest.mark.slow
+def test_sigterm_to_every_long_running_command_is_quick_clean_and_true(tiny_data_dir, demo_source, tmp_path):
+    failures = []
+    for what, cmd, ready, message, folder in sigterm_cases(tiny_data_dir, demo_source, tmp_path):
+        status, lines, secs, temps, left = sigterm_when(cmd, ready, folder)
+        problems = []
+        if status != 128 + signal.SIGTERM:
+            problems.append(f"exit {status}")
+        if secs > 15:
+            problems.append(f"{secs:.1f} s to exit")
+        if temps:
+            problems.append(f"temporaries left: {temps[:3]}")
+        if left:
+            problems.append(f"processes left: {left}")
+        if not lines or not message.search(lines[-1]) or any("Traceback" in ln for ln in lines):
+            problems.append(f"said {lines[-3:]}")
+        if problems:
+            failures.append(f"{what}: {'; '.join(problems)}")
+    assert not failures, "\n".join(failures)
