@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import re
@@ -335,7 +336,8 @@ def nonfinite(data: Path, work: Path, rng: random.Random, repeats: int, t: Tally
         trainer.close()
         _stopped(trainer)
         ok = (state.step == 12 and all(torch.isfinite(p).all() for p in trainer.model.parameters())
-              and trainer.guard.skipped_total >= 1)
+              and all(torch.isfinite(b).all() for b in trainer.model.buffers())
+              and math.isfinite(state.best_psnr) and trainer.guard.skipped_total >= 1)
         t.add(ok, secs=time.monotonic() - t0, note=f"nan {sorted(nan)} boom {sorted(boom)}")
         shutil.rmtree(work / f"nan{r}", ignore_errors=True)
 

@@ -7,6 +7,7 @@ The longer form, every fault many times with a table, is `python -m benchmarks.f
 from __future__ import annotations
 
 import errno
+import math
 import os
 import re
 import signal
@@ -483,6 +484,9 @@ def test_nan_frames_and_exploding_losses_are_skipped_rolled_back_and_logged(tiny
     assert "step 3: skipped (loss nan, 1 in a row)" in out and "step 8: skipped (loss inf, 1 in a row)" in out
     assert re.search(r"divergence: rolled back to \S+last\.pth, lr x0\.5", out)
     assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+    # the refused steps' forward passes must not have left NaN in BatchNorm's running statistics
+    assert all(torch.isfinite(b).all() for b in trainer.model.buffers())
+    assert math.isfinite(state.best_psnr), "validation after the skipped steps scored NaN"
     assert all(map(torch.isfinite, map(torch.tensor, [loss for _, loss in state.history])))
 
 

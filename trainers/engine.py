@@ -409,11 +409,20 @@ class Trainer:
         batch = self.task.to_device(batch, self.device)
         self.state.iter_in_epoch += 1
         self.train_model.train()
+        # The forward pass updates buffers (BatchNorm running statistics) before the loss is checked:
+        # a step the guard refuses must not leave them poisoned by its NaN input or exploding values.
+        buffers = [b for b in unwrap(self.model).buffers() if b.numel()]
+        before = [b.detach().clone() for b in buffers]
         with self._autocast():
             loss, parts = self.task.training_loss(self.train_model, batch, self.state.step)
         ok = bool(torch.isfinite(loss.detach()).all()) and not self.task.diverged(unwrap(self.model))
+        ok = ok and all(bool(torch.isfinite(b).all()) for b in buffers if b.is_floating_point())
         verdict = self.guard.check(self._all_ranks_ok(ok))
         self.optimizer.zero_grad(set_to_none=True)
+        if verdict != "ok":
+            with torch.no_grad():
+                for b, saved in zip(buffers, before):
+                    b.copy_(saved)
         if verdict == "rollback":
             self._rollback()
             return StepResult(verdict, loss, parts)
