@@ -308,6 +308,28 @@ def test_dali_clip_gone_bad_while_training_is_named_and_skipped(own_data, tmp_pa
     assert state.step == 12 and state.bad_clips == ["tiny-s0001"]
 
 
+def test_dali_clip_with_garbage_inside_an_intact_container_is_found_and_named(own_data, tmp_path,
+                                                                             seeded_single_thread):
+    """DALI's decoder error then names no file ("Failed to send packet to decoder"): the trainer finds the clip."""
+    from vsrvfi.trainers.engine import BadClip
+
+    clip = own_data / "144p" / "scenes" / "train" / "tiny-s0001.mp4"
+    data = clip.read_bytes()
+
+    class MidGarbage(DamageAt):
+        def training_loss(self, model, batch, step):
+            if step == self.at:
+                self.path.write_bytes(data[: len(data) // 2] + os.urandom(len(data) - len(data) // 2))
+            return self._task.training_loss(model, batch, step)
+
+    trainer = in_process_trainer(own_data, tmp_path / "run", "train.steps=12", "data.loader=dali", "data.device=cpu",
+                                 task_wrapper=lambda t: MidGarbage(t, 2, clip, ""))
+    with pytest.raises(BadClip) as e:
+        trainer.fit()
+    trainer.close()
+    assert str(e.value).startswith(f"{clip}: cannot be decoded (") and "\n" not in str(e.value)
+
+
 @pytest.mark.slow
 def test_bad_clip_stops_the_training_command_in_one_line_with_a_checkpoint(own_data, tmp_path):
     damage(own_data / "144p" / "scenes" / "train" / "tiny-s0002.mp4", "truncated")

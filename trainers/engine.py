@@ -111,6 +111,9 @@ class BadClip(DataError):
 _CLIP_PATH = re.compile(r"(/\S+?/(?:scenes|frames)/(?:train|val)/([^/\s:'\"]+?)(?:\.mp4)?)(?=[/\s:'\"]|$)")
 
 
+_DECODER_ERROR = re.compile(r"readers\.video|decoder|Invalid data found", re.I)
+
+
 def bad_clip(exc: BaseException, data_dir: str | os.PathLike) -> BadClip | None:
     """The clip a loader error is about, when it names one under `data_dir`: the PNG loader raises
     MediaError naming the frame (re-raised by the DataLoader as text), DALI a RuntimeError whose text
@@ -281,10 +284,41 @@ class Trainer:
             except Exception as exc:
                 self._on_bad_clip(exc)
 
+    def _undecodable_clip(self) -> BadClip | None:
+        """The first training clip ffmpeg cannot decode to the end (garbage inside an intact container
+        passes a probe); only run after the video reader failed without naming a file."""
+        from vsrvfi.core import layout
+        from vsrvfi.core.errors import FFmpegError
+        from vsrvfi.core.ffmpeg import run_ffmpeg
+
+        d = self.cfg.data
+        for res in [d.res] + ([d.lr_res] if d.lr_res else []):
+            for path in layout.list_clips(d.dir, res, "train"):
+                if path.stem in self.state.bad_clips:
+                    continue
+                try:
+                    run_ffmpeg(["-xerror", "-i", str(path), "-f", "null", "-"], path)
+                except FFmpegError as exc:
+                    return BadClip(path.stem, str(path), f"cannot be decoded ({exc.problem[:200]})")
+        return None
+
     def _on_bad_clip(self, exc: Exception) -> None:
         """Raise the loader's error as BadClip (data.on_bad_clip=stop), or record the clip and return (skip).
         Errors that name no clip are raised as they are."""
         bad = bad_clip(exc, self.cfg.data.dir)
+        if bad is None and _DECODER_ERROR.search(str(exc)):
+            # DALI's decoder may fail without naming the file ("Failed to send packet to decoder"):
+            # discovering the clips again probes each one, which names the one that went bad
+            try:
+                self.task.train_loader(epoch=self.state.epoch, seed=self.seed, exclude=tuple(self.state.bad_clips))
+            except Exception as again:
+                bad = bad_clip(again, self.cfg.data.dir)
+            bad = bad or self._undecodable_clip()
+            if bad is None:
+                lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip() and "failed" in ln.lower()]
+                raise DataError(Path(self.cfg.data.dir) / self.cfg.data.res,
+                                f"the video reader failed ({(lines or ['?'])[0][:200]}) and no single clip could "
+                                f"be found at fault; check the clips with ffprobe") from None
         if bad is None or bad.clip in self.state.bad_clips:
             raise exc
         if self.cfg.data.get("on_bad_clip", "stop") != "skip":
