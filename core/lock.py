@@ -88,11 +88,25 @@ class FolderLock:
 
 
 @contextlib.contextmanager
-def folder_lock(folder: str | os.PathLike, what: str = "folder", clean: bool = True) -> Iterator[FolderLock]:
+def folder_lock(folder: str | os.PathLike, what: str = "folder", clean: bool = True,
+                create: bool = True) -> Iterator[FolderLock]:
     """Hold the lock of `folder` for the block; UsageError (one line) when another process holds it.
-    With `clean`, the temporaries a killed holder left in it are removed first."""
+    With `clean`, the temporaries a killed holder left in it are removed first. Without `create`, a
+    folder that does not exist is not locked (the block reports it). A folder this made is removed
+    again when the block fails before writing anything else into it."""
+    folder = Path(folder)
+    created = not folder.exists()
+    if created and not create:
+        yield FolderLock(folder, what, clean)
+        return
     lock = FolderLock(folder, what, clean).acquire()
     try:
         yield lock
+    except BaseException:
+        lock.release()
+        if created and [p.name for p in folder.iterdir()] == [LOCK_NAME]:
+            (folder / LOCK_NAME).unlink()
+            folder.rmdir()
+        raise
     finally:
         lock.release()

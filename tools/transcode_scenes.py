@@ -163,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("data_dir")
     add_transcode_arguments(ap)
     a = ap.parse_args(argv)
-    with folder_lock(a.data_dir, "the data set"):
+    with folder_lock(a.data_dir, "the data set", create=False):
         counts = transcode(a.data_dir, transcode_options(a))
     print(", ".join(f"{res}: {n} clips" for res, n in counts.items()))
     return 0
