@@ -108,7 +108,7 @@ class BadClip(DataError):
         super().__init__(path, problem)
 
 
-_CLIP_PATH = re.compile(r"(/\S+?/(?:scenes|frames)/(?:train|val)/([^/\s:'\"]+?)(?:\.mp4)?)(?=[/\s:'\"]|$)")
+_CLIP_PATH = re.compile(r"([^\s:'\"]*/(?:scenes|frames)/(?:train|val)/([^/\s:'\"]+?)(?:\.mp4)?)(?=[/\s:'\"]|$)")
 
 
 _DECODER_ERROR = re.compile(r"readers\.video|decoder|Invalid data found", re.I)
@@ -128,7 +128,7 @@ def bad_clip(exc: BaseException, data_dir: str | os.PathLike) -> BadClip | None:
     for text in texts:
         for m in _CLIP_PATH.finditer(text):
             path, name = m.group(1), m.group(2)
-            if str(Path(path).resolve()).startswith(root) or path.startswith(str(data_dir)):
+            if Path(path).resolve().is_relative_to(root) or not Path(path).is_absolute():
                 lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
                 why = next((ln for ln in reversed(lines) if name in ln), lines[-1] if lines else type(exc).__name__)
                 why = re.sub(r"^[\w.]*(Error|Exception): ", "", why)
