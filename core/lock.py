@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Iterator
 
 from vsrvfi.core.atomic import remove_stale_temps
-from vsrvfi.core.errors import UsageError
+from vsrvfi.core.errors import PathError, UsageError
 
 LOCK_NAME = ".lock"
 _held: dict[str, "FolderLock"] = {}  # lock files this process holds (record locks never refuse their owner)
@@ -40,11 +40,14 @@ class FolderLock:
                           f"or stop it (the lock goes with the process)")
 
     def acquire(self) -> "FolderLock":
-        self.folder.mkdir(parents=True, exist_ok=True)
         key = os.path.realpath(self.path)
         if key in _held:  # checked before opening: closing any descriptor of the file drops our record lock
             raise self._busy(str(os.getpid()))
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise PathError(self.folder, f"cannot write here ({exc.strerror or exc})") from None
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
