@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import shutil
 import uuid
 from pathlib import Path
@@ -28,8 +29,8 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
         if tmp.is_dir() and final.is_dir():
             shutil.rmtree(final)  # an incomplete folder left by something else; ours is complete
         os.replace(tmp, final)
-    except OSError as exc:
-        if exc.errno == errno.ENOSPC:
+    except Exception as exc:
+        if no_space(exc):
             raise PathError(final, "no space left on device; the previous version (if any) is kept") from None
         raise
     finally:
@@ -37,6 +38,20 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
         elif tmp.exists():
             tmp.unlink()
+
+
+def no_space(exc: BaseException) -> bool:
+    """Whether `exc`, or an error it was raised from or while handling, is a full disk (or quota).
+
+    Writers that wrap their OSError (torch.save raises a RuntimeError whose context is the OSError)
+    are recognised too."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def check_writable_dir(path: str | os.PathLike) -> Path:
@@ -58,3 +73,41 @@ def dir_bytes(path: str | os.PathLike) -> int:
     if not root.exists():
         return 0
     return sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
+
+
+# What atomic_path and check_writable_dir name their temporaries: .<stem>.tmp.<8 hex><suffix>, .write-test-<8 hex>
+_TEMP_NAME = re.compile(r"^\.(.+\.tmp\.[0-9a-f]{8}(\..*)?|write-test-[0-9a-f]{8})$")
+
+
+def is_temp_name(name: str) -> bool:
+    return bool(_TEMP_NAME.match(name))
+
+
+def remove_stale_temps(root: str | os.PathLike, max_depth: int = 4) -> list[Path]:
+    """Remove the temporaries a killed writer left under `root` (kill -9 skips atomic_path's cleanup).
+
+    Only call it while holding the folder's lock (core.lock), when no other writer can own them. Looks
+    `max_depth` levels down (DATA_DIR/<res>/frames/<split>/<clip>, a run's checkpoints/), never into
+    the frame folders themselves. Returns what was removed.
+    """
+    removed: list[Path] = []
+
+    def walk(d: Path, depth: int) -> None:
+        try:
+            entries = list(os.scandir(d))
+        except OSError:
+            return
+        for e in entries:
+            p = Path(e.path)
+            if is_temp_name(e.name):
+                if e.is_dir(follow_symlinks=False):
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    with contextlib.suppress(OSError):
+                        p.unlink()
+                removed.append(p)
+            elif depth < max_depth and e.is_dir(follow_symlinks=False):
+                walk(p, depth + 1)
+
+    walk(Path(root), 1)
+    return removed

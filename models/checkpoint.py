@@ -24,8 +24,10 @@ _NESTED_KEYS = ("params_ema", "params", "ema", "model", "state_dict", "net", "ge
 
 def save_checkpoint(obj: Any, path: str | os.PathLike) -> Path:
     """torch.save `obj` to `path` atomically; returns the path."""
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        # through a Python file, so a full disk surfaces as the OSError it is (torch's own file writer
+        # reports it as an unrelated RuntimeError) and atomic_path reports it in one line
+        torch.save(obj, f)
     return Path(path)
 
 

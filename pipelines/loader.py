@@ -22,7 +22,7 @@ class BatchLoader:
         self.opts = opts.validate()
         self.shard_id, self.num_shards = opts.shard()
         self.clips: list[Clip] = discover_clips(opts.data_dir, opts.res, opts.split, opts.kind,
-                                                opts.sequence_length, opts.stride, opts.lr_res)
+                                                opts.sequence_length, opts.stride, opts.lr_res, opts.exclude)
         self._check_sizes()
         self.sequences: list[tuple[int, int]] = all_sequences(self.clips, opts.sequence_length, opts.stride,
                                                               opts.step)

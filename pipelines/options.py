@@ -57,6 +57,7 @@ class LoaderOptions:
     prefetch: int = 2                  # DALI prefetch queue depth / PNG batches prefetched per worker
     dtype: str = "float32"             # float32 | float16
     last_batch: str | None = None      # drop | partial | fill; None: drop when training, else partial
+    exclude: tuple[str, ...] = ()      # clip names left out (the trainer's data.on_bad_clip=skip)
     shard_id: int | None = None        # None: torch.distributed rank when initialised, else 0
     num_shards: int | None = None      # None: torch.distributed world size when initialised, else 1
     readers: int | None = None         # DALI: parallel pipelines, one decoding thread each; None: 1 on GPU, workers on CPU

@@ -10,6 +10,7 @@ batches are pinned and moved to the GPU when device is "gpu".
 from __future__ import annotations
 
 import os
+import signal
 from typing import Iterator
 
 import cv2
@@ -168,6 +169,11 @@ class SequenceDataset(Dataset):
 def _worker_init(_: int) -> None:
     torch.set_num_threads(1)  # one process per core: no oversubscription by intra-op threads
     cv2.setNumThreads(1)
+    # SIGINT/SIGTERM are the main process's to handle (finish the step, save, stop; it then ends its
+    # workers): a Ctrl-C or a launcher's SIGTERM reaches the whole process group, and a worker that died
+    # of it would make the main process fail with "DataLoader worker is killed" before it could save.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 class PngLoader(BatchLoader):
@@ -179,8 +185,13 @@ class PngLoader(BatchLoader):
     def dataloader(self) -> DataLoader:
         o = self.opts
         ds = SequenceDataset(o, self.clips, self.sequences, self.plan(), self.epoch, self.shard_id)
+        # Its own generator: iterating a DataLoader draws its workers' base seed from the generator, which
+        # would otherwise be torch's global one, so a resumed run (which builds the epoch's loader again
+        # mid-epoch) would leave the global RNG elsewhere than an uninterrupted run does.
+        seed = np.random.SeedSequence([o.seed, self.epoch, self.shard_id, 0x10AD]).generate_state(1)[0]
         return DataLoader(ds, batch_sampler=self.batches(), num_workers=o.workers, pin_memory=o.device == "gpu",
-                          prefetch_factor=o.prefetch, worker_init_fn=_worker_init, persistent_workers=False)
+                          prefetch_factor=o.prefetch, worker_init_fn=_worker_init, persistent_workers=False,
+                          generator=torch.Generator().manual_seed(int(seed)))
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         device = None

@@ -83,7 +83,7 @@ def _no_data(data_dir: str | os.PathLike, res: str, split: str, kind: str) -> Da
 
 
 def discover_clips(data_dir: str | os.PathLike, res: str, split: str, kind: str, length: int, stride: int,
-                   lr_res: str | None = None) -> list[Clip]:
+                   lr_res: str | None = None, exclude: Sequence[str] = ()) -> list[Clip]:
     """The clips of one resolution and split that can give a sequence, sorted by name.
 
     kind "dali" lists DATA_DIR/<res>/scenes/<split>/*.mp4, kind "png" DATA_DIR/<res>/frames/<split>/*/.
@@ -104,6 +104,8 @@ def discover_clips(data_dir: str | os.PathLike, res: str, split: str, kind: str,
     clips: list[Clip] = []
     for path in paths:
         name = path.stem if kind == "dali" else path.name
+        if name in exclude:  # known to be bad (never probed again)
+            continue
         n, w, h, codec = info(path)
         if n < need:
             warnings.warn(f"{path}: {n} frames, fewer than the {need} that one sequence of {length} frames "

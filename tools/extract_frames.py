@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from vsrvfi.core import layout
+from vsrvfi.core.lock import folder_lock
 from vsrvfi.core.cli import ArgumentParser, entry_point, parse_list
 from vsrvfi.core.errors import UsageError
 from vsrvfi.core.atomic import atomic_path
@@ -62,7 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--resolutions", default="720p,540p", help="comma list (PNG is ~40x the size of the clips)")
     ap.add_argument("--jobs", type=int, default=0)
     a = ap.parse_args(argv)
-    counts = extract(a.data_dir, [r.lower() for r in parse_list(a.resolutions)], a.jobs)
+    with folder_lock(a.data_dir, "the data set", create=False):
+        counts = extract(a.data_dir, [r.lower() for r in parse_list(a.resolutions)], a.jobs)
     print(", ".join(f"{res}: {n} clips" for res, n in counts.items()))
     return 0
 

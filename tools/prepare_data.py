@@ -18,6 +18,7 @@ from vsrvfi.core import layout
 from vsrvfi.core.cli import ArgumentParser, entry_point, parse_list
 from vsrvfi.tools.extract_frames import extract
 from vsrvfi.core.atomic import atomic_path, dir_bytes
+from vsrvfi.core.lock import folder_lock
 from vsrvfi.tools.split_scenes import PrepareResult, add_split_arguments, prepare_scenes, split_options
 from vsrvfi.tools.transcode_scenes import add_transcode_arguments, transcode_options
 
@@ -75,6 +76,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--frame-resolutions", default="720p,540p",
                     help="resolutions to extract PNG frames for ('' for none)")
     a = ap.parse_args(argv)
+    with folder_lock(a.data_dir, "the data set"):  # one writer per DATA_DIR; released on any exit
+        return _prepare(a)
+
+
+def _prepare(a) -> int:
     data_dir = Path(a.data_dir)
     t_opts = transcode_options(a)
     frame_res = [r.lower() for r in parse_list(a.frame_resolutions) if r.lower() in t_opts.resolutions]

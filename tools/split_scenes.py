@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from vsrvfi.core import layout
 from vsrvfi.core.manifest import Scene, SourceRecord, load_manifest, save_manifest
+from vsrvfi.core.lock import folder_lock
 from vsrvfi.core.cli import ArgumentParser, entry_point
 from vsrvfi.core.errors import UsageError
 from vsrvfi.core.atomic import atomic_path, check_writable_dir
@@ -362,7 +363,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("data_dir")
     add_split_arguments(ap)
     a = ap.parse_args(argv)
-    scenes = split_video(a.video, a.data_dir, split_options(a))
+    with folder_lock(a.data_dir, "the data set"):
+        scenes = split_video(a.video, a.data_dir, split_options(a))
     kept = [s for s in scenes if not s.dropped]
     print(f"{len(scenes)} scenes found, {len(kept)} kept "
           f"({sum(s.split == 'train' for s in kept)} train, {sum(s.split == 'val' for s in kept)} val), "

@@ -34,6 +34,7 @@ from typing import Iterable, Mapping, Sequence
 from tqdm import tqdm
 
 from vsrvfi.core import layout
+from vsrvfi.core.lock import folder_lock
 from vsrvfi.core.cli import ArgumentParser, entry_point, parse_list
 from vsrvfi.core.errors import MediaError, UsageError
 from vsrvfi.core.ffmpeg import ffmpeg_binary, ffmpeg_encoders, run_ffmpeg
@@ -691,7 +692,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("data_dir")
     add_transcode_arguments(ap)
     a = ap.parse_args(argv)
-    counts = transcode(a.data_dir, transcode_options(a))
+    with folder_lock(a.data_dir, "the data set", create=False):
+        counts = transcode(a.data_dir, transcode_options(a))
     print(", ".join(f"{res}: {n} clips" for res, n in counts.items()))
     return 0
 

@@ -13,6 +13,7 @@ import collections
 import itertools
 import math
 import os
+import re
 import signal
 import time
 from contextlib import nullcontext
@@ -30,6 +31,8 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from vsrvfi.core.cli import Interrupted
+from vsrvfi.core.errors import DataError, PathError
+from vsrvfi.core.lock import FolderLock
 from vsrvfi.models.checkpoint import load_checkpoint, save_checkpoint
 from vsrvfi.inference.evaluate import Convention
 from vsrvfi.trainers.config import save_config, to_config, to_dict
@@ -78,6 +81,7 @@ class TrainState:
     best_line: str = ""            # what the best validation scored, as logged (trainers.validation)
     lr_scale: float = 1.0          # learning-rate factor left by divergence rollbacks
     history: list = field(default_factory=list)  # (step, loss) of the last HISTORY_LEN good steps
+    bad_clips: list = field(default_factory=list)  # training clips left out as unreadable (data.on_bad_clip=skip)
 
     def __post_init__(self) -> None:
         del self.history[:-HISTORY_LEN]  # checkpoints of older versions kept every step
@@ -95,6 +99,44 @@ class StepResult:
     parts: dict
     data_time: float = 0.0         # seconds waiting for the batch (from the end of the previous step)
     step_time: float = 0.0         # seconds from the end of the previous step to the end of this one
+
+
+class BadClip(DataError):
+    """A training clip (or one of its frames) that cannot be read; `clip` is its name."""
+
+    def __init__(self, clip: str, path: str, problem: str):
+        self.clip = clip
+        super().__init__(path, problem)
+
+
+_CLIP_PATH = re.compile(r"([^\s:'\"]*/(?:scenes|frames)/(?:train|val)/([^/\s:'\"]+?)(?:\.mp4)?)(?=[/\s:'\"]|$)")
+
+
+_DECODER_ERROR = re.compile(r"readers\.video|decoder|Invalid data found", re.I)
+
+
+def bad_clip(exc: BaseException, data_dir: str | os.PathLike) -> BadClip | None:
+    """The clip a loader error is about, when it names one under `data_dir`: the PNG loader raises
+    MediaError naming the frame (re-raised by the DataLoader as text), DALI a RuntimeError whose text
+    holds the clip's path. None when the error names no clip (then it is not the data's fault)."""
+    root = str(Path(data_dir).resolve())
+    texts, e, seen = [], exc, set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        texts.append(e.path if isinstance(e, PathError) else str(e))
+        texts.append(str(e))
+        e = e.__cause__ or e.__context__
+    for text in texts:
+        for m in _CLIP_PATH.finditer(text):
+            path, name = m.group(1), m.group(2)
+            if Path(path).resolve().is_relative_to(root) or not Path(path).is_absolute():
+                lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+                why = next((ln for ln in reversed(lines) if name in ln), lines[-1] if lines else type(exc).__name__)
+                why = re.sub(r"^[\w.]*(Error|Exception): ", "", why)
+                why = why[len(path) + 2:] if why.startswith(f"{path}: ") else why
+                why = why[:300]
+                return BadClip(name, path, f"cannot be read ({why})")
+    return None
 
 
 class StopRequested(Exception):
@@ -142,10 +184,13 @@ class Trainer:
             self.train_model = torch.compile(self.train_model)
 
         self.writer = None
+        self.lock: FolderLock | None = None
         if self.dist.is_main:
             from tensorboardX import SummaryWriter
 
-            self.run_dir.mkdir(parents=True, exist_ok=True)
+            # One training per run folder: a second is refused in one line (the kernel frees the lock
+            # when this process dies, however it dies). Only the main process writes, so only it locks.
+            self.lock = FolderLock(self.run_dir, "the run folder").acquire()
             save_config(cfg, self.run_dir / "config.yaml")
             self.writer = SummaryWriter(str(self.run_dir / "tb"))
         self._stop_signal: int | None = None  # set by SIGINT/SIGTERM during fit()
@@ -204,16 +249,86 @@ class Trainer:
     # ------------------------------------------------------------------------------------- training
 
     def _batches(self) -> Iterator[dict]:
-        """Batches from the current position (epoch, iter_in_epoch) on, across epochs, forever."""
+        """Batches from the current position (epoch, iter_in_epoch) on, across epochs, forever.
+
+        A clip that cannot be read stops training (BadClip, after `fit` saved a checkpoint) or, with
+        data.on_bad_clip=skip, is left out from then on: the epoch's loader is rebuilt without it and
+        continues at the same batch position, so a resumed run makes the same choice."""
         while True:
-            loader = self.task.train_loader(epoch=self.state.epoch, seed=self.seed)
-            it = iter(loader)
-            for _ in range(self.state.iter_in_epoch):  # exact resume: skip what was already consumed
-                next(it)
-            for batch in it:
+            it = self._open_epoch()
+            while it is not None:
+                try:
+                    batch = next(it)
+                except StopIteration:
+                    break
+                except Exception as exc:
+                    self._on_bad_clip(exc)
+                    it = self._open_epoch()
+                    continue
                 yield batch
             self.state.epoch += 1
             self.state.iter_in_epoch = 0
+
+    def _open_epoch(self) -> Iterator[dict] | None:
+        """The current epoch's batches after the `iter_in_epoch` already consumed (exact resume), or
+        None when the epoch has no more (after a clip was left out)."""
+        while True:
+            try:
+                loader = self.task.train_loader(epoch=self.state.epoch, seed=self.seed,
+                                                exclude=tuple(self.state.bad_clips))
+                it = iter(loader)
+                for _ in range(self.state.iter_in_epoch):
+                    next(it)
+                return it
+            except StopIteration:
+                return None
+            except Exception as exc:
+                self._on_bad_clip(exc)
+
+    def _undecodable_clip(self) -> BadClip | None:
+        """The first training clip ffmpeg cannot decode to the end (garbage inside an intact container
+        passes a probe); only run after the video reader failed without naming a file."""
+        from vsrvfi.core import layout
+        from vsrvfi.core.errors import FFmpegError
+        from vsrvfi.core.ffmpeg import run_ffmpeg
+
+        d = self.cfg.data
+        for res in [d.res] + ([d.lr_res] if d.lr_res else []):
+            for path in layout.list_clips(d.dir, res, "train"):
+                if path.stem in self.state.bad_clips:
+                    continue
+                try:
+                    run_ffmpeg(["-xerror", "-i", str(path), "-f", "null", "-"], path)
+                except FFmpegError as exc:
+                    return BadClip(path.stem, str(path), f"cannot be decoded ({exc.problem[:200]})")
+        return None
+
+    def _on_bad_clip(self, exc: Exception) -> None:
+        """Raise the loader's error as BadClip (data.on_bad_clip=stop), or record the clip and return (skip).
+        Errors that name no clip are raised as they are."""
+        bad = bad_clip(exc, self.cfg.data.dir)
+        if bad is None and _DECODER_ERROR.search(str(exc)):
+            # DALI's decoder may fail without naming the file ("Failed to send packet to decoder"):
+            # discovering the clips again probes each one, which names the one that went bad
+            try:
+                self.task.train_loader(epoch=self.state.epoch, seed=self.seed, exclude=tuple(self.state.bad_clips))
+            except Exception as again:
+                bad = bad_clip(again, self.cfg.data.dir)
+            bad = bad or self._undecodable_clip()
+            if bad is None:
+                lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip() and "failed" in ln.lower()]
+                raise DataError(Path(self.cfg.data.dir) / self.cfg.data.res,
+                                f"the video reader failed ({(lines or ['?'])[0][:200]}) and no single clip could "
+                                f"be found at fault; check the clips with ffprobe") from None
+        if bad is None or bad.clip in self.state.bad_clips:
+            raise exc
+        if self.cfg.data.get("on_bad_clip", "stop") != "skip":
+            raise bad from None
+        self.state.bad_clips.append(bad.clip)
+        self._log_text(f"step {self.state.step}: skipped clip {bad.clip} from now on: {bad} "
+                       f"({len(self.state.bad_clips)} clip(s) skipped)")
+        if self.writer is not None:
+            self.writer.add_scalar("data/bad_clips", len(self.state.bad_clips), self.state.step)
 
     def _autocast(self):
         if self.amp_dtype is None:
@@ -304,6 +419,12 @@ class Trainer:
                 if stop is not None:
                     self._stop_signal = stop
                     raise StopRequested
+        except BadClip as exc:  # data.on_bad_clip=stop: keep what was trained, say which clip in one line
+            saved = self.save("last")
+            where = f"checkpoint saved to {saved}" if saved else "checkpoint saved by rank 0"
+            raise BadClip(exc.clip, exc.path, f"{exc.problem}; training stopped at step {self.state.step}, "
+                                              f"{where}; replace or remove the clip (or set data.on_bad_clip=skip) "
+                                              f"and --resume") from None
         except StopRequested:
             self.save("last")
             if self.writer is not None:  # the entry point prints the one line about it (trainers/train.py)
@@ -325,11 +446,20 @@ class Trainer:
         batch = self.task.to_device(batch, self.device)
         self.state.iter_in_epoch += 1
         self.train_model.train()
+        # The forward pass updates buffers (BatchNorm running statistics) before the loss is checked:
+        # a step the guard refuses must not leave them poisoned by its NaN input or exploding values.
+        buffers = [b for b in unwrap(self.model).buffers() if b.numel()]
+        before = [b.detach().clone() for b in buffers]
         with self._autocast():
             loss, parts = self.task.training_loss(self.train_model, batch, self.state.step)
         ok = bool(torch.isfinite(loss.detach()).all()) and not self.task.diverged(unwrap(self.model))
+        ok = ok and all(bool(torch.isfinite(b).all()) for b in buffers if b.is_floating_point())
         verdict = self.guard.check(self._all_ranks_ok(ok))
         self.optimizer.zero_grad(set_to_none=True)
+        if verdict != "ok":
+            with torch.no_grad():
+                for b, saved in zip(buffers, before):
+                    b.copy_(saved)
         if verdict == "rollback":
             self._rollback()
             return StepResult(verdict, loss, parts)
@@ -432,3 +562,6 @@ class Trainer:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+            self.writer = None
+        if self.lock is not None:
+            self.lock.release()

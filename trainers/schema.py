@@ -74,6 +74,8 @@ class DataConfig:
     gpu_reader: str = loader_default("gpu_reader", choices=GPU_READERS)
     dtype: str = loader_default("dtype", choices=tuple(IMAGE_DTYPES))
     augment: AugmentOptions = field(default_factory=AugmentOptions)  # probability of each (0 = off), training only
+    on_bad_clip: str = opt("stop", choices=("stop", "skip"))  # a training clip that cannot be read: save and stop
+    # with one line naming it, or leave it out of the run (logged and counted; --resume keeps it out)
 
 
 @dataclass
@@ -161,15 +163,17 @@ class Config:
 
 RENAMED = {"loader": "kind", "dir": "data_dir"}        # data key -> LoaderOptions field
 TRAIN_ONLY = ("epoch_size", "clip_run", "augment")     # other splits: every sequence once, independent, unaugmented
-PER_SPLIT = ("task", "split", "training", "shuffle", "neighbors", "scale", "targets", "seed", "epoch",
+TRAINER_ONLY = ("on_bad_clip",)                       # read by the trainer, not the loaders
+PER_SPLIT = ("task", "split", "training", "shuffle", "neighbors", "scale", "targets", "seed", "epoch", "exclude",
              "last_batch", "shard_id", "num_shards", "device_id")  # set by the task and the engine, not the config
 
 
 def loader_options(data: DataConfig, *, task: str, split: str, epoch: int = 0, seed: int = 0,
-                   neighbors: int = 1, scale: int = 4, targets: int = 1) -> LoaderOptions:
+                   neighbors: int = 1, scale: int = 4, targets: int = 1, exclude: tuple = ()) -> LoaderOptions:
     """The loaders' options for one split, from the `data` section (a DataConfig, typed or plain)."""
     training = split == "train"
-    fields = {RENAMED.get(f.name, f.name): getattr(data, f.name) for f in dataclasses.fields(DataConfig)}
+    fields = {RENAMED.get(f.name, f.name): getattr(data, f.name) for f in dataclasses.fields(DataConfig)
+              if f.name not in TRAINER_ONLY}
     if not training:  # full frames (the trainer validates with trainers.validation, not with a loader)
         fields["crop"] = None
         for name in TRAIN_ONLY:
@@ -185,4 +189,4 @@ def loader_options(data: DataConfig, *, task: str, split: str, epoch: int = 0, s
     if fields["data_dir"] is not None:
         fields["data_dir"] = str(fields["data_dir"])
     return LoaderOptions(**fields, task=task, split=split, training=training, epoch=epoch, seed=seed,
-                         neighbors=neighbors, scale=scale, targets=targets)
+                         neighbors=neighbors, scale=scale, targets=targets, exclude=tuple(exclude))

@@ -7,7 +7,8 @@ recipe (trainers/recipes.py). Batches follow pipelines/batch.py.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+import dataclasses
+from typing import Any, Mapping, Sequence
 
 import torch
 from omegaconf import DictConfig
@@ -68,10 +69,14 @@ class Task:
     def _loader_opts(self, split: str, epoch: int, seed: int) -> LoaderOptions:
         raise NotImplementedError
 
-    def train_loader(self, epoch: int, seed: int):
+    def train_loader(self, epoch: int, seed: int, exclude: Sequence[str] = ()):
+        """The training loader of one epoch; `exclude`: clip names left out (data.on_bad_clip=skip)."""
         from vsrvfi.pipelines import build_loader
 
-        return build_loader(self._loader_opts("train", epoch, seed))
+        opts = self._loader_opts("train", epoch, seed)
+        if exclude:
+            opts = dataclasses.replace(opts, exclude=tuple(exclude))
+        return build_loader(opts)
 
     @staticmethod
     def to_device(batch: dict, device: torch.device) -> dict:

@@ -43,6 +43,25 @@ def checked_args(a) -> tuple[DictConfig, Path, bool | Path]:
     return cfg, run_dir, resume
 
 
+_PEER_SIGNS = ("Connection closed by peer", "Connection reset by peer", "Broken pipe", "is killed by signal",
+               "NCCL communicator was aborted", "Socket Timeout")
+
+
+def peer_lost(exc: BaseException) -> bool:
+    """Whether a training error is the fallout of another process of a DDP run dying (a collective
+    that lost its peer; DataLoader workers the launcher stopped while tearing the run down)."""
+    import torch.distributed as dist
+
+    if isinstance(exc, getattr(dist, "DistError", ())):
+        return True
+    return isinstance(exc, RuntimeError) and any(s in str(exc) for s in _PEER_SIGNS)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return (lines[0] if lines else type(exc).__name__)[:200]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("config", help="vsrnet | edvr | rife | ifrnet | path/to/config.yaml")
@@ -69,6 +88,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     trainer = Trainer(cfg, make_task(cfg), run_dir, dist_info)
     try:
         state = trainer.fit(resume=resume)
+    except Exception as exc:
+        if dist_info.world > 1 and peer_lost(exc):  # the launcher names the process that failed first
+            raise UsageError(f"rank {dist_info.rank}: stopped because another process of the run stopped "
+                             f"({_first_line(exc)}); --resume continues from the last checkpoint") from None
+        raise
     finally:
         trainer.close()
         if dist.is_initialized():
