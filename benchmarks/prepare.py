@@ -4,7 +4,8 @@
     python -m benchmarks.prepare --size 1280x720 --settings "demo=360p,180p" --repeats 1   # a quick look
 
 For each setting (a generated source and a list of tiers) three ways of making the tier clips run
-one after another, `--repeats` times interleaved, reported as medians (the machine may be shared):
+one after another, `--repeats` times interleaved (the order rotated each time), reported as medians
+(the machine may be shared: the CPU seconds are the figure that other users' load does not move):
 
 * **lower bound**: ONE ffmpeg command that decodes the whole source once and encodes every tier with
   the same settings (the same filter graph and encoder arguments prepare_data uses, one output per
@@ -13,11 +14,14 @@ one after another, `--repeats` times interleaved, reported as medians (the machi
   --frame-resolutions ''` on an empty DIR: scene detection, one ffmpeg per scene for all tiers;
 * **two-pass (previous)**: what prepare_data did before: detection, then each scene cut at full
   resolution (x264 CRF 10, veryfast, one at a time), then every tier of every scene transcoded from
-  that cut (cores/2 processes). Its tiers use the same encoder settings (CRF 18 for H.264; the old
-  code actually encoded them at CRF 10, which is slower still).
+  that cut (cores/2 processes), its tiers with the same encoder settings as the others (CRF 18 for
+  H.264): the pipeline alone compared;
+* **two-pass as shipped**: the same, with the tiers at CRF 10 as the previous code really encoded
+  them (`--crf` and `--orig-crf` shared one value, so every default run got 10).
 
 Each way runs as a child process; reported: wall time, source frames/s, the ratio to the lower
-bound, CPU seconds and cores, peak memory (PSS of the process tree), peak bytes on disk (sampled)
+bound and the speed-ups over the two-pass ways (per repeat, then the median: each ratio compares runs
+made minutes apart), CPU seconds, their ratio to the lower bound's, CPU cores, peak memory (PSS of the process tree), peak bytes on disk (sampled)
 and the bytes written (what is left: clips, plus orig/ for two-pass), and the largest scene (all its
 clips). Prints a table, writes JSON and a PNG plot.
 
@@ -50,7 +54,8 @@ from vsrvfi.core.ffmpeg import ffmpeg_binary
 from vsrvfi.core.media import probe
 
 ROOT = Path(__file__).resolve().parents[1]
-VARIANTS = ("lower bound (1 ffmpeg)", "prepare_data (one pass)", "two-pass (previous)")
+VARIANTS = ("lower bound (1 ffmpeg)", "prepare_data (one pass)", "two-pass (previous)",
+            "two-pass as shipped (tiers CRF 10)")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -168,12 +173,19 @@ def prepare_cmd(src: Path, out_dir: Path, tiers: Sequence[str], args: argparse.N
             "--encoder", args.encoder]
 
 
-def two_pass_cmd(src: Path, out_dir: Path, tiers: Sequence[str], args: argparse.Namespace) -> list[str]:
+def two_pass_cmd(src: Path, out_dir: Path, tiers: Sequence[str], args: argparse.Namespace,
+                 crf: int | None = None) -> list[str]:
     return [sys.executable, "-m", "benchmarks.prepare", "--two-pass", str(src), str(out_dir),
-            "--codec", args.codec, "--preset", args.preset, "--tiers", ",".join(tiers)]
+            "--codec", args.codec, "--preset", args.preset, "--tiers", ",".join(tiers)] + (
+        ["--tier-crf", str(crf)] if crf is not None else [])
 
 
-def two_pass(src: Path, data_dir: Path, tiers: Sequence[str], codec: str, preset: str) -> None:
+def shipped_cmd(src: Path, out_dir: Path, tiers: Sequence[str], args: argparse.Namespace) -> list[str]:
+    return two_pass_cmd(src, out_dir, tiers, args, crf=10)
+
+
+def two_pass(src: Path, data_dir: Path, tiers: Sequence[str], codec: str, preset: str,
+             crf: int | None = None) -> None:
     """The previous preparation, command for command: detect, cut orig/ (x264 CRF 10), then tiers from it."""
     import functools
 
@@ -196,7 +208,7 @@ def two_pass(src: Path, data_dir: Path, tiers: Sequence[str], codec: str, preset
                     "-frames:v", str(s.num_frames), "-vf", "format=yuv420p", "-fps_mode", "cfr",
                     "-c:v", "libx264", "-crf", str(opts.crf), "-preset", opts.preset, "-bf", "0",
                     "-movflags", "+faststart", "-f", "mp4", str(out)], out)
-    t_opts = TranscodeOptions(resolutions=tuple(tiers), codec=codec, preset=preset)
+    t_opts = TranscodeOptions(resolutions=tuple(tiers), codec=codec, preset=preset, crf=crf)
 
     def one(s, res, w, h, threads, on_frames):  # pass 2: one tier of one scene from its cut
         src_clip = layout.clip_path(data_dir, layout.ORIG, s.split, s.clip)
@@ -251,7 +263,8 @@ def parse_settings(text: str) -> list[tuple[str, list[str]]]:
 
 COLUMNS = [("setting", "setting", "{}"), ("variant", "way", "{}"), ("wall_s", "wall s", "{:.1f}"),
            ("frames_per_s", "src frames/s", "{:.2f}"), ("x_lower_bound", "x lower bound", "{:.2f}"),
-           ("speedup_vs_two_pass", "two-pass / this", "{:.2f}"), ("cpu_s", "CPU s", "{:.1f}"),
+           ("speedup_vs_two_pass", "two-pass / this", "{:.2f}"), ("speedup_vs_shipped", "shipped / this", "{:.2f}"),
+           ("cpu_s", "CPU s", "{:.1f}"), ("cpu_x_lower_bound", "CPU x l.b.", "{:.2f}"),
            ("cpu_cores", "CPU cores", "{:.2f}"), ("peak_mem_mb", "peak MB", "{:.0f}"),
            ("peak_disk_mb", "peak disk MB", "{:.1f}"), ("written_mb", "written MB", "{:.1f}"),
            ("largest_scene_mb", "1 scene MB", "{:.1f}")]
@@ -276,13 +289,20 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def add_ratios(rows: list[dict]) -> None:
-    by = {(r["setting"], r["variant"]): r for r in rows}
+def add_ratios(rows: list[dict], runs: dict[tuple[str, str], list[dict]]) -> None:
+    """Ratios to the lower bound and speed-ups over the two-pass ways: per repeat, then the median."""
+    def per_repeat(setting: str, num: str, den: str, key: str = "wall_s") -> float | None:
+        a, b = runs.get((setting, num)), runs.get((setting, den))
+        if not a or not b or num == den:
+            return None
+        return statistics.median(x[key] / y[key] for x, y in zip(a, b))
+
     for r in rows:
-        lb = by.get((r["setting"], VARIANTS[0]))
-        two = by.get((r["setting"], VARIANTS[2]))
-        r["x_lower_bound"] = r["wall_s"] / lb["wall_s"] if lb else None
-        r["speedup_vs_two_pass"] = two["wall_s"] / r["wall_s"] if two and r is not two else None
+        s, v = r["setting"], r["variant"]
+        r["x_lower_bound"] = per_repeat(s, v, VARIANTS[0])
+        r["cpu_x_lower_bound"] = per_repeat(s, v, VARIANTS[0], "cpu_s")
+        r["speedup_vs_two_pass"] = per_repeat(s, VARIANTS[2], v) if v in VARIANTS[:2] else None
+        r["speedup_vs_shipped"] = per_repeat(s, VARIANTS[3], v) if v in VARIANTS[:2] else None
 
 
 def plot(rows: list[dict], title: str, path: Path, target_lb: float, target_speedup: float) -> None:
@@ -292,7 +312,7 @@ def plot(rows: list[dict], title: str, path: Path, target_lb: float, target_spee
     import matplotlib.pyplot as plt
 
     settings = list(dict.fromkeys(r["setting"] for r in rows))
-    colors = dict(zip(VARIANTS, ["#888888", "#76b900", "#1f77b4"]))
+    colors = dict(zip(VARIANTS, ["#888888", "#76b900", "#1f77b4", "#9ecae1"]))
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 1.2 + 1.1 * len(settings)))
     height = 0.8 / len(VARIANTS)
     for j, v in enumerate(VARIANTS):
@@ -307,7 +327,7 @@ def plot(rows: list[dict], title: str, path: Path, target_lb: float, target_spee
     a1.set_yticks([i + height for i in range(len(settings))], settings, fontsize=8)
     a1.invert_yaxis()
     a1.set_xlabel(f"wall seconds (dashed: {target_lb}x the lower bound)")
-    a1.legend(fontsize=7, loc="lower right")
+    a1.legend(fontsize=7, loc="best")
     for j, v in enumerate(VARIANTS):
         ys = [i + j * height for i in range(len(settings))]
         peak = [next((r["peak_disk_mb"] for r in rows if r["setting"] == s and r["variant"] == v), 0) for s in settings]
@@ -329,11 +349,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="SOURCE=TIERS;... with SOURCE demo or long")
     ap.add_argument("--size", default="3840x2160", help="source size WxH")
     ap.add_argument("--long-scene-seconds", type=float, default=2.0, help="scene length of the long source")
-    ap.add_argument("--long-keyint", type=int, default=60, help="keyframe interval of the long source (frames)")
+    ap.add_argument("--long-keyint", type=int, default=48,
+                    help="keyframe interval of the long source (frames; not a divisor of the scene length)")
     ap.add_argument("--codec", default="h264")
     ap.add_argument("--preset", default="medium")
     ap.add_argument("--encoder", default="auto")
-    ap.add_argument("--variants", default="0,1,2", help="which ways to run: 0 lower bound, 1 one pass, 2 two-pass")
+    ap.add_argument("--variants", default="0,1,2,3",
+                    help="which ways to run: 0 lower bound, 1 one pass, 2 two-pass, 3 two-pass as shipped")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--workdir", default="data/bench/prepare")
     ap.add_argument("--out", default="data/bench/prepare/prepare", help="output path stem (.json, .png)")
@@ -341,9 +363,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--target-speedup", type=float, default=1.8)
     ap.add_argument("--two-pass", nargs=2, metavar=("SOURCE", "DIR"), help=argparse.SUPPRESS)
     ap.add_argument("--tiers", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--tier-crf", type=int, default=None, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.two_pass:  # internal: one run of the previous way, in its own process
-        two_pass(Path(a.two_pass[0]), Path(a.two_pass[1]), parse_list(a.tiers), a.codec, a.preset)
+        two_pass(Path(a.two_pass[0]), Path(a.two_pass[1]), parse_list(a.tiers), a.codec, a.preset, a.tier_crf)
         return 0
 
     settings = parse_settings(a.settings)
@@ -351,7 +374,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     workdir = Path(a.workdir).resolve()
     t_start = time.perf_counter()
     sources = make_sources(workdir, list(dict.fromkeys(n for n, _ in settings)), a)
-    makers = {VARIANTS[0]: lower_bound_cmd, VARIANTS[1]: prepare_cmd, VARIANTS[2]: two_pass_cmd}
+    makers = {VARIANTS[0]: lower_bound_cmd, VARIANTS[1]: prepare_cmd, VARIANTS[2]: two_pass_cmd,
+              VARIANTS[3]: shipped_cmd}
     runs: dict[tuple[str, str], list[dict]] = {}
     extra: dict[str, dict] = {}
     for rep in range(a.repeats):  # interleaved, so background load hits every way alike
@@ -359,7 +383,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             src = sources[name]
             info = probe(src)
             label = f"{name} {info.width}x{info.height} {info.num_frames} fr -> {'/'.join(tiers)}"
-            for v in variants:
+            for v in variants[rep % len(variants):] + variants[:rep % len(variants)]:  # rotated each repeat
                 out_dir = workdir / "out" / f"{name}-{'-'.join(tiers)}" / v.split()[0]
                 print(f"[{rep + 1}/{a.repeats}] {label}: {v} ...", flush=True)
                 row = run_measured(makers[v](src, out_dir, tiers, a), out_dir, info.num_frames)
@@ -380,7 +404,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 row[k] = statistics.median(r[k] for r in rs)
         row["wall_s_runs"] = [r["wall_s"] for r in rs]
         rows.append(row)
-    add_ratios(rows)
+    add_ratios(rows, runs)
     for r in rows:
         r["disk_ok"] = r["peak_disk_mb"] <= r["written_mb"] + (r["largest_scene_mb"] or 0) + 0.05
     title = (f"prepare_data vs one ffmpeg vs two-pass; {a.codec} {a.preset}, encoder {a.encoder}; "
@@ -392,21 +416,24 @@ def main(argv: Sequence[str] | None = None) -> int:
                                              f"{', '.join(f'{v:.1f}' for v in r['wall_s_runs'])}" for r in rows))
     for label, e in extra.items():
         print(f"{label}: encoder {e['encoder']}; {e['parallelism']}; stages {e['stage_seconds']}")
-    one = [r for r in rows if r["variant"] == VARIANTS[1]]
-    for r in one:
-        lb_ok = r["x_lower_bound"] is not None and r["x_lower_bound"] <= a.target_lower_bound
-        sp_ok = r["speedup_vs_two_pass"] is not None and r["speedup_vs_two_pass"] >= a.target_speedup
-        print(f"{r['setting']}: {r['x_lower_bound'] or float('nan'):.2f}x the lower bound "
-              f"({'met' if lb_ok else 'NOT met'}, target <= {a.target_lower_bound}), "
-              f"{r['speedup_vs_two_pass'] or float('nan'):.2f}x faster than two-pass "
-              f"({'met' if sp_ok else 'NOT met'}, target >= {a.target_speedup}), peak disk "
-              f"{'<=' if r['disk_ok'] else '>'} final + one scene")
+    nan = float("nan")
+    for r in (r for r in rows if r["variant"] == VARIANTS[1]):
+        verdict = lambda ok: "met" if ok else "NOT met"  # noqa: E731
+        lb, cpu = r["x_lower_bound"], r["cpu_x_lower_bound"]
+        two, shipped = r["speedup_vs_two_pass"], r["speedup_vs_shipped"]
+        print(f"{r['setting']}: {lb or nan:.2f}x the lower bound in wall time "
+              f"({verdict(lb is not None and lb <= a.target_lower_bound)}, target <= {a.target_lower_bound}; "
+              f"{cpu or nan:.2f}x in CPU time), {two or nan:.2f}x faster than two-pass with the same tier "
+              f"settings and {shipped or nan:.2f}x than two-pass as shipped "
+              f"({verdict(shipped is not None and shipped >= a.target_speedup)} / "
+              f"{verdict(two is not None and two >= a.target_speedup)}, target >= {a.target_speedup}); "
+              f"peak disk {'<=' if r['disk_ok'] else '>'} final + one scene")
 
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     result = {
         "title": title, "command": "python -m benchmarks.prepare " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "options": {k: v for k, v in vars(a).items() if k not in ("two_pass", "tiers")}, "rows": rows, "prepare_data": extra,
+        "options": {k: v for k, v in vars(a).items() if k not in ("two_pass", "tiers", "tier_crf")}, "rows": rows, "prepare_data": extra,
         "targets": {"x_lower_bound": a.target_lower_bound, "speedup_vs_two_pass": a.target_speedup},
         "markdown": markdown_table(rows), "seconds": time.perf_counter() - t_start,
         "machine": {"cpus": os.cpu_count(), "load_avg_after": os.getloadavg(), "platform": platform.platform(),

@@ -247,7 +247,7 @@ def prepare_scenes(video: str | os.PathLike, data_dir: str | os.PathLike, opts: 
                                      record["info"]["num_frames"])
     else:
         width, height, fps, total = info.width - info.width % 2, info.height - info.height % 2, None, None
-    tiers, warnings = make_tiers(transcode, backend, width, height, opts.crf if keep_orig else None)
+    tiers, warnings = make_tiers(transcode, backend, width, height, opts.crf if keep_orig else None, opts.preset)
     if record is not None:
         scenes = [Scene(**d) for d in record["scenes"]]
         todo = [(sc, t) for sc in scenes if not sc.dropped for t in [missing_tiers(data_dir, sc, tiers)] if t]

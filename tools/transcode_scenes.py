@@ -246,11 +246,11 @@ class SceneJob:
 
 
 def make_tiers(opts: TranscodeOptions, backend: Backend, width: int, height: int,
-               orig_crf: int | None = None) -> tuple[list[Tier], list[str]]:
+               orig_crf: int | None = None, orig_preset: str = ORIG_PRESET) -> tuple[list[Tier], list[str]]:
     """The tiers for a source of width x height (and warnings for resolutions above it).
 
     With `orig_crf`, the full-resolution cut (layout.ORIG) is a tier too: x264 near-lossless on the
-    CPU (CRF `orig_crf`, preset veryfast, no B-frames, the encoder's own GOP), NVENC at -cq orig_crf
+    CPU (CRF `orig_crf`, `orig_preset`, no B-frames, the encoder's own GOP), NVENC at -cq orig_crf
     on the GPU path.
     """
     if opts.gop < 1:
@@ -263,9 +263,9 @@ def make_tiers(opts: TranscodeOptions, backend: Backend, width: int, height: int
     tiers, warnings = [], []
     if orig_crf is not None:
         if backend.hw:
-            args = nvenc_args("h264", orig_crf, ORIG_PRESET, None, 0)
+            args = nvenc_args("h264", orig_crf, orig_preset, None, 0)
         else:
-            args = ["-c:v", "libx264", "-crf", str(orig_crf), "-preset", ORIG_PRESET, "-bf", "0"]
+            args = ["-c:v", "libx264", "-crf", str(orig_crf), "-preset", orig_preset, "-bf", "0"]
         tiers.append(Tier(layout.ORIG, width, height, "h264", tuple(args), False))
     enc = (nvenc_args(opts.codec, tier_crf(opts), opts.preset, opts.gop, opts.bframes) if backend.hw
            else _flags(codec_args(opts)))
