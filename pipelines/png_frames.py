@@ -166,14 +166,20 @@ class SequenceDataset(Dataset):
         return x.to(torch.float32).div_(255.0).to(self.dtype)
 
 
+WORKER_TERM_GRACE_S = 120
+
+
 def _worker_init(_: int) -> None:
     torch.set_num_threads(1)  # one process per core: no oversubscription by intra-op threads
     cv2.setNumThreads(1)
     # SIGINT/SIGTERM are the main process's to handle (finish the step, save, stop; it then ends its
     # workers): a Ctrl-C or a launcher's SIGTERM reaches the whole process group, and a worker that died
     # of it would make the main process fail with "DataLoader worker is killed" before it could save.
+    # Not forever, though: a worker whose iterator was abandoned is ended with SIGTERM by multiprocessing
+    # at exit, which must not wait on it; so a SIGTERM leaves the worker WORKER_TERM_GRACE_S to be shut
+    # down properly by its main process (which closes its loader when it stops), then ends it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: signal.alarm(WORKER_TERM_GRACE_S))
 
 
 class PngLoader(BatchLoader):
@@ -198,7 +204,13 @@ class PngLoader(BatchLoader):
         if self.opts.device == "gpu":
             device = torch.device("cuda", self.opts.device_id if self.opts.device_id is not None
                                   else torch.cuda.current_device())
-        for batch in self.dataloader():
-            if device is not None:
-                batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-            yield batch
+        it = iter(self.dataloader())
+        try:
+            for batch in it:
+                if device is not None:
+                    batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+                yield batch
+        finally:  # workers shut down now, even when an error's traceback keeps the iterator referenced
+            shutdown = getattr(it, "_shutdown_workers", None)
+            if shutdown is not None:
+                shutdown()

@@ -265,7 +265,11 @@ class Trainer:
                     self._on_bad_clip(exc)
                     it = self._open_epoch()
                     continue
-                yield batch
+                try:
+                    yield batch
+                except GeneratorExit:  # fit is done with the batches: stop the loader's workers now
+                    getattr(it, "close", lambda: None)()
+                    raise
             self.state.epoch += 1
             self.state.iter_in_epoch = 0
 
@@ -432,6 +436,7 @@ class Trainer:
                                                f"checkpoint {self.ckpt_dir / 'last.pth'}", self.state.step)
             return self.state
         finally:
+            batches.close()  # shuts the loader's workers down now, whatever ended the loop
             self._bar.close()
             for s, h in previous_handlers.items():
                 signal.signal(s, h)
