@@ -10,7 +10,6 @@ and skips the batches the interrupted run had already consumed, with every RNG s
 from __future__ import annotations
 
 import collections
-import itertools
 import math
 import os
 import re
@@ -402,16 +401,17 @@ class Trainer:
                 self.load(path)
                 self._log_text(f"resumed from {path} at step {self.state.step}")
         batches = self._batches()
-        if self.state.step < self.total_steps:  # the first batch builds the loader: bad data fails before the bar
-            batches = itertools.chain([next(batches)], batches)
         self._stop_signal = self._stop_agreed = None
         previous_handlers = self._install_signals()
-        self._bar = tqdm(total=self.total_steps, initial=self.state.step, desc=f"train {self.cfg.model.name}",
-                         unit="step", disable=not self.dist.is_main, dynamic_ncols=True)
+        self._bar = None  # made once the first batch is there: a data set that fails is one clean line
         t_prev = time.perf_counter()
         try:
             while self.state.step < self.total_steps:
                 batch = next(batches)
+                if self._bar is None:
+                    self._bar = tqdm(total=self.total_steps, initial=self.state.step, unit="step",
+                                     desc=f"train {self.cfg.model.name}", disable=not self.dist.is_main,
+                                     dynamic_ncols=True)
                 t_data = time.perf_counter()
                 result = self.train_step(batch)
                 if result.verdict == "rollback":
@@ -437,7 +437,8 @@ class Trainer:
             return self.state
         finally:
             batches.close()  # shuts the loader's workers down now, whatever ended the loop
-            self._bar.close()
+            if self._bar is not None:
+                self._bar.close()
             for s, h in previous_handlers.items():
                 signal.signal(s, h)
         val_every = self.cfg.train.val_every
