@@ -399,10 +399,11 @@ def tree(data: Path) -> dict[str, bytes]:
     return out
 
 
-# the moments prepare_data is killed at: while cutting scenes, transcoding, extracting frames
+# the moments prepare_data is killed at: while detecting scenes (it holds the lock, no clip is written
+# yet), while encoding the tiers (one pass per scene), while extracting frames
 STAGES = {
-    "split": lambda d: any(d.glob("orig/scenes/*/.*.tmp.*")),
-    "transcode": lambda d: any(d.glob("144p/scenes/*/.*.tmp.*")) or any(d.glob("72p/scenes/*/.*.tmp.*")),
+    "split": lambda d: (d / ".lock").exists() and not any(d.rglob("*.mp4")),
+    "transcode": lambda d: any("scenes" in p.parts for p in d.rglob("*.tmp.*")),
     "extract": lambda d: any(d.glob("*/frames/*/.*.tmp.*")),
 }
 
