@@ -2,7 +2,7 @@
 is scored on full held-out frames along the way, the way `vsr-evaluate` scores (trainers.validation).
 
     python -m benchmarks.quality --data data/demo/data
-    python -m benchmarks.quality --data DATA --models vsrnet,rife --steps 600 --val-every 100 --val-frames 24
+    python -m benchmarks.quality --data DATA --models vsrnet,rife --steps vsrnet=2000,rife=800 --val-frames 24
 
 For each model: its configs/<model>.yaml plus `--set` overrides (and the per-model defaults below,
 sized for a CPU), `--steps` steps with validation every `--val-every` steps and at step 0 (the
@@ -19,6 +19,7 @@ from typing import Sequence
 
 from benchmarks.results import save_results
 from vsrvfi.core.cli import ArgumentParser, entry_point, parse_list
+from vsrvfi.core.errors import UsageError
 from vsrvfi.trainers.config import load_config
 from vsrvfi.trainers.distributed import setup_distributed
 from vsrvfi.trainers.engine import Trainer
@@ -97,25 +98,42 @@ def plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def parse_steps(text: str, models: Sequence[str]) -> dict[str, int]:
+    """'300' -> every model 300 steps; 'vsrnet=2000,rife=800' -> per model (the others: 300)."""
+    try:
+        if "=" not in text:
+            return {m: int(text) for m in models}
+        given = {k.strip(): int(v) for k, v in (item.split("=", 1) for item in parse_list(text))}
+    except ValueError:
+        raise UsageError(f"--steps {text!r}: expected a number or model=steps pairs") from None
+    unknown = set(given) - set(models)
+    if unknown:
+        raise UsageError(f"--steps {text!r}: {', '.join(sorted(unknown))} not in --models")
+    return {m: given.get(m, 300) for m in models}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True, help="a prepared DATA_DIR with a val split")
     ap.add_argument("--models", default=",".join(MODELS))
-    ap.add_argument("--steps", type=int, default=300)
-    ap.add_argument("--val-every", type=int, default=100)
+    ap.add_argument("--steps", default="300",
+                    help="training steps: one number for every model, or per model (vsrnet=2000,rife=800)")
+    ap.add_argument("--val-every", type=int, default=0, help="steps between validations (0: a sixth of the steps)")
     ap.add_argument("--val-frames", type=int, default=8, help="full frames scored per validation")
     ap.add_argument("--set", action="append", default=[], help="extra key=value for every model")
     ap.add_argument("--no-cpu-defaults", action="store_true", help="train with the configs as they are")
     ap.add_argument("--out", default="docs/benchmarks/quality", help="path stem for .json and .png")
     a = ap.parse_args(argv)
+    models = parse_list(a.models)
+    steps = parse_steps(a.steps, models)
     rows = []
     with tempfile.TemporaryDirectory() as root:
-        for model in parse_list(a.models):
-            rows.append(run_model(model, a.data, a.steps, a.val_every, a.val_frames, a.set, root,
+        for model in models:
+            rows.append(run_model(model, a.data, steps[model], a.val_every or max(1, steps[model] // 6), a.val_frames, a.set, root,
                                   not a.no_cpu_defaults))
             print(format_table(rows[-1:]).splitlines()[2], flush=True)
     print(format_table(rows))
-    save_results(a.out, {"data": a.data, "steps": a.steps, "val_every": a.val_every, "val_frames": a.val_frames,
+    save_results(a.out, {"data": a.data, "steps": steps, "val_every": a.val_every, "val_frames": a.val_frames,
                           "set": a.set}, rows, plot)
     return 0
 

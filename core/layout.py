@@ -31,6 +31,40 @@ def resolution_height(name: str) -> int:
     raise ValueError(f"unknown resolution {name!r}: use one of {', '.join(RESOLUTIONS)} or '<height>p'")
 
 
+def standard_tiers_for(height: int) -> list[str]:
+    """The tiers a source `height` pixels high gets by default: the standard ones that fit (never
+    upscaled), or the source's own height (e.g. '272p') when none does."""
+    fit = [name for name, h in RESOLUTIONS.items() if h <= height]
+    return fit or [f"{height - height % 2}p"]
+
+
+def existing_tiers(data_dir: str | os.PathLike, kind: str = "dali", split: str = "train") -> list[str]:
+    """Resolutions of `data_dir` that have clips (kind 'dali') or PNG frame folders ('png') in `split`,
+    highest first."""
+    d = Path(data_dir)
+    if not d.is_dir():
+        return []
+    names = []
+    for sub in d.iterdir():
+        try:
+            resolution_height(sub.name)
+        except ValueError:
+            continue
+        if (list_clips(d, sub.name, split) if kind == "dali" else list_frame_dirs(d, sub.name, split)):
+            names.append(sub.name)
+    return sorted(names, key=resolution_height, reverse=True)
+
+
+def pick_tier(tiers: list[str], preferred: str = "540p") -> str | None:
+    """`preferred` when present, else the tier nearest to it in height (the smaller on a tie)."""
+    if not tiers:
+        return None
+    if preferred in tiers:
+        return preferred
+    want = resolution_height(preferred)
+    return min(tiers, key=lambda t: (abs(resolution_height(t) - want), resolution_height(t)))
+
+
 def clip_name(source: str | os.PathLike, scene_index: int) -> str:
     return f"{Path(source).stem}-s{scene_index:04d}"
 
