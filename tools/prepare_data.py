@@ -83,7 +83,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _prepare(a) -> int:
     data_dir = Path(a.data_dir)
     t_opts = transcode_options(a)
-    frame_res = [r.lower() for r in parse_list(a.frame_resolutions) if r.lower() in t_opts.resolutions]
     times: dict[str, float] = {}
 
     t0 = time.perf_counter()
@@ -92,11 +91,13 @@ def _prepare(a) -> int:
     times["encode"] = prepared.encode_seconds
     times["detect+encode"] = time.perf_counter() - t0
     t0 = time.perf_counter()
+    frame_res = [r.lower() for r in parse_list(a.frame_resolutions) if r.lower() in prepared.tiers]
     if frame_res:
         extract(data_dir, frame_res, a.jobs)
     times["extract"] = time.perf_counter() - t0
 
-    summary = summarize(data_dir, prepared.scenes, t_opts.resolutions, times, prepared)
+    summary = summarize(data_dir, prepared.scenes, [t for t in prepared.tiers if t != layout.ORIG], times,
+                        prepared)
     with atomic_path(data_dir / "summary.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=2) + "\n")
     print_summary(summary)

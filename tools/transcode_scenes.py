@@ -49,11 +49,13 @@ DEFAULT_CRF = {"h264": 18, "hevc": 20, "vp9": 24}
 # Codecs NVDEC decodes (8-bit 4:2:0, which every source is after normalisation).
 NVDEC_CODECS = {"h264", "hevc", "vp8", "vp9", "av1", "mpeg1video", "mpeg2video", "mpeg4", "vc1", "mjpeg"}
 ORIG_PRESET = "veryfast"
+AUTO = "auto"  # --resolutions auto: the standard tiers that fit the source, else its own height
+CRF_RANGE = {"h264": (0, 51), "hevc": (0, 51), "vp9": (0, 63)}
 
 
 @dataclass
 class TranscodeOptions:
-    resolutions: tuple[str, ...] = tuple(layout.RESOLUTIONS)
+    resolutions: tuple[str, ...] = (AUTO,)  # or names: 4k, 1080p, 720p, 540p, <N>p
     codec: str = "h264"
     gop: int = 4
     bframes: int = 0
@@ -245,6 +247,45 @@ class SceneJob:
     start_time: float = 0.0        # timestamp of the source's first frame (VideoInfo.start_time)
 
 
+def parse_resolutions(text: str) -> tuple[str, ...]:
+    """'--resolutions' as names ('auto' alone, or 4k/1080p/720p/540p/<N>p), checked: UsageError when bad."""
+    names = tuple(r.lower() for r in parse_list(text))
+    if not names:
+        raise UsageError(f"--resolutions {text!r}: empty; use auto or a comma list such as 720p,540p")
+    if AUTO in names:
+        if names != (AUTO,):
+            raise UsageError(f"--resolutions {text!r}: 'auto' stands alone")
+        return names
+    for name in names:
+        try:
+            height = layout.resolution_height(name)
+        except ValueError:
+            raise UsageError(f"--resolutions {text!r}: {name!r} is not a resolution; use auto, "
+                             f"{', '.join(layout.RESOLUTIONS)} or any <height>p such as 272p") from None
+        if height % 2:
+            raise UsageError(f"--resolutions {text!r}: {name} is odd; video heights are even")
+    if len(set(names)) != len(names):
+        raise UsageError(f"--resolutions {text!r}: a resolution is listed twice")
+    return names
+
+
+def resolve_resolutions(requested: Sequence[str], height: int) -> tuple[list[str], list[str]]:
+    """The tier names for a source `height` pixels high, and a warning for each requested one above it.
+
+    'auto': the standard tiers that fit, else the source's own height ('272p'); never upscaled.
+    """
+    if tuple(requested) == (AUTO,):
+        return layout.standard_tiers_for(height), []
+    fit = [r for r in requested if layout.resolution_height(r) <= height]
+    return fit, [f"source is {height} high, {r} skipped (no upscaling)" for r in requested if r not in fit]
+
+
+def check_crf(codec: str, crf: int | None, option: str = "--crf") -> None:
+    lo, hi = CRF_RANGE.get(codec, (0, 51))
+    if crf is not None and not lo <= crf <= hi:
+        raise UsageError(f"{option} {crf}: out of range for {codec} ({lo}..{hi})")
+
+
 def make_tiers(opts: TranscodeOptions, backend: Backend, width: int, height: int,
                orig_crf: int | None = None, orig_preset: str = ORIG_PRESET) -> tuple[list[Tier], list[str]]:
     """The tiers for a source of width x height (and warnings for resolutions above it).
@@ -260,7 +301,8 @@ def make_tiers(opts: TranscodeOptions, backend: Backend, width: int, height: int
     if backend.codec != opts.codec:
         raise ValueError(f"backend is for {backend.codec}, options ask for {opts.codec}")
     codec_args(opts)  # validates the codec
-    tiers, warnings = [], []
+    check_crf(opts.codec, opts.crf)
+    tiers = []
     if orig_crf is not None:
         if backend.hw:
             args = nvenc_args("h264", orig_crf, orig_preset, None, 0)
@@ -269,12 +311,9 @@ def make_tiers(opts: TranscodeOptions, backend: Backend, width: int, height: int
         tiers.append(Tier(layout.ORIG, width, height, "h264", tuple(args), False))
     enc = (nvenc_args(opts.codec, tier_crf(opts), opts.preset, opts.gop, opts.bframes) if backend.hw
            else _flags(codec_args(opts)))
-    for res in opts.resolutions:
-        target_h = layout.resolution_height(res)
-        if target_h > height:
-            warnings.append(f"source is {height} high, {res} skipped (no upscaling)")
-            continue
-        w, h = even_size(width, height, target_h)
+    names, warnings = resolve_resolutions(opts.resolutions, height)
+    for res in names:
+        w, h = even_size(width, height, layout.resolution_height(res))
         tiers.append(Tier(res, w, h, opts.codec, tuple(enc), (w, h) != (width, height)))
     return tiers, warnings
 
@@ -615,8 +654,6 @@ def transcode(data_dir: str | os.PathLike, opts: TranscodeOptions | None = None,
     """
     opts = opts or TranscodeOptions()
     data_dir = Path(data_dir)
-    for res in opts.resolutions:
-        layout.resolution_height(res)
     backend = choose_backend(opts.codec, opts.encoder)
     manifest = load_manifest(data_dir)
     if not any(not s.get("dropped") for rec in manifest.get("sources", {}).values() for s in rec["scenes"]):
@@ -660,12 +697,15 @@ def transcode(data_dir: str | os.PathLike, opts: TranscodeOptions | None = None,
             for job, _, _ in plan:
                 writer.submit(job)
     return {res: len(layout.list_clips(data_dir, res, "train")) + len(layout.list_clips(data_dir, res, "val"))
-            for res in opts.resolutions}
+            for res in layout.existing_tiers(data_dir)}
 
 
 def add_transcode_arguments(ap: argparse.ArgumentParser) -> None:
     d = TranscodeOptions()
-    ap.add_argument("--resolutions", default=",".join(d.resolutions), help="comma list of 4k,1080p,720p,540p")
+    ap.add_argument("--resolutions", default=",".join(d.resolutions),
+                    help="tiers to write: 'auto' (the standard 4k,1080p,720p,540p that fit the source, never "
+                         "upscaled, else the source's own height such as 272p) or a comma list of those and any "
+                         "<height>p")
     ap.add_argument("--codec", choices=CODECS, default=d.codec,
                     help="h264 (NVDEC on GPU), hevc (NVDEC) or vp9 (DALI's CPU reader)")
     ap.add_argument("--encoder", choices=ENCODERS, default=d.encoder,
@@ -682,7 +722,14 @@ def add_transcode_arguments(ap: argparse.ArgumentParser) -> None:
 
 
 def transcode_options(a: argparse.Namespace) -> TranscodeOptions:
-    return TranscodeOptions(resolutions=tuple(r.lower() for r in parse_list(a.resolutions)), codec=a.codec,
+    if a.gop < 1:
+        raise UsageError(f"--gop {a.gop}: must be >= 1")
+    if a.bframes < 0:
+        raise UsageError(f"--bframes {a.bframes}: must be >= 0")
+    if a.jobs < 0 or a.threads < 0:
+        raise UsageError("--jobs and --threads must be >= 0")
+    check_crf(a.codec, a.crf)
+    return TranscodeOptions(resolutions=parse_resolutions(a.resolutions), codec=a.codec,
                             gop=a.gop, bframes=a.bframes, crf=a.crf, preset=a.preset, scaler=a.scaler,
                             jobs=a.jobs, encoder=a.encoder, threads=a.threads)
 
