@@ -41,9 +41,9 @@ def standard_tiers_for(height: int) -> list[str]:
 def existing_tiers(data_dir: str | os.PathLike, kind: str = "dali", split: str = "train") -> list[str]:
     """Resolutions of `data_dir` that have clips (kind 'dali') or PNG frame folders ('png') in `split`,
     highest first."""
-    d = Path(data_dir)
-    if not d.is_dir():
+    if not data_dir or not Path(data_dir).is_dir():
         return []
+    d = Path(data_dir)
     names = []
     for sub in d.iterdir():
         try:
@@ -65,8 +65,10 @@ def pick_tier(tiers: list[str], preferred: str = "540p") -> str | None:
     return min(tiers, key=lambda t: (abs(resolution_height(t) - want), resolution_height(t)))
 
 
-def clip_name(source: str | os.PathLike, scene_index: int) -> str:
-    return f"{Path(source).stem}-s{scene_index:04d}"
+def clip_name(source: str | os.PathLike, scene_index: int, key: str | None = None) -> str:
+    """`<key>-s<index>`; the key is the source's stem unless the data set gave it another (two sources
+    with one stem)."""
+    return f"{key or Path(source).stem}-s{scene_index:04d}"
 
 
 def scenes_dir(data_dir: str | os.PathLike, res: str, split: str) -> Path:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from vsrvfi.core.atomic import atomic_path
 from vsrvfi.core.errors import DataError
 
 MANIFEST_VERSION = 1
+_UPDATE = threading.Lock()  # sources prepared side by side in threads update one manifest
 
 
 @dataclass
@@ -61,6 +63,20 @@ def load_manifest(data_dir: str | os.PathLike) -> dict:
 def save_manifest(data_dir: str | os.PathLike, manifest: dict) -> None:
     with atomic_path(manifest_path(data_dir)) as tmp:
         tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def update_manifest(data_dir: str | os.PathLike, change) -> dict:
+    """Re-read the manifest, apply `change(manifest)` and write it back atomically, one thread at a time."""
+    with _UPDATE:
+        manifest = load_manifest(data_dir)
+        change(manifest)
+        save_manifest(data_dir, manifest)
+        return manifest
+
+
+def describe_changes(stored: dict, wanted: dict, flags: dict[str, str]) -> list[str]:
+    """'--seed 0 -> 3' for each option whose value differs, named by its flag in `flags`."""
+    return [f"{flags.get(k, k)} {stored.get(k)!r} -> {v!r}" for k, v in wanted.items() if stored.get(k) != v]
 
 
 def manifest_scenes(manifest: dict, kept_only: bool = True) -> list[Scene]:

@@ -212,9 +212,10 @@ def check_cpu_codecs(clips) -> None:
     bad = [c for c in clips if c.codec not in CPU_CODECS]
     if bad:
         codecs = ", ".join(sorted({c.codec for c in bad}))
-        raise DataError(bad[0].path, f"{codecs} clips ({len(bad)} of {len(clips)}) need a GPU (NVDEC): DALI's "
-                                     f"CPU reader decodes only VP9, VP8 and MJPEG; prepare the data set with "
-                                     f"--codec vp9, or train with data.loader=png, or on a GPU")
+        # UsageError, not DataError: no clip is at fault (data.on_bad_clip must not skip them one by one)
+        raise UsageError(f"{Path(bad[0].path).parent}: {codecs} clips ({len(bad)} of {len(clips)}) need a GPU "
+                         f"(NVDEC): DALI's CPU reader decodes only VP9, VP8 and MJPEG; prepare the data set with "
+                         f"--codec vp9, or train with data.loader=png, or on a GPU")
 
 
 class DaliLoader(BatchLoader):

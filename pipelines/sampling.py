@@ -78,8 +78,10 @@ def _video_info(path: Path) -> tuple[int, int, int, str]:
 def _no_data(data_dir: str | os.PathLike, res: str, split: str, kind: str) -> DataError:
     where = layout.scenes_dir(data_dir, res, split) if kind == "dali" else Path(data_dir) / res / "frames" / split
     what = "clips (*.mp4)" if kind == "dali" else "PNG frame folders"
-    return DataError(where, f"no {what} for resolution {res}, split {split}; prepare the data set with "
-                             "vsr-prepare (or pick another --res/--split)")
+    tiers = layout.existing_tiers(data_dir, kind, split)
+    have = (f"it has {', '.join(tiers)}: set data.res={tiers[0]} (vsr-evaluate: --res {tiers[0]})" if tiers
+            else "prepare the data set with vsr-prepare")
+    return DataError(where, f"no {what} for resolution {res}, split {split}; {have}")
 
 
 def discover_clips(data_dir: str | os.PathLike, res: str, split: str, kind: str, length: int, stride: int,

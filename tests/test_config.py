@@ -133,7 +133,7 @@ def test_every_loader_option_comes_from_the_data_schema_or_is_per_split():
     # one set of defaults: the data section's are LoaderOptions' own, but for the trainer's own choices
     lo, data = LoaderOptions(), DataConfig()
     differ = {n for n in data_fields if getattr(data, n) != getattr(lo, RENAMED.get(n, n))}
-    assert differ == {"device", "crop", "dir"}
+    assert differ == {"device", "crop", "dir", "res"}  # res: "auto" picks a tier the data set has
 
 
 def test_loader_options_per_split():
@@ -208,3 +208,18 @@ def test_resolved_config_yaml_loads_back(tmp_path):
     save_config(cfg, tmp_path / "config.yaml")
     again = OmegaConf.load(tmp_path / "config.yaml")
     assert to_config(OmegaConf.to_container(again)) == cfg
+
+
+def test_data_res_auto_picks_a_tier_the_data_set_has(tmp_path):
+    for res in ("272p", "136p"):
+        clip = tmp_path / res / "scenes" / "train" / "a-s0000.mp4"
+        clip.parent.mkdir(parents=True)
+        clip.write_bytes(b"x")
+    assert load_config("vsrnet", [f"data.dir={tmp_path}"]).data.res == "272p"  # the nearest to 540p
+    (tmp_path / "540p" / "scenes" / "train").mkdir(parents=True)
+    (tmp_path / "540p" / "scenes" / "train" / "a-s0000.mp4").write_bytes(b"x")
+    assert load_config("vsrnet", [f"data.dir={tmp_path}"]).data.res == "540p"
+    assert load_config("vsrnet", [f"data.dir={tmp_path}", "data.res=136p"]).data.res == "136p"
+    assert load_config("vsrnet", [f"data.dir={tmp_path / 'none'}"]).data.res == "540p"  # the loader says what is missing
+    with pytest.raises(UsageError, match=r"data.res: '999x' is not a resolution"):
+        load_config("vsrnet", [f"data.dir={tmp_path}", "data.res=999x"])

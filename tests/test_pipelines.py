@@ -275,12 +275,14 @@ def test_h264_clips_on_the_cpu_dali_loader_are_one_line_before_any_pipeline(tmp_
 
     data = build_data_dir(tmp_path / "h264", clips=DEFAULT_CLIPS[2:4], sizes={"72p": (128, 72)}, pngs=True,
                           codec="h264")
-    with pytest.raises(DataError) as err:
+    with pytest.raises(UsageError) as err:  # a setting, not a clip at fault: data.on_bad_clip must not skip them
         loader(data, "dali", task="sr", res="72p", crop=32)
     msg = str(err.value)
     assert "\n" not in msg and "h264 clips (1 of 1)" in msg and "--codec vp9" in msg and "data.loader=png" in msg
     assert next(iter(loader(data, "png", task="sr", res="72p", crop=32)))["hr"].shape[-1] == 32  # PNG works
     res = subprocess.run([sys.executable, "-m", "vsrvfi.trainers.train", "vsrnet", f"data.dir={data}",
-                          "data.res=72p", "data.device=cpu", "data.crop=32", f"experiment.root={tmp_path}"],
+                          "data.res=72p", "data.device=cpu", "data.crop=32", "data.on_bad_clip=skip",
+                          f"experiment.root={tmp_path}"],
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 2 and res.stderr.count("\n") == 1 and "need a GPU (NVDEC)" in res.stderr, res.stderr
+    assert not list(tmp_path.glob("*/checkpoints/*.pth"))  # refused before training, not "stopped at step 0"

@@ -166,7 +166,7 @@ def test_rerun_split_with_other_options_refuses(prepared, demo_source, capsys):
 
     rc = run_cli(split_scenes.main, [str(demo_source), str(prepared), "--threshold", "10"])
     err = capsys.readouterr().err.strip()
-    assert rc == 2 and "different options" in err and len(err.splitlines()) == 1
+    assert rc == 2 and "other options" in err and "--threshold None -> 10.0" in err and len(err.splitlines()) == 1
 
 
 # ----------------------------------------------------------------------------------------- bad input

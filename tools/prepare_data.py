@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
 from vsrvfi.core import layout
-from vsrvfi.core.cli import ArgumentParser, entry_point, parse_list
-from vsrvfi.tools.extract_frames import extract
 from vsrvfi.core.atomic import atomic_path, dir_bytes
+from vsrvfi.core.cli import ArgumentParser, entry_point
 from vsrvfi.core.lock import folder_lock
+from vsrvfi.core.manifest import load_manifest, manifest_scenes
+from vsrvfi.tools import sources
+from vsrvfi.tools.extract_frames import extract
 from vsrvfi.tools.split_scenes import PrepareResult, add_split_arguments, prepare_scenes, split_options
-from vsrvfi.tools.transcode_scenes import add_transcode_arguments, transcode_options
+from vsrvfi.tools.transcode_scenes import SceneWriter, add_transcode_arguments, choose_backend, transcode_options
 
 
 def summarize(data_dir: Path, scenes, resolutions: Sequence[str], stage_seconds: dict[str, float],
@@ -59,6 +63,15 @@ def print_summary(summary: dict) -> None:
           + " (detection and encoding overlap)")
     if s.get("encoder"):
         print(f"encoder: {s['encoder']}; {s['parallelism']}")
+    rows = s.get("sources") or []
+    if len(rows) > 1:
+        print(f"{'source':>20} {'size':>10} {'fps':>7} {'scenes':>7} {'train':>6} {'val':>4} {'frames':>7}")
+        for r in rows:
+            print(f"{r['key'][-20:]:>20} {r['size']:>10} {r['fps']:>7g} {r['kept']:>7} {r['train']:>6} {r['val']:>4} "
+                  f"{r['frames']:>7}")
+    if s.get("this_run"):
+        print(f"this run: {', '.join(s['this_run']['sources']) or 'nothing new'}; clips written: "
+              + (", ".join(f"{k} {v}" for k, v in s["this_run"]["clips_written"].items()) or "none (all complete)"))
     print(f"{'resolution':>10} {'clips':>6} {'clips MB':>10} {'PNG MB':>10} {'PNG/clips':>10}")
     for res, r in s["resolutions"].items():
         ratio = f"{r['png_bytes'] / r['clip_bytes']:.1f}x" if r["png_bytes"] and r["clip_bytes"] else "-"
@@ -67,37 +80,69 @@ def print_summary(summary: dict) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("video", help="source video (e.g. the 4K Myanmar footage)")
-    ap.add_argument("data_dir", nargs="?", default="data", help="output data set folder (default ./data)")
+    ap.add_argument("inputs", nargs="+", metavar="SOURCE",
+                    help="source videos and folders of videos, then DATA_DIR (the output data set folder); "
+                         "with one SOURCE alone, DATA_DIR is ./data")
     add_split_arguments(ap)
     add_transcode_arguments(ap)
     ap.add_argument("--keep-orig", action="store_true",
                     help="also write the full-resolution cut of every scene to orig/ (x264, --orig-crf)")
-    ap.add_argument("--frame-resolutions", default="720p,540p",
-                    help="resolutions to extract PNG frames for ('' for none)")
+    ap.add_argument("--frame-resolutions", default=sources.AUTO,
+                    help="tiers to extract PNG frames for: 'auto' (720p and 540p where the data set has them, "
+                         "else its smallest tier), a comma list, or '' for none")
+    ap.add_argument("--force", action="store_true",
+                    help="re-encode (or re-detect) what a change of options makes stale instead of refusing; "
+                         "every clip is rewritten under a temporary name and renamed when complete")
     a = ap.parse_args(argv)
-    with folder_lock(a.data_dir, "the data set"):  # one writer per DATA_DIR; released on any exit
-        return _prepare(a)
+    # Everything that can be wrong with the command is found before DATA_DIR is created.
+    s_opts, t_opts = split_options(a), transcode_options(a)
+    frame_res = sources.parse_frame_resolutions(a.frame_resolutions)
+    videos, data_dir = sources.split_inputs(a.inputs)
+    found = sources.collect_videos(videos)
+    infos = sources.probe_sources(found)
+    with folder_lock(data_dir, "the data set"):  # one writer per DATA_DIR; released on any exit
+        return _prepare(a, data_dir, s_opts, t_opts, frame_res, infos)
 
 
-def _prepare(a) -> int:
-    data_dir = Path(a.data_dir)
-    t_opts = transcode_options(a)
+def _prepare(a, data_dir: Path, s_opts, t_opts, frame_res, infos: dict) -> int:
     times: dict[str, float] = {}
-
     t0 = time.perf_counter()
-    prepared = prepare_scenes(a.video, data_dir, split_options(a), t_opts, keep_orig=a.keep_orig)
-    times["detect"] = prepared.detect_seconds
-    times["encode"] = prepared.encode_seconds
+    plan = sources.plan_run(data_dir, infos, s_opts, t_opts, a.keep_orig, a.force)
+    t_run = replace(t_opts, resolutions=tuple(plan.tiers))
+    backend = choose_backend(t_opts.codec, t_opts.encoder)
+    par = sources.writer_parallelism(plan, t_run, backend, a.keep_orig)
+    detect_jobs = sources.detect_jobs(len(plan.sources))
+    results: list[PrepareResult] = []
+    with SceneWriter(data_dir, backend, par, t_opts.scaler, True, desc=f"encode {backend.encoder}") as writer:
+        def one(src: "sources.Source") -> PrepareResult:
+            return prepare_scenes(src.path, data_dir, src.split_options or s_opts, t_run, keep_orig=a.keep_orig,
+                                  show_progress=detect_jobs == 1, key=src.key, writer=writer,
+                                  force=plan.reencode, alone=plan.alone, info=src.info)
+
+        if detect_jobs == 1:
+            results = [one(src) for src in plan.sources]
+        else:
+            with ThreadPoolExecutor(detect_jobs) as pool:
+                results = list(pool.map(one, plan.sources))
+    ended = time.perf_counter()
+    sources.finish_run(data_dir, plan)
+    starts = [r.first_job_at for r in results if r.first_job_at is not None]
+    times["detect"] = sum(r.detect_seconds for r in results)
+    times["encode"] = ended - min(starts) if starts else 0.0
     times["detect+encode"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    frame_res = [r.lower() for r in parse_list(a.frame_resolutions) if r.lower() in prepared.tiers]
-    if frame_res:
-        extract(data_dir, frame_res, a.jobs)
+    extract_res = sources.frame_tiers(frame_res, plan.tiers)
+    if extract_res:
+        extract(data_dir, extract_res, a.jobs)
     times["extract"] = time.perf_counter() - t0
 
-    summary = summarize(data_dir, prepared.scenes, [t for t in prepared.tiers if t != layout.ORIG], times,
-                        prepared)
+    prepared = PrepareResult(scenes=manifest_scenes(load_manifest(data_dir), kept_only=False), backend=backend,
+                             parallelism=par, tiers=plan.tiers,
+                             warnings=[w for r in results for w in r.warnings])
+    summary = summarize(data_dir, prepared.scenes, plan.tiers, times, prepared)
+    summary["sources"] = sources.source_table(load_manifest(data_dir))
+    summary["this_run"] = {"sources": [s.key for s in plan.sources], "clips_written": dict(writer.written),
+                           "detect_jobs": detect_jobs}
     with atomic_path(data_dir / "summary.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=2) + "\n")
     print_summary(summary)

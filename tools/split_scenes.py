@@ -19,6 +19,7 @@ import math
 import os
 import random
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -26,7 +27,7 @@ from typing import Callable, Sequence
 from tqdm import tqdm
 
 from vsrvfi.core import layout
-from vsrvfi.core.manifest import Scene, SourceRecord, load_manifest, save_manifest
+from vsrvfi.core.manifest import Scene, SourceRecord, describe_changes, load_manifest, update_manifest
 from vsrvfi.core.lock import folder_lock
 from vsrvfi.core.cli import ArgumentParser, entry_point
 from vsrvfi.core.errors import UsageError
@@ -37,7 +38,8 @@ from vsrvfi.tools.transcode_scenes import (Backend, Parallelism, SceneJob, Scene
                                            choose_backend, job_memory, make_tiers, missing_tiers, nvdec_works,
                                            plan_parallelism)
 
-MIN_SIDE = 32
+MIN_SIDE = 64  # the smallest training crop of any config (EDVR's CPU setting); smaller sources train nothing
+IMAGE_CODECS = {"png", "mjpeg", "bmp", "tiff", "webp", "gif", "jpeg2000", "jpegls", "ppm", "pgm", "pam", "qoi"}
 DETECTOR_MIN_LEN = 15  # PySceneDetect's default: no two cuts closer than this many frames
 
 
@@ -52,6 +54,12 @@ class SplitOptions:
     crf: int = 10                      # quality of the orig clips (x264; near-lossless)
     preset: str = "veryfast"
     downscale: int = 0                 # detector analysis downscale; 0 = PySceneDetect's auto
+
+
+# The command-line flag of each SplitOptions field, for errors that name what changed.
+SPLIT_FLAGS = {"detector": "--detector", "threshold": "--threshold", "min_scene_len": "--min-scene-len",
+               "trim": "--trim", "val_fraction": "--val-fraction", "seed": "--seed", "crf": "--orig-crf",
+               "preset": "the orig preset", "downscale": "--downscale"}
 
 
 def parse_min_len(text: str, fps: float) -> int:
@@ -124,7 +132,10 @@ def detect_scenes(path: Path, opts: SplitOptions, fps: float, show_progress: boo
     `on_cut(frame)` is called as soon as the detector reports a cut (while detection goes on), so
     the scenes before it can be processed early; the returned list is the final word.
     """
+    import av
     from scenedetect import AdaptiveDetector, ContentDetector, SceneManager, open_video
+
+    av.logging.set_level(av.logging.ERROR)  # full-range (yuvj420p) sources: swscale warns once per frame
 
     # The detector's own minimum suppresses bursts of false cuts (flashes, fast pans); the user's
     # minimum, which may be longer, drops whole scenes afterwards and is reported.
@@ -159,27 +170,43 @@ def detect_scenes(path: Path, opts: SplitOptions, fps: float, show_progress: boo
 
 
 def plan_scene(index: int, start: int, end: int, source: Path, fps: float, opts: SplitOptions,
-               total_frames: int) -> Scene:
+               total_frames: int, key: str | None = None) -> Scene:
     """One scene from its detected range: trimmed at cuts, dropped when shorter than the minimum."""
     min_len = parse_min_len(opts.min_scene_len, fps)
     s = start + (opts.trim if start > 0 else 0)
     e = end - (opts.trim if end < total_frames else 0)
-    sc = Scene(clip=layout.clip_name(source, index), source=str(source), index=index, start_frame=s, end_frame=e,
+    sc = Scene(clip=layout.clip_name(source, index, key), source=str(source), index=index, start_frame=s, end_frame=e,
                start_time=round(s / fps, 6), end_time=round(e / fps, 6), fps=fps, num_frames=max(e - s, 0))
     if sc.num_frames < min_len:
         sc.dropped = f"shorter than {min_len} frames"
     return sc
 
 
+def val_count(n: int, fraction: float, rng: random.Random, alone: bool) -> int:
+    """How many of a source's `n` kept scenes go to val.
+
+    A data set's only source keeps at least one scene for val and one for training. One source among
+    several gives `fraction` of its scenes in expectation (the fractional part drawn from `rng`), so
+    many short sources do not each give up a scene and every source can contribute to val.
+    """
+    if alone:
+        return min(n - 1, max(1, round(fraction * n))) if n >= 2 else 0
+    want = fraction * n
+    k = math.floor(want) + (rng.random() < want - math.floor(want))
+    return min(k, n - 1) if n >= 2 else k
+
+
 def plan_scenes(ranges: list[tuple[int, int]], source: Path, fps: float, opts: SplitOptions,
-                total_frames: int) -> list[Scene]:
-    """Apply trimming at cuts and the minimum length, then assign train/val by whole scenes."""
-    scenes = [plan_scene(i, start, end, source, fps, opts, total_frames) for i, (start, end) in enumerate(ranges)]
+                total_frames: int, key: str | None = None, alone: bool = True) -> list[Scene]:
+    """Apply trimming at cuts and the minimum length, then assign train/val by whole scenes.
+
+    The split depends only on this source, its key and the seed, so adding sources to a data set
+    later never moves an existing scene. `alone`: the data set's only source (see `val_count`).
+    """
+    scenes = [plan_scene(i, start, end, source, fps, opts, total_frames, key) for i, (start, end) in enumerate(ranges)]
     kept = [s for s in scenes if not s.dropped]
-    n_val = 0
-    if len(kept) >= 2:
-        n_val = min(len(kept) - 1, max(1, round(opts.val_fraction * len(kept))))
-    val = set(random.Random(opts.seed).sample(range(len(kept)), n_val))
+    rng = random.Random(opts.seed if alone else f"{opts.seed}:{key or Path(source).stem}")
+    val = set(rng.sample(range(len(kept)), val_count(len(kept), opts.val_fraction, rng, alone)))
     for i, s in enumerate(kept):
         s.split = "val" if i in val else "train"
     return scenes
@@ -196,19 +223,25 @@ class PrepareResult:
     clips_written: dict[str, int] = field(default_factory=dict)
     detect_seconds: float = 0.0        # 0 when the manifest already had the scenes
     encode_seconds: float = 0.0        # from the first scene job to the last (overlaps detection)
+    first_job_at: float | None = None  # time.perf_counter() of the first scene job (a shared writer ends later)
     warnings: list[str] = field(default_factory=list)
 
 
-def _check_source(video: Path, info: VideoInfo) -> None:
+def check_source(video: Path, info: VideoInfo) -> None:
+    """One-line errors for sources nothing can be trained on: still images, too short, too small."""
+    if info.num_frames == 1 and info.codec in IMAGE_CODECS:
+        raise UsageError(f"{video}: a still image ({info.codec}), not a video")
     if info.num_frames < 2:
         raise UsageError(f"{video}: too short ({info.num_frames} frame); a scene needs at least 2")
     if min(info.width, info.height) < MIN_SIDE:
-        raise UsageError(f"{video}: too small ({info.width}x{info.height}); needs at least {MIN_SIDE} pixels a side")
+        raise UsageError(f"{video}: too small ({info.width}x{info.height}) for a training crop; needs at least "
+                         f"{MIN_SIDE} pixels a side")
 
 
 def prepare_scenes(video: str | os.PathLike, data_dir: str | os.PathLike, opts: SplitOptions | None = None,
                    transcode: TranscodeOptions | None = None, keep_orig: bool = False,
-                   show_progress: bool = True) -> PrepareResult:
+                   show_progress: bool = True, key: str | None = None, writer: SceneWriter | None = None,
+                   force: bool = False, alone: bool = True, info: VideoInfo | None = None) -> PrepareResult:
     """Detect the scenes of `video` and write each kept scene's clips in one pass per scene.
 
     The tiers are `transcode.resolutions` (none when `transcode` is None) plus the full-resolution
@@ -217,22 +250,30 @@ def prepare_scenes(video: str | os.PathLike, data_dir: str | os.PathLike, opts: 
     (a scene is final as soon as the cut after it is found), their clips renamed into train/ or
     val/ once the split is known. Reruns reuse the manifest and redo only missing or incomplete
     clips (a scene is complete when all its tier clips are).
+
+    Many sources: `key` names the source in the manifest and its clips (default: the file's stem),
+    `writer` is a SceneWriter shared by the sources (so one source's scenes encode while the next one's
+    detection runs), `alone` says whether this is the data set's only source (see `val_count`).
+    `force` re-encodes every tier of every scene (options changed on purpose); `info`: the probe, if done.
     """
     opts = opts or SplitOptions()
     transcode = transcode or TranscodeOptions(resolutions=())
     video, data_dir = Path(video), Path(data_dir)
-    info = probe(video)
-    _check_source(video, info)
+    info = info or probe(video)
+    check_source(video, info)
     check_writable_dir(data_dir)
     manifest = load_manifest(data_dir)
-    stem = video.stem
+    stem = key or video.stem
     fp = fingerprint(video)
     record = manifest["sources"].get(stem)
     opt_dict = asdict(opts)
-    if record is not None and (record["fingerprint"] != fp or record["options"] != opt_dict):
-        what = "a different file" if record["fingerprint"] != fp else "different options"
-        raise UsageError(f"{data_dir}: already holds scenes of {record['path']} made from {what}; "
-                         f"use another DATA_DIR or remove {data_dir / layout.MANIFEST}")
+    if record is not None and record["fingerprint"] != fp:
+        raise UsageError(f"{video}: changed since {data_dir} was prepared from it; --force prepares it again "
+                         "(its old scenes are removed)")
+    if record is not None and record["options"] != opt_dict:
+        changes = describe_changes(record["options"], opt_dict, SPLIT_FLAGS)
+        raise UsageError(f"{video}: {data_dir} was prepared from it with other options ({'; '.join(changes)}); "
+                         "use those, or --force to prepare it again")
     if transcode.resolutions:
         backend = choose_backend(transcode.codec, transcode.encoder)
     else:  # orig/ only: the near-lossless cut is x264 on the CPU
@@ -250,7 +291,8 @@ def prepare_scenes(video: str | os.PathLike, data_dir: str | os.PathLike, opts: 
     tiers, warnings = make_tiers(transcode, backend, width, height, opts.crf if keep_orig else None, opts.preset)
     if record is not None:
         scenes = [Scene(**d) for d in record["scenes"]]
-        todo = [(sc, t) for sc in scenes if not sc.dropped for t in [missing_tiers(data_dir, sc, tiers)] if t]
+        todo = [(sc, t) for sc in scenes if not sc.dropped
+                for t in [tuple(tiers) if force else missing_tiers(data_dir, sc, tiers)] if t]
         src = normalized_path if record["normalized"] else video
     else:
         scenes, todo, src = [], [], video
@@ -264,8 +306,8 @@ def prepare_scenes(video: str | os.PathLike, data_dir: str | os.PathLike, opts: 
     src_start = 0.0  # timestamp of the first frame of the file the scenes are cut from
     if record is None or todo:
         src_start = (info if Path(info.path) == src else probe(src)).start_time
-    par = plan_parallelism(len(tiers), transcode.jobs, transcode.threads,
-                           memory_per_job=job_memory(width, height, tiers), hw=backend.hw)
+    par = writer.par if writer is not None else plan_parallelism(
+        len(tiers), transcode.jobs, transcode.threads, memory_per_job=job_memory(width, height, tiers), hw=backend.hw)
     hw_decode = backend.hw and bool(tiers) and (record is None or bool(todo)) and nvdec_works(src)
     result = PrepareResult(scenes=[], backend=backend, parallelism=par, tiers=[t.name for t in tiers],
                            warnings=[f"{video.name}: {w}" for w in warnings])
@@ -277,8 +319,9 @@ def prepare_scenes(video: str | os.PathLike, data_dir: str | os.PathLike, opts: 
                         src_start)
 
     first_job: list[float] = []
-    with SceneWriter(data_dir, backend, par, transcode.scaler, show_progress and bool(tiers),
-                     desc=f"encode {backend.encoder}") as writer:
+    own = writer is None
+    with (SceneWriter(data_dir, backend, par, transcode.scaler, show_progress and bool(tiers),
+                      desc=f"encode {backend.encoder}") if own else nullcontext(writer)) as writer:
         def submit(sc: Scene, todo) -> object:
             if not first_job:
                 first_job.append(time.perf_counter())
@@ -292,7 +335,7 @@ def prepare_scenes(video: str | os.PathLike, data_dir: str | os.PathLike, opts: 
             def on_cut(frame: int) -> None:
                 if frame <= last[0]:
                     return
-                sc = plan_scene(last[1], last[0], frame, video, fps, opts, total)
+                sc = plan_scene(last[1], last[0], frame, video, fps, opts, total, stem)
                 last[:] = [frame, last[1] + 1]
                 if not sc.dropped and tiers:
                     early[sc.clip] = (sc.start_frame, sc.num_frames, submit(sc, tiers))
@@ -300,7 +343,7 @@ def prepare_scenes(video: str | os.PathLike, data_dir: str | os.PathLike, opts: 
             t0 = time.perf_counter()
             ranges = detect_scenes(src, opts, fps, show_progress, on_cut=on_cut)
             result.detect_seconds = time.perf_counter() - t0
-            scenes = plan_scenes(ranges, video, fps, opts, total)
+            scenes = plan_scenes(ranges, video, fps, opts, total, stem, alone)
             if not any(not s.dropped for s in scenes):
                 raise UsageError(f"{video}: no scene is at least {parse_min_len(opts.min_scene_len, fps)} "
                                  f"frames long ({len(scenes)} found); lower --min-scene-len")
@@ -313,8 +356,7 @@ def prepare_scenes(video: str | os.PathLike, data_dir: str | os.PathLike, opts: 
             record = asdict(SourceRecord(path=str(video.resolve()), fingerprint=fp, info=info.as_dict(),
                                          options=opt_dict, normalized=src != video, scenes=scenes))
             record["cut_from"] = str(src.resolve())
-            manifest["sources"][stem] = record
-            save_manifest(data_dir, manifest)
+            update_manifest(data_dir, lambda m: m["sources"].__setitem__(stem, record))
             for sc in kept.values():
                 if sc.clip not in early and tiers:
                     submit(sc, tiers)
@@ -323,8 +365,9 @@ def prepare_scenes(video: str | os.PathLike, data_dir: str | os.PathLike, opts: 
             for sc, missing in todo:
                 submit(sc, missing)
     result.encode_seconds = time.perf_counter() - first_job[0] if first_job else 0.0
+    result.first_job_at = first_job[0] if first_job else None
     result.scenes = scenes
-    result.clips_written = dict(writer.written)
+    result.clips_written = dict(writer.written) if own else {}
     return result
 
 

@@ -24,9 +24,11 @@ import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
+from vsrvfi.core import layout
 from vsrvfi.core.atomic import atomic_path
 from vsrvfi.core.errors import UsageError
 from vsrvfi.pipelines.augment import AugmentOptions
+from vsrvfi.pipelines.options import LoaderOptions
 from vsrvfi.trainers.recipes import RECIPES, recipe_class
 from vsrvfi.trainers.schema import Config, DataConfig
 
@@ -119,6 +121,7 @@ def build_config(layers: Sequence[tuple[str, Mapping]], overrides: Sequence[str]
         cfg = _merge(cfg, _normalize(_nest(key, value)), "", key, value)
     _resolve_model(cfg, recipe)
     _check(cfg)
+    _resolve_res(cfg)
     OmegaConf.set_readonly(cfg, True)
     return cfg
 
@@ -317,6 +320,25 @@ def _check(node: DictConfig, prefix: str = "") -> None:
         for name in dataclasses.fields(AugmentOptions):
             if not 0.0 <= node[name.name] <= 1.0:
                 raise UsageError(f"{prefix}{name.name}: a probability must be in [0, 1], got {node[name.name]!r}")
+
+
+_LOADER_RES = LoaderOptions.res  # the loaders' own default, when the data set has no tier yet
+
+
+def _resolve_res(cfg: DictConfig) -> None:
+    """data.res / data.lr_res named correctly; 'auto' becomes a tier the data set has (540p when none)."""
+    for key in ("res", "lr_res"):
+        value = cfg.data[key]
+        if value is None or value == "auto":
+            continue
+        try:
+            layout.resolution_height(value)
+        except ValueError:
+            raise UsageError(f"data.{key}: {value!r} is not a resolution; use auto, "
+                             f"{', '.join(layout.RESOLUTIONS)} or <height>p") from None
+    if cfg.data.res == "auto":
+        tiers = layout.existing_tiers(cfg.data.dir, cfg.data.loader)
+        cfg.data.res = layout.pick_tier(tiers) or _LOADER_RES
 
 
 def _check_crop(key: str, value: Any) -> None:

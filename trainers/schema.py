@@ -60,7 +60,8 @@ class DataConfig:
     dir: Optional[str] = None               # a prepared DATA_DIR (tools/prepare_data.sh)
     loader: str = loader_default("kind", choices=KINDS)
     device: str = opt("auto", choices=("auto",) + DEVICES)  # DALI decode/augment device; auto: gpu when CUDA is there
-    res: str = loader_default("res")        # clips the samples come from (HR for SR, frames for VFI)
+    res: str = "auto"                       # clips the samples come from (HR for SR, frames for VFI); auto: 540p
+    #                                         when the data set has it, else the tier nearest to it (272p, ...)
     lr_res: Optional[str] = loader_default("lr_res")  # SR: LR frames from this resolution's clips instead of a resize
     crop: Any = 128                         # training crop, HR pixels: N (square), [H, W], or null (full frames)
     batch_size: int = loader_default("batch_size", min=1)
