@@ -135,7 +135,7 @@ def detect_scenes(path: Path, opts: SplitOptions, fps: float, show_progress: boo
     import av
     from scenedetect import AdaptiveDetector, ContentDetector, SceneManager, open_video
 
-    av.logging.set_level(av.logging.ERROR)  # full-range (yuvj420p) sources: swscale warns once per frame
+    av.logging.set_libav_level(av.logging.ERROR)  # full-range (yuvj420p) sources: swscale warns on every frame
 
     # The detector's own minimum suppresses bursts of false cuts (flashes, fast pans); the user's
     # minimum, which may be longer, drops whole scenes afterwards and is reported.
