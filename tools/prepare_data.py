@@ -19,6 +19,7 @@ from vsrvfi.core.cli import ArgumentParser, entry_point, parse_list
 from vsrvfi.tools.extract_frames import extract
 from vsrvfi.core.atomic import atomic_path, dir_bytes
 from vsrvfi.core.lock import folder_lock
+from vsrvfi.tools.import_frames import add_frames_arguments, frames_options, import_frames
 from vsrvfi.tools.split_scenes import PrepareResult, add_split_arguments, prepare_scenes, split_options
 from vsrvfi.tools.transcode_scenes import add_transcode_arguments, transcode_options
 
@@ -39,6 +40,8 @@ def summarize(data_dir: Path, scenes, resolutions: Sequence[str], stage_seconds:
         "parallelism": prepared.parallelism.describe() if prepared and prepared.parallelism else None,
         "resolutions": {},
     }
+    if getattr(prepared, "source_bytes", 0):  # a frame import: the frame folders' bytes
+        summary["source_bytes"] = prepared.source_bytes
     if (data_dir / layout.ORIG / "scenes").is_dir():
         summary["orig_bytes"] = dir_bytes(data_dir / layout.ORIG / "scenes")
     for res in resolutions:
@@ -63,14 +66,19 @@ def print_summary(summary: dict) -> None:
     for res, r in s["resolutions"].items():
         ratio = f"{r['png_bytes'] / r['clip_bytes']:.1f}x" if r["png_bytes"] and r["clip_bytes"] else "-"
         print(f"{res:>10} {r['clips']:>6} {r['clip_bytes'] / 1e6:>10.2f} {r['png_bytes'] / 1e6:>10.2f} {ratio:>10}")
+    if s.get("source_bytes"):
+        print(f"source frames: {s['source_bytes'] / 1e6:.2f} MB, " + ", ".join(
+            f"{s['source_bytes'] / r['clip_bytes']:.1f}x the {res} clips"
+            for res, r in s["resolutions"].items() if r["clip_bytes"]))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("video", help="source video (e.g. the 4K Myanmar footage)")
+    ap.add_argument("video", help="source video (e.g. the 4K Myanmar footage); with --from-frames a folder of frames")
     ap.add_argument("data_dir", nargs="?", default="data", help="output data set folder (default ./data)")
     add_split_arguments(ap)
     add_transcode_arguments(ap)
+    add_frames_arguments(ap)
     ap.add_argument("--keep-orig", action="store_true",
                     help="also write the full-resolution cut of every scene to orig/ (x264, --orig-crf)")
     ap.add_argument("--frame-resolutions", default="720p,540p",
@@ -86,7 +94,10 @@ def _prepare(a) -> int:
     times: dict[str, float] = {}
 
     t0 = time.perf_counter()
-    prepared = prepare_scenes(a.video, data_dir, split_options(a), t_opts, keep_orig=a.keep_orig)
+    if a.from_frames:  # frame folders (Vimeo-90K, REDS, ...) instead of a video: tools/import_frames.py
+        prepared = import_frames(a.video, data_dir, frames_options(a), t_opts, a.keep_orig, a.orig_crf)
+    else:
+        prepared = prepare_scenes(a.video, data_dir, split_options(a), t_opts, keep_orig=a.keep_orig)
     times["detect"] = prepared.detect_seconds
     times["encode"] = prepared.encode_seconds
     times["detect+encode"] = time.perf_counter() - t0
