@@ -176,11 +176,16 @@ def _bad(kind: str, tmp: Path) -> tuple[Path, str, str]:
         _frames(root / "sequences" / "00001" / "0001", [f"im{k}.png" for k in range(1, 8)])
         (root / "sep_trainlist.txt").write_text("00001/0001\n00001/0002\n")
         return root, str(root / "sequences" / "00001" / "0002"), "listed in sep_trainlist.txt but missing"
+    if kind == "vimeo_unlisted":
+        _frames(root / "sequences" / "00001" / "0001", [f"im{k}.png" for k in range(1, 8)])
+        (root / "sep_trainlist.txt").write_text("")
+        (root / "sep_testlist.txt").write_text("\n")
+        return root, str(root), "no clip to import: all 1 are in neither list"
     raise ValueError(kind)
 
 
 @pytest.mark.parametrize("kind", ["missing", "file", "empty", "gap", "mixed_sizes", "single_frame", "odd_size",
-                                  "not_an_image", "vimeo_list"])
+                                  "not_an_image", "vimeo_list", "vimeo_unlisted"])
 def test_bad_input_is_one_line_and_writes_nothing(kind, tmp_path, capsys):
     root, named, problem = _bad(kind, tmp_path)
     data = tmp_path / "data"
@@ -198,3 +203,17 @@ def test_bad_options(argv, problem, tmp_path, capsys):
     rc = run_cli(prepare_data.main, [str(tmp_path / "frames"), str(tmp_path / "data"), "--from-frames", *argv])
     err = capsys.readouterr().err
     assert rc == 2 and problem in err and not (tmp_path / "data").exists(), err
+
+
+@pytest.mark.parametrize("names, pattern, start", [
+    ([f"im{k}.png" for k in range(1, 11)], "im%d.png", 1),              # Vimeo-style, unpadded past 9
+    ([f"{k:08d}.png" for k in range(0, 3)], "%08d.png", 0),             # REDS
+    ([f"{k:04d}.jpg" for k in range(8, 13)], "%04d.jpg", 8),            # padded, not from 1
+    ([f"50%_{k:03d}.png" for k in range(1, 3)], "50%%_%03d.png", 1),    # a printf character in the name
+])
+def test_frame_name_patterns(names, pattern, start, tmp_path):
+    for n in names:
+        (tmp_path / n).write_bytes(b"")
+    f = import_frames.scan_folder(tmp_path, "c")
+    assert (f.pattern, f.start, f.count) == (pattern, start, len(names))
+    assert [f.path(n).name for n in range(f.start, f.start + f.count)] == names

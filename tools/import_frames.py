@@ -130,7 +130,7 @@ def scan_folder(folder: Path, clip: str) -> FrameFolder | None:
     if len(kinds) > 1:
         examples = ", ".join(next(n for n, g in parsed.items() if (g[0], g[2]) == k) for k in kinds[:2])
         raise DataError(folder, f"frames named in more than one way ({examples}); one clip's frames share a pattern")
-    prefix, ext = kinds[0]
+    prefix, ext = (t.replace("%", "%%") for t in kinds[0])  # printf patterns (ffmpeg's and ours)
     digits = [d for _, d, _ in parsed.values()]
     widths = {len(d) for d in digits}
     if len(widths) == 1 and (len(digits) == 1 or any(d.startswith("0") for d in digits) or widths == {1}):
@@ -294,14 +294,15 @@ def list_reds(root: Path, opts: FramesOptions) -> tuple[str, list[FrameFolder]]:
 
 
 def list_folders(root: Path, opts: FramesOptions) -> tuple[str, list[FrameFolder]]:
+    name = root.resolve().name
     folders = [f for d in _subdirs(root) for f in [scan_folder(d, d.name)] if f is not None]
     if not folders:
-        own = scan_folder(root, root.name)  # ROOT itself holds one clip's frames
+        own = scan_folder(root, name)  # ROOT itself holds one clip's frames
         if own is None:
             raise DataError(root, "no frame folders found (expected ROOT/<clip>/<numbered frames>.png or .jpg)")
         folders = [own]
     seeded_split(folders, opts.val_fraction, opts.seed)
-    return root.name, folders, True
+    return name, folders, True
 
 
 def list_frames(root: str | os.PathLike, opts: FramesOptions) -> tuple[str, str, list[FrameFolder], bool]:
@@ -357,6 +358,8 @@ def import_frames(root: str | os.PathLike, data_dir: str | os.PathLike, opts: Fr
     root, data_dir = Path(root), Path(data_dir)
     t0 = time.perf_counter()
     kind, key, folders, seeded = list_frames(root, opts)
+    if all(f.dropped for f in folders):
+        raise DataError(root, f"no clip to import: all {len(folders)} are in neither list")
     width, height = check_sizes(folders, show_progress)
     backend = choose_backend(transcode.codec, transcode.encoder)
     tiers, warnings = make_tiers(transcode, backend, width, height, orig_crf if keep_orig else None)

@@ -5,7 +5,8 @@ One pass per scene: each scene's frames are decoded once from the source and enc
 (orig/) is written only with --keep-orig. The encoder is chosen by --encoder (auto: NVENC when the
 machine has it, else x264/libvpx) and named in the summary. The stages are also standalone tools
 (split_scenes, transcode_scenes, extract_frames). Rerunning after an interruption only does what is
-missing.
+missing. `--from-frames` imports folders of frames (Vimeo-90K, REDS, ...) instead of a video
+(tools/import_frames.py).
 """
 from __future__ import annotations
 
