@@ -196,6 +196,19 @@ def test_bad_input_is_one_line_and_writes_nothing(kind, tmp_path, capsys):
     assert not data.exists()
 
 
+def test_bad_input_from_the_command_line_is_exactly_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    root, named, _ = _bad("mixed_sizes", tmp_path)  # found while the frames are being checked
+    res = subprocess.run([sys.executable, "-m", "vsrvfi.tools.prepare_data", str(root), str(tmp_path / "data"),
+                          "--from-frames"], cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
+                         timeout=300)
+    assert res.returncode == 2 and res.stdout == "", res
+    assert res.stderr.strip().splitlines() == [res.stderr.strip()] and res.stderr.startswith(f"error: {named}: ")
+    assert not (tmp_path / "data").exists()
+
+
 @pytest.mark.parametrize("argv, problem", [(["--fps", "0"], "--fps '0'"), (["--fps", "fast"], "--fps 'fast'"),
                                            (["--frames-layout", "nope"], "invalid choice")])
 def test_bad_options(argv, problem, tmp_path, capsys):

@@ -179,7 +179,7 @@ def check_sizes(folders: list[FrameFolder], show_progress: bool = True) -> tuple
     kept = [f for f in folders if not f.dropped]
     ref_path = kept[0].path(kept[0].start)
     ref = image_size(ref_path)
-    with tqdm(total=sum(f.count for f in kept), unit="frame", desc="check frames", disable=not show_progress,
+    with tqdm(total=sum(f.count for f in kept), unit="frame", desc="check frames", disable=None if show_progress else True,
               leave=False) as bar:
         for f in kept:
             for n in range(f.start, f.start + f.count):
