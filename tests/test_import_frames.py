@@ -230,3 +230,24 @@ def test_frame_name_patterns(names, pattern, start, tmp_path):
     f = import_frames.scan_folder(tmp_path, "c")
     assert (f.pattern, f.start, f.count) == (pattern, start, len(names))
     assert [f.path(n).name for n in range(f.start, f.start + f.count)] == names
+
+
+def test_cuts_in_a_1_over_fps_time_base_are_frame_accurate(tmp_path):
+    """Image sequences and AVI time frames in 1/fps: a trim bound half a frame before frame 10 once rounded
+    down onto frame 9 (the clip started a frame early); bounds are now rounded up to the microsecond."""
+    from tests.clipfactory import ffmpeg
+    from vsrvfi.core.ffmpeg import run_ffmpeg
+
+    src = tmp_path / "t.avi"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=192x108:rate=24", "-frames:v", "48", "-c:v", "mpeg4", "-q:v", "2",
+           "-g", "100", str(src))
+    backend = transcode_scenes.Backend("cpu", "h264", "libx264", "test")
+    tiers, _ = transcode_scenes.make_tiers(transcode_scenes.TranscodeOptions(resolutions=("108p",), preset="ultrafast"),
+                                           backend, 192, 108)
+    source = decode_frames(src).astype(np.float32)
+    for start, n in [(0, 7), (10, 12)]:
+        out = tmp_path / f"c{start}.mp4"
+        job = transcode_scenes.SceneJob(src, "c", start, n, 24.0, tuple(tiers))
+        run_ffmpeg(transcode_scenes.scene_command(job, [out], threads=1), out)
+        clip = decode_frames(out).astype(np.float32)
+        assert [int(np.argmin([np.abs(f - s).mean() for s in source])) for f in clip] == list(range(start, start + n))
