@@ -421,7 +421,7 @@ def test_cpu_scene_command():
     assert args[:args.index("-i")] == ["-y", "-threads", "4", "-noaccurate_seek", "-ss", f"{30.5 / 30:.6f}",
                                        "-copyts"]
     graph = _arg(args, "-filter_complex")
-    assert graph == (f"[0:v:0]trim=start={29.5 / 30:.6f}:end={89.5 / 30:.6f},setpts=PTS-STARTPTS,split=3[s0][s1][s2];"
+    assert graph == ("[0:v:0]trim=start=0.983334:end=2.983334,setpts=PTS-STARTPTS,split=3[s0][s1][s2];"  # rounded up"
                      "[s0]format=yuv420p[o0];"
                      "[s1]scale=1920:1080:flags=lanczos,format=yuv420p[o1];"
                      "[s2]scale=960:540:flags=lanczos,format=yuv420p[o2]")

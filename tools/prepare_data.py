@@ -5,7 +5,8 @@ One pass per scene: each scene's frames are decoded once from the source and enc
 (orig/) is written only with --keep-orig. The encoder is chosen by --encoder (auto: NVENC when the
 machine has it, else x264/libvpx) and named in the summary. The stages are also standalone tools
 (split_scenes, transcode_scenes, extract_frames). Rerunning after an interruption only does what is
-missing.
+missing. `--from-frames` imports folders of frames (Vimeo-90K, REDS, ...) instead of a video
+(tools/import_frames.py).
 """
 from __future__ import annotations
 
@@ -19,10 +20,12 @@ from typing import Sequence
 from vsrvfi.core import layout
 from vsrvfi.core.atomic import atomic_path, dir_bytes
 from vsrvfi.core.cli import ArgumentParser, entry_point
+from vsrvfi.core.errors import UsageError
 from vsrvfi.core.lock import folder_lock
 from vsrvfi.core.manifest import load_manifest, manifest_scenes
 from vsrvfi.tools import sources
 from vsrvfi.tools.extract_frames import extract
+from vsrvfi.tools.import_frames import add_frames_arguments, frames_options, import_frames
 from vsrvfi.tools.split_scenes import PrepareResult, add_split_arguments, prepare_scenes, split_options
 from vsrvfi.tools.transcode_scenes import SceneWriter, add_transcode_arguments, choose_backend, transcode_options
 
@@ -43,6 +46,8 @@ def summarize(data_dir: Path, scenes, resolutions: Sequence[str], stage_seconds:
         "parallelism": prepared.parallelism.describe() if prepared and prepared.parallelism else None,
         "resolutions": {},
     }
+    if getattr(prepared, "source_bytes", 0):  # a frame import: the frame folders' bytes
+        summary["source_bytes"] = prepared.source_bytes
     if (data_dir / layout.ORIG / "scenes").is_dir():
         summary["orig_bytes"] = dir_bytes(data_dir / layout.ORIG / "scenes")
     for res in resolutions:
@@ -76,6 +81,10 @@ def print_summary(summary: dict) -> None:
     for res, r in s["resolutions"].items():
         ratio = f"{r['png_bytes'] / r['clip_bytes']:.1f}x" if r["png_bytes"] and r["clip_bytes"] else "-"
         print(f"{res:>10} {r['clips']:>6} {r['clip_bytes'] / 1e6:>10.2f} {r['png_bytes'] / 1e6:>10.2f} {ratio:>10}")
+    if s.get("source_bytes"):
+        print(f"source frames: {s['source_bytes'] / 1e6:.2f} MB, " + ", ".join(
+            f"{s['source_bytes'] / r['clip_bytes']:.1f}x the {res} clips"
+            for res, r in s["resolutions"].items() if r["clip_bytes"]))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -85,6 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                          "with one SOURCE alone, DATA_DIR is ./data")
     add_split_arguments(ap)
     add_transcode_arguments(ap)
+    add_frames_arguments(ap)
     ap.add_argument("--keep-orig", action="store_true",
                     help="also write the full-resolution cut of every scene to orig/ (x264, --orig-crf)")
     ap.add_argument("--frame-resolutions", default=sources.AUTO,
@@ -98,10 +108,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     s_opts, t_opts = split_options(a), transcode_options(a)
     frame_res = sources.parse_frame_resolutions(a.frame_resolutions)
     videos, data_dir = sources.split_inputs(a.inputs)
+    if a.from_frames:  # frame folders (Vimeo-90K, REDS, ...) instead of videos: tools/import_frames.py
+        if len(videos) != 1:
+            raise UsageError("--from-frames imports one frame-folder root at a time: ROOT DATA_DIR")
+        f_opts = frames_options(a)
+        with folder_lock(data_dir, "the data set"):
+            return _import(a, Path(videos[0]), data_dir, f_opts, t_opts, frame_res)
     found = sources.collect_videos(videos)
     infos = sources.probe_sources(found)
     with folder_lock(data_dir, "the data set"):  # one writer per DATA_DIR; released on any exit
         return _prepare(a, data_dir, s_opts, t_opts, frame_res, infos)
+
+
+def _import(a, root: Path, data_dir: Path, f_opts, t_opts, frame_res) -> int:
+    t0 = time.perf_counter()
+    prepared = import_frames(root, data_dir, f_opts, t_opts, a.keep_orig, a.orig_crf)
+    times = {"detect": 0.0, "encode": prepared.encode_seconds, "detect+encode": time.perf_counter() - t0}
+    tiers = [t for t in prepared.tiers if t != layout.ORIG]
+    t0 = time.perf_counter()
+    extract_res = sources.frame_tiers(frame_res, tiers)
+    if extract_res:
+        extract(data_dir, extract_res, a.jobs)
+    times["extract"] = time.perf_counter() - t0
+    _write_summary(data_dir, summarize(data_dir, prepared.scenes, tiers, times, prepared))
+    return 0
+
+
+def _write_summary(data_dir: Path, summary: dict) -> None:
+    with atomic_path(data_dir / "summary.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    print_summary(summary)
 
 
 def _prepare(a, data_dir: Path, s_opts, t_opts, frame_res, infos: dict) -> int:
@@ -143,9 +179,7 @@ def _prepare(a, data_dir: Path, s_opts, t_opts, frame_res, infos: dict) -> int:
     summary["sources"] = sources.source_table(load_manifest(data_dir))
     summary["this_run"] = {"sources": [s.key for s in plan.sources], "clips_written": dict(writer.written),
                            "detect_jobs": detect_jobs}
-    with atomic_path(data_dir / "summary.json") as tmp:
-        tmp.write_text(json.dumps(summary, indent=2) + "\n")
-    print_summary(summary)
+    _write_summary(data_dir, summary)
     return 0
 
 

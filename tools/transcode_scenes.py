@@ -245,6 +245,8 @@ class SceneJob:
     split: str | None = None       # None while scene detection has not finished (set later)
     hw_decode: bool = False        # NVDEC (frames stay on the GPU); only with an NVENC backend
     start_time: float = 0.0        # timestamp of the source's first frame (VideoInfo.start_time)
+    input_args: tuple[str, ...] = ()  # ffmpeg options of the input, e.g. an image sequence's
+    #                                   ("-framerate", "24", "-start_number", "1", "-f", "image2")
 
 
 def parse_resolutions(text: str) -> tuple[str, ...]:
@@ -326,6 +328,13 @@ def _scaler(tier: Tier, scaler: str, hw: bool) -> str:
     return ",".join(chain + ["format=yuv420p"])
 
 
+def _up(seconds: float) -> str:
+    """`seconds` rounded up to the microsecond: trim rescales its bounds to the input's time base rounding
+    to nearest, so a bound half a frame past a frame must not land just below the half-way point of a
+    1/fps time base (image sequences, AVI), where it would round down onto the frame."""
+    return f"{math.ceil(round(seconds * 1e6, 3)) / 1e6:.6f}"
+
+
 def scene_command(job: SceneJob, outputs: Sequence[str | os.PathLike], scaler: str = "lanczos",
                   threads: int = 0, decoder_threads: int = 0, hw: bool = False, seek: bool = True) -> list[str]:
     """ffmpeg arguments that decode the scene's frames once and write each tier to `outputs` (in order).
@@ -337,6 +346,7 @@ def scene_command(job: SceneJob, outputs: Sequence[str | os.PathLike], scaler: s
     Timestamps restart at the scene's first frame and every output is capped at `num_frames`.
     `seek=False` decodes from the start of the file instead (for files that do not seek to keyframes,
     e.g. some MPEG-TS). `hw`: NVDEC decoding (when `job.hw_decode`, else frames are uploaded) and scale_cuda.
+    `job.input_args` go right before the input (an image sequence: its rate, first number, `-f image2`).
     """
     if len(outputs) != len(job.tiers) or not job.tiers:
         raise ValueError("one output path per tier, at least one tier")
@@ -347,10 +357,10 @@ def scene_command(job: SceneJob, outputs: Sequence[str | os.PathLike], scaler: s
         args += ["-hwaccel", "cuda", "-hwaccel_output_format", "cuda"]
     if job.start_frame > 0 and seek:
         args += ["-noaccurate_seek", "-ss", f"{(job.start_frame + 0.5) / job.fps:.6f}"]
-    args += ["-copyts", "-i", str(job.source)]
-    end = job.start_time + (job.start_frame + job.num_frames - 0.5) / job.fps
-    trim = (f"trim=start={job.start_time + (job.start_frame - 0.5) / job.fps:.6f}:end={end:.6f}"
-            if job.start_frame > 0 else f"trim=end={end:.6f}")
+    args += [*job.input_args, "-copyts", "-i", str(job.source)]
+    end = _up(job.start_time + (job.start_frame + job.num_frames - 0.5) / job.fps)
+    trim = (f"trim=start={_up(job.start_time + (job.start_frame - 0.5) / job.fps)}:end={end}"
+            if job.start_frame > 0 else f"trim=end={end}")
     head = f"[0:v:0]{trim},setpts=PTS-STARTPTS," + ("format=yuv420p,hwupload_cuda," if hw and not job.hw_decode else "")
     k = len(job.tiers)
     if k == 1:
@@ -665,7 +675,8 @@ def transcode(data_dir: str | os.PathLike, opts: TranscodeOptions | None = None,
         width, height = rec["info"]["width"], rec["info"]["height"]
         tiers, warn = make_tiers(opts, backend, width, height)
         warnings.update(f"{Path(rec['path']).name}: {w}" for w in warn)
-        hw_decode = backend.hw and src.exists() and nvdec_works(src)
+        frames = rec.get("kind") == "frames"  # imported frame folders (tools/import_frames.py)
+        hw_decode = backend.hw and not frames and src.exists() and nvdec_works(src)
         src_start: float | None = None
         for d in rec["scenes"]:
             sc = Scene(**d)
@@ -674,7 +685,10 @@ def transcode(data_dir: str | os.PathLike, opts: TranscodeOptions | None = None,
             todo = missing_tiers(data_dir, sc, tiers)
             if not todo:
                 continue
-            if src.exists():
+            if frames:
+                from vsrvfi.tools.import_frames import frames_job  # it imports this module
+                job = frames_job(rec, sc, todo)
+            elif src.exists():
                 if src_start is None:
                     src_start = probe(src).start_time
                 job = SceneJob(src, sc.clip, sc.start_frame, sc.num_frames, sc.fps, todo, sc.split, hw_decode,
