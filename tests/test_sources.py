@@ -194,3 +194,19 @@ def test_bad_sources_are_one_line_before_data_dir_exists(tmp_path, wide):
         assert not data.exists(), args
     rc, err = prepare(wide, a_file, *FAST)
     assert rc == 2 and "is a file; the last argument is DATA_DIR" in err
+
+
+def test_vsr_transcode_adds_a_tier_only_with_the_data_sets_encoding(wide, tmp_path):
+    from vsrvfi.tools import transcode_scenes
+
+    data = tmp_path / "d"
+    assert prepare(wide, data, *FAST, "--frame-resolutions", "")[0] == 0
+    rc = run_cli(transcode_scenes.main, [str(data), "--resolutions", "136p"])  # h264 by default
+    assert rc == 2 and "136p" not in [p.name for p in data.iterdir()]
+    assert run_cli(transcode_scenes.main, [str(data), "--resolutions", "136p", "--codec", "vp9",
+                                           "--preset", "ultrafast"]) == 0
+    assert load_manifest(data)["options"]["resolutions"] == ["272p", "136p"]
+    assert len(layout.list_clips(data, "136p", "train") + layout.list_clips(data, "136p", "val")) == 2
+    before = clip_hashes(data)
+    rc, err = prepare(wide, data, *FAST, "--frame-resolutions", "")  # auto: the data set's tiers, both complete
+    assert rc == 0 and clip_hashes(data) == before

@@ -28,15 +28,11 @@ from vsrvfi.core.errors import UsageError
 from vsrvfi.core.manifest import describe_changes, load_manifest, update_manifest
 from vsrvfi.core.media import VideoInfo, probe
 from vsrvfi.tools.split_scenes import SPLIT_FLAGS, SplitOptions, check_source, fingerprint
-from vsrvfi.tools.transcode_scenes import (AUTO, Backend, Parallelism, TranscodeOptions, job_memory, make_tiers,
-                                           plan_parallelism, tier_crf)
+from vsrvfi.tools.transcode_scenes import (AUTO, DATASET_FLAGS, Backend, Parallelism, TranscodeOptions,
+                                           dataset_options, job_memory, make_tiers, plan_parallelism)
 
 VIDEO_EXTENSIONS = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts", ".mts", ".m2ts", ".mxf", ".y4m",
                     ".flv", ".wmv", ".mpg", ".mpeg", ".3gp", ".ogv", ".vob", ".dv"}
-# The flag of each data-set option, for errors that name what changed.
-DATASET_FLAGS = {"codec": "--codec", "crf": "--crf", "gop": "--gop", "bframes": "--bframes", "preset": "--preset",
-                 "scaler": "--scaler", "resolutions": "--resolutions", "keep_orig": "--keep-orig",
-                 "orig_crf": "--orig-crf"}
 
 
 # ------------------------------------------------------------------------------- command line
@@ -123,15 +119,6 @@ class RunPlan:
 
 def _even(n: int) -> int:
     return n - n % 2
-
-
-def dataset_options(t_opts: TranscodeOptions, tiers: Sequence[str], keep_orig: bool, orig_crf: int) -> dict:
-    """What decides the bytes of every clip (not how fast they are made: jobs, threads, encoder)."""
-    opts = {"codec": t_opts.codec, "crf": tier_crf(t_opts), "gop": t_opts.gop, "bframes": t_opts.bframes,
-            "preset": t_opts.preset, "scaler": t_opts.scaler, "resolutions": list(tiers), "keep_orig": keep_orig}
-    if keep_orig:
-        opts["orig_crf"] = orig_crf
-    return opts
 
 
 def _clean(name: str) -> str:

@@ -38,7 +38,7 @@ from vsrvfi.core.lock import folder_lock
 from vsrvfi.core.cli import ArgumentParser, entry_point, parse_list
 from vsrvfi.core.errors import MediaError, UsageError
 from vsrvfi.core.ffmpeg import ffmpeg_binary, ffmpeg_encoders, run_ffmpeg
-from vsrvfi.core.manifest import Scene, load_manifest
+from vsrvfi.core.manifest import Scene, describe_changes, load_manifest, update_manifest
 from vsrvfi.core.media import even_size, probe
 
 CODECS = ("h264", "hevc", "vp9")
@@ -50,6 +50,7 @@ DEFAULT_CRF = {"h264": 18, "hevc": 20, "vp9": 24}
 NVDEC_CODECS = {"h264", "hevc", "vp8", "vp9", "av1", "mpeg1video", "mpeg2video", "mpeg4", "vc1", "mjpeg"}
 ORIG_PRESET = "veryfast"
 AUTO = "auto"  # --resolutions auto: the standard tiers that fit the source, else its own height
+ENCODING_KEYS = ("codec", "crf", "gop", "bframes", "scaler")
 CRF_RANGE = {"h264": (0, 51), "hevc": (0, 51), "vp9": (0, 63)}
 
 
@@ -286,6 +287,20 @@ def check_crf(codec: str, crf: int | None, option: str = "--crf") -> None:
     lo, hi = CRF_RANGE.get(codec, (0, 51))
     if crf is not None and not lo <= crf <= hi:
         raise UsageError(f"{option} {crf}: out of range for {codec} ({lo}..{hi})")
+
+
+# The flag of each data-set option, for errors that name what changed.
+DATASET_FLAGS = {"codec": "--codec", "crf": "--crf", "gop": "--gop", "bframes": "--bframes", "scaler": "--scaler",
+                 "resolutions": "--resolutions", "keep_orig": "--keep-orig", "orig_crf": "--orig-crf"}
+
+
+def dataset_options(t_opts: TranscodeOptions, tiers: Sequence[str], keep_orig: bool, orig_crf: int) -> dict:
+    """What decides what the clips hold (not how fast they are made: jobs, threads, encoder, preset)."""
+    opts = {"codec": t_opts.codec, "crf": tier_crf(t_opts), "gop": t_opts.gop, "bframes": t_opts.bframes,
+            "scaler": t_opts.scaler, "resolutions": list(tiers), "keep_orig": keep_orig}
+    if keep_orig:
+        opts["orig_crf"] = orig_crf
+    return opts
 
 
 def make_tiers(opts: TranscodeOptions, backend: Backend, width: int, height: int,
@@ -668,12 +683,22 @@ def transcode(data_dir: str | os.PathLike, opts: TranscodeOptions | None = None,
     manifest = load_manifest(data_dir)
     if not any(not s.get("dropped") for rec in manifest.get("sources", {}).values() for s in rec["scenes"]):
         raise UsageError(f"{data_dir}: no scenes in {layout.MANIFEST}; run vsr-split-scenes first")
+    stored = manifest.get("options")
+    if stored:  # tiers are added with the data set's own encoding (vsr-prepare --force changes it)
+        mine = dataset_options(opts, stored["resolutions"], stored.get("keep_orig", False), stored.get("orig_crf", 0))
+        changes = describe_changes({k: stored.get(k) for k in ENCODING_KEYS}, {k: mine[k] for k in ENCODING_KEYS},
+                                   DATASET_FLAGS)
+        if changes:
+            raise UsageError(f"{data_dir}: its clips were encoded with other options ({'; '.join(changes)}); use "
+                             "those (vsr-prepare --force re-encodes every clip with new ones)")
     plan: list[tuple[SceneJob, int, int]] = []
     warnings: set[str] = set()
+    added: set[str] = set()
     for rec in manifest["sources"].values():
         src = Path(rec.get("cut_from") or rec["path"])
         width, height = rec["info"]["width"], rec["info"]["height"]
         tiers, warn = make_tiers(opts, backend, width, height)
+        added.update(t.name for t in tiers)
         warnings.update(f"{Path(rec['path']).name}: {w}" for w in warn)
         frames = rec.get("kind") == "frames"  # imported frame folders (tools/import_frames.py)
         hw_decode = backend.hw and not frames and src.exists() and nvdec_works(src)
@@ -710,6 +735,11 @@ def transcode(data_dir: str | os.PathLike, opts: TranscodeOptions | None = None,
         with SceneWriter(data_dir, backend, par, opts.scaler, show_progress) as writer:
             for job, _, _ in plan:
                 writer.submit(job)
+    if stored and added - set(stored["resolutions"]):
+        def record(m: dict) -> None:
+            m["options"]["resolutions"] = sorted(set(m["options"]["resolutions"]) | added,
+                                                 key=layout.resolution_height, reverse=True)
+        update_manifest(data_dir, record)
     return {res: len(layout.list_clips(data_dir, res, "train")) + len(layout.list_clips(data_dir, res, "val"))
             for res in layout.existing_tiers(data_dir)}
 
