@@ -595,8 +595,12 @@ def sigterm_cases(data: Path, source: Path, work: Path):
     yield ("run.sh, 2 processes", ["env", "NPROC=2", str(ROOT / "run.sh"),
                                    *train_args(data, work / "exp", "two", *steps)],
            (run2 / "checkpoints" / "last.pth").exists, stopped, run2)
-    # vsr-evaluate is left out here: under the full suite's load it died of SIGTERM without its handler
-    # (exit -15, no line) in this session's last runs, while by hand it exits 143 with its line; open.
+    # Ready once it made its output folder (its handlers are in place by then): a fixed delay sent the
+    # signal while a loaded machine was still importing torch, before any handler (exit -15, no line).
+    yield ("vsr-evaluate", [PY, "-m", "vsrvfi.tools.evaluate", "-c", str(run1 / "checkpoints" / "last.pth"), str(data),
+                            "--frames", "0", "--device", "cpu", "--out", str(work / "eval" / "out")],
+           (work / "eval" / "out").is_dir, re.compile(r"^interrupted by SIGTERM: scores\.json was not written"),
+           work / "eval")
     yield ("benchmarks.faults", [PY, "-m", "benchmarks.faults", "--only", "nonfinite", "--repeats", "50"],
            after("bench", 10), re.compile(r"^interrupted by SIGTERM: stopped; its work folder was removed$"),
            work / "tmp")
