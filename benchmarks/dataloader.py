@@ -30,6 +30,7 @@ from typing import Sequence
 
 import torch
 
+from benchmarks.procfs import cpu_seconds, pss_bytes, tree
 from vsrvfi.pipelines import LoaderOptions, build_loader
 from vsrvfi.pipelines.augment import AugmentOptions
 from vsrvfi.pipelines.sampling import discover_clips
@@ -41,59 +42,9 @@ from vsrvfi.core.media import probe
 PRESETS = {
     "seed": dict(res="720p", crop=(540, 960), batch_size=3, task="sr", neighbors=1, scale=4),
 }
-_CLK = os.sysconf("SC_CLK_TCK")
-_PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 # --------------------------------------------------------------------------- process-tree monitor
-
-def _children(pid: int) -> list[int]:
-    out = []
-    try:
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{tid}/children") as f:
-                out += [int(c) for c in f.read().split()]
-    except OSError:
-        pass
-    return out
-
-
-def _tree(pid: int) -> list[int]:
-    pids, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        pids.append(p)
-        todo += _children(p)
-    return pids
-
-
-def _cpu(pid: int) -> float:
-    """CPU seconds of one process, including its reaped children; 0 if it has gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    utime, stime, cutime, cstime = (int(v) for v in fields[11:15])
-    return (utime + stime + cutime + cstime) / _CLK
-
-
-def _memory(pid: int) -> int:
-    """Proportional set size in bytes (shared pages split between the processes sharing them, so
-    forked DataLoader workers are not counted several times); RSS where PSS is unavailable."""
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        with open(f"/proc/{pid}/statm") as f:
-            return int(f.read().split()[1]) * _PAGE
-    except OSError:
-        return 0
-
 
 class TreeMonitor:
     """Samples the memory (PSS) of this process and its descendants, and the GPU memory in use."""
@@ -114,11 +65,11 @@ class TreeMonitor:
         return total - free
 
     def cpu_seconds(self) -> float:
-        return sum(_cpu(p) for p in _tree(os.getpid()))
+        return sum(cpu_seconds(p) for p in tree(os.getpid()))
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            rss = sum(_memory(p) for p in _tree(os.getpid()))
+            rss = sum(pss_bytes(p) for p in tree(os.getpid()))
             self.peak_rss = max(self.peak_rss, rss)
             if self.gpu_base or torch.cuda.is_available():
                 self.peak_gpu = max(self.peak_gpu, self._gpu_used() - self.gpu_base)

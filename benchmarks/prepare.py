@@ -46,6 +46,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from benchmarks.procfs import pss_bytes, tree
 from vsrvfi.core import layout
 from vsrvfi.core.atomic import dir_bytes
 from vsrvfi.core.cli import parse_list, run_cli
@@ -56,37 +57,9 @@ from vsrvfi.core.media import probe
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = ("lower bound (1 ffmpeg)", "prepare_data (one pass)", "two-pass (previous)",
             "two-pass as shipped (tiers CRF 10)")
-_PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 # --------------------------------------------------------------------------- process-tree monitor
-
-def _children(pid: int) -> list[int]:
-    out = []
-    try:
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{tid}/children") as f:
-                out += [int(c) for c in f.read().split()]
-    except OSError:
-        pass
-    return out
-
-
-def _pss(pid: int) -> int:
-    """Proportional set size in bytes (RSS where PSS is unavailable); 0 if the process has gone."""
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        with open(f"/proc/{pid}/statm") as f:
-            return int(f.read().split()[1]) * _PAGE
-    except OSError:
-        return 0
-
 
 class Monitor:
     """Samples the memory of a child's process tree and the bytes under a folder until stopped."""
@@ -99,12 +72,7 @@ class Monitor:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            pids, todo = [], [self.pid]
-            while todo:
-                p = todo.pop()
-                pids.append(p)
-                todo += _children(p)
-            self.peak_mem = max(self.peak_mem, sum(_pss(p) for p in pids))
+            self.peak_mem = max(self.peak_mem, sum(pss_bytes(p) for p in tree(self.pid)))
             try:
                 self.peak_disk = max(self.peak_disk, dir_bytes(self.folder))
             except OSError:  # a file renamed or removed while it was measured

@@ -33,7 +33,7 @@ from nvidia.dali.plugin.pytorch import DALIGenericIterator
 
 from vsrvfi.pipelines.loader import BatchLoader
 from vsrvfi.pipelines.options import LoaderOptions
-from vsrvfi.core.errors import DataError, UsageError
+from vsrvfi.core.errors import UsageError
 
 READER = "reader"
 LR_READER = "lr_reader"
