@@ -29,7 +29,8 @@ from vsrvfi.core.manifest import describe_changes, load_manifest, update_manifes
 from vsrvfi.core.media import VideoInfo, probe
 from vsrvfi.tools.split_scenes import SPLIT_FLAGS, SplitOptions, check_source, fingerprint
 from vsrvfi.tools.transcode_scenes import (AUTO, DATASET_FLAGS, Backend, Parallelism, TranscodeOptions,
-                                           dataset_options, job_memory, make_tiers, plan_parallelism)
+                                           dataset_options, job_memory, machine_cpus, make_tiers,
+                                           plan_parallelism)
 
 VIDEO_EXTENSIONS = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts", ".mts", ".m2ts", ".mxf", ".y4m",
                     ".flv", ".wmv", ".mpg", ".mpeg", ".3gp", ".ogv", ".vob", ".dv"}
@@ -165,9 +166,12 @@ def plan_run(data_dir: Path, infos: dict[Path, VideoInfo], s_opts: SplitOptions,
     # Keys: a file already prepared keeps its key (matched by content, so a moved file is found).
     by_fp = {rec.get("fingerprint"): key for key, rec in records.items()}
     by_path = {rec.get("path"): key for key, rec in records.items()}
-    taken, out, stale = set(records), [], []
+    taken, out, stale, seen = set(records), [], [], set()
     for path, info in infos.items():
         fp = fingerprint(path)
+        if fp in seen:
+            continue  # the same content given twice (a copy, or a link)
+        seen.add(fp)
         key = by_fp.get(fp)
         if key is None and str(path.resolve()) in by_path:  # same file name, other content
             key = by_path[str(path.resolve())]
@@ -177,8 +181,6 @@ def plan_run(data_dir: Path, infos: dict[Path, VideoInfo], s_opts: SplitOptions,
             stale.append(key)
         elif key is None:
             key = _key_for(path, taken)
-        elif key in {s.key for s in out}:
-            continue  # the same content given twice
         elif key in records and records[key]["options"] != asdict(s_opts):
             changes = describe_changes(records[key]["options"], asdict(s_opts), SPLIT_FLAGS)
             if not force:
@@ -213,6 +215,9 @@ def plan_run(data_dir: Path, infos: dict[Path, VideoInfo], s_opts: SplitOptions,
             if key in named or key in stale:
                 continue
             path = Path(rec["path"])
+            if rec.get("kind") == "frames":
+                raise UsageError(f"{path}: imported frame folders are not re-encoded by --force; import them into "
+                                 "a DATA_DIR of their own (vsr-prepare ROOT DATA_DIR --from-frames)")
             if not path.exists():
                 raise UsageError(f"{path}: needed to re-encode {data_dir} with new options (--force), but it is gone")
             if fingerprint(path) != rec.get("fingerprint"):
@@ -262,8 +267,6 @@ def writer_parallelism(plan: RunPlan, t_opts: TranscodeOptions, backend: Backend
 def detect_jobs(n_sources: int) -> int:
     """Sources whose scenes are detected at once: one per four cores (decoding and the detector use
     more than one each), never more than the sources."""
-    from vsrvfi.tools.transcode_scenes import machine_cpus
-
     return max(1, min(n_sources, machine_cpus() // 4))
 
 
