@@ -384,7 +384,8 @@ def alive(pid: int) -> bool:
 
 
 def tree(data: Path) -> dict[str, bytes]:
-    """Every file of a data set with its bytes; summary.json without its wall-clock stage times."""
+    """Every file of a data set with its bytes; summary.json without what differs from run to run (its
+    wall-clock stage times and what this run itself wrote)."""
     import json
 
     out = {}
@@ -394,6 +395,7 @@ def tree(data: Path) -> dict[str, bytes]:
             if p.name == "summary.json":
                 d = json.loads(b)
                 d.pop("stage_seconds")
+                d.pop("this_run")
                 b = json.dumps(d, sort_keys=True).encode()
             out[str(p.relative_to(data))] = b
     return out
