@@ -21,7 +21,7 @@ pipelines at a fraction of their size. Layouts (`--frames-layout`, `auto` detect
 
 Frame folders hold numbered frames with one name pattern (im1.png, 00000042.png, frame_0001.jpg)
 and no gap in the numbering. Every frame of an import has one size (read from the PNG/JPEG
-header), even (yuv420p clips: crop odd-sized frames first) and at least 32 pixels a side; a folder
+header), even (yuv420p clips: crop odd-sized frames first) and at least 64 pixels a side; a folder
 needs two frames. Any of these checks failing is one line `error: <path>: <problem>` before
 anything is written. Frame folders have no frame rate: the clips get `--fps` (default 24; it only
 sets timestamps, the loaders count frames). Each clip is one ffmpeg process reading the image
