@@ -46,7 +46,9 @@ def extract(data_dir: str | os.PathLike, resolutions: Sequence[str], jobs: int =
     for res in resolutions:
         clips = [(split, c) for split in layout.SPLITS for c in layout.list_clips(data_dir, res, split)]
         if not clips:
-            raise UsageError(f"{data_dir / res}: no clips; run vsr-transcode --resolutions {res} first")
+            have = layout.existing_tiers(data_dir)
+            raise UsageError(f"{data_dir / res}: no clips; " + (f"this data set has {', '.join(have)}" if have else
+                                                                 "prepare it with vsr-prepare first"))
         for split, clip in clips:
             n = probe(clip).num_frames
             out = layout.frames_dir(data_dir, res, split, clip.stem)
