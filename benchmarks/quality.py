@@ -71,9 +71,11 @@ def format_table(rows: list[dict]) -> str:
         lines.append(f"{r['model']:<8} {last['step']:>6} {r['train_minutes']:>9.1f} {last['psnr']:>9.2f} "
                      f"{last['baseline_psnr']:>12.2f} {last['psnr'] - last['baseline_psnr']:>+6.2f} "
                      f"{best['psnr']:>8.2f} {best['step']:>6} {last['frames']:>7}  {met} (> {r['baseline']})")
-    if rows:
-        lines.append(f"scored: full held-out frames, {rows[0]['convention']}; 'frames' over "
-                     f"{rows[0]['clips']} val clip(s), the same sample at every validation")
+    for kind in dict.fromkeys(r["baseline"] for r in rows):  # SR (vs bicubic) and VFI (vs blend) score differently
+        r = next(r for r in rows if r["baseline"] == kind)
+        task = "SR" if kind == "bicubic" else "VFI"
+        lines.append(f"{task} scored on full held-out frames, {r['convention']}; 'frames' over {r['clips']} val "
+                     "clip(s), the same sample at every validation")
     return "\n".join(lines)
 
 
@@ -133,7 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                   not a.no_cpu_defaults))
             print(format_table(rows[-1:]).splitlines()[2], flush=True)
     print(format_table(rows))
-    save_results(a.out, {"data": a.data, "steps": steps, "val_every": a.val_every, "val_frames": a.val_frames,
+    save_results(a.out, {"data": a.data, "steps": steps,
+                          "val_every": {m: a.val_every or max(1, steps[m] // 6) for m in models}, "val_frames": a.val_frames,
                           "set": a.set}, rows, plot)
     return 0
 
