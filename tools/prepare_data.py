@@ -161,7 +161,7 @@ def _prepare(a, data_dir: Path, s_opts, t_opts, frame_res, infos: dict) -> int:
             with ThreadPoolExecutor(detect_jobs) as pool:
                 results = list(pool.map(one, plan.sources))
     ended = time.perf_counter()
-    sources.finish_run(data_dir, plan)
+    sources.finish_run(data_dir)
     starts = [r.first_job_at for r in results if r.first_job_at is not None]
     times["detect"] = sum(r.detect_seconds for r in results)
     times["encode"] = ended - min(starts) if starts else 0.0
@@ -172,11 +172,12 @@ def _prepare(a, data_dir: Path, s_opts, t_opts, frame_res, infos: dict) -> int:
         extract(data_dir, extract_res, a.jobs)
     times["extract"] = time.perf_counter() - t0
 
-    prepared = PrepareResult(scenes=manifest_scenes(load_manifest(data_dir), kept_only=False), backend=backend,
+    manifest = load_manifest(data_dir)
+    prepared = PrepareResult(scenes=manifest_scenes(manifest, kept_only=False), backend=backend,
                              parallelism=par, tiers=plan.tiers,
                              warnings=[w for r in results for w in r.warnings])
     summary = summarize(data_dir, prepared.scenes, plan.tiers, times, prepared)
-    summary["sources"] = sources.source_table(load_manifest(data_dir))
+    summary["sources"] = sources.source_table(manifest)
     summary["this_run"] = {"sources": [s.key for s in plan.sources], "clips_written": dict(writer.written),
                            "detect_jobs": detect_jobs}
     _write_summary(data_dir, summary)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -27,7 +27,7 @@ from vsrvfi.core import layout
 from vsrvfi.core.errors import UsageError
 from vsrvfi.core.manifest import describe_changes, load_manifest, update_manifest
 from vsrvfi.core.media import VideoInfo, probe
-from vsrvfi.tools.split_scenes import SPLIT_FLAGS, SplitOptions, check_source, fingerprint
+from vsrvfi.tools.split_scenes import SplitOptions, check_source, fingerprint, record_conflict
 from vsrvfi.tools.transcode_scenes import (AUTO, DATASET_FLAGS, Backend, Parallelism, TranscodeOptions,
                                            dataset_options, job_memory, machine_cpus, make_tiers,
                                            plan_parallelism)
@@ -112,10 +112,8 @@ class Source:
 class RunPlan:
     sources: list[Source]
     tiers: list[str]                 # the data set's tier names
-    options: dict                    # the data set's options, as recorded in the manifest
     alone: bool                      # the data set has one source (it keeps at least one val scene)
     reencode: bool = False           # --force with changed data-set options: every clip is rewritten
-    notes: list[str] = field(default_factory=list)
 
 
 def _even(n: int) -> int:
@@ -172,21 +170,15 @@ def plan_run(data_dir: Path, infos: dict[Path, VideoInfo], s_opts: SplitOptions,
         if fp in seen:
             continue  # the same content given twice (a copy, or a link)
         seen.add(fp)
-        key = by_fp.get(fp)
-        if key is None and str(path.resolve()) in by_path:  # same file name, other content
-            key = by_path[str(path.resolve())]
-            if not force:
-                raise UsageError(f"{path}: changed since {data_dir} was prepared from it; --force prepares it "
-                                 "again (its old scenes are removed)")
+        # a file already prepared is found by its content (even when moved), a replaced one by its path
+        key = by_fp.get(fp) or by_path.get(str(path.resolve()))
+        problem = record_conflict(path, data_dir, records[key], fp, s_opts) if key is not None else None
+        if problem and not force:
+            raise UsageError(problem)
+        if problem:
             stale.append(key)
-        elif key is None:
+        if key is None:
             key = _key_for(path, taken)
-        elif key in records and records[key]["options"] != asdict(s_opts):
-            changes = describe_changes(records[key]["options"], asdict(s_opts), SPLIT_FLAGS)
-            if not force:
-                raise UsageError(f"{path}: {data_dir} was prepared from it with other scene options "
-                                 f"({'; '.join(changes)}); use those, or --force to detect its scenes again")
-            stale.append(key)
         taken.add(key)
         out.append(Source(path, key, info))
 
@@ -245,10 +237,10 @@ def plan_run(data_dir: Path, infos: dict[Path, VideoInfo], s_opts: SplitOptions,
 
     update_manifest(data_dir, record)
     alone = len(out) == 1 and all(k == out[0].key for k in records)
-    return RunPlan(out, tiers, wanted, alone, reencode)
+    return RunPlan(out, tiers, alone, reencode)
 
 
-def finish_run(data_dir: Path, plan: RunPlan) -> None:
+def finish_run(data_dir: Path) -> None:
     """Mark a --force run complete (a rerun without --force is allowed again)."""
     update_manifest(data_dir, lambda m: m.pop("force_pending", None))
 

@@ -238,6 +238,19 @@ def check_source(video: Path, info: VideoInfo) -> None:
                          f"{MIN_SIDE} pixels a side")
 
 
+def record_conflict(video: Path, data_dir: Path, record: dict, fp: str, opts: SplitOptions) -> str | None:
+    """Why `video` cannot resume from its manifest `record` (the file changed, or its scene options),
+    as the one-line error, naming the options that differ; None when it can."""
+    if record["fingerprint"] != fp:
+        return (f"{video}: changed since {data_dir} was prepared from it; --force prepares it again (its old "
+                "scenes are removed)")
+    if record["options"] != asdict(opts):
+        changes = describe_changes(record["options"], asdict(opts), SPLIT_FLAGS)
+        return (f"{video}: {data_dir} was prepared from it with other options ({'; '.join(changes)}); use "
+                "those, or --force to detect its scenes again")
+    return None
+
+
 def prepare_scenes(video: str | os.PathLike, data_dir: str | os.PathLike, opts: SplitOptions | None = None,
                    transcode: TranscodeOptions | None = None, keep_orig: bool = False,
                    show_progress: bool = True, key: str | None = None, writer: SceneWriter | None = None,
@@ -267,13 +280,9 @@ def prepare_scenes(video: str | os.PathLike, data_dir: str | os.PathLike, opts: 
     fp = fingerprint(video)
     record = manifest["sources"].get(stem)
     opt_dict = asdict(opts)
-    if record is not None and record["fingerprint"] != fp:
-        raise UsageError(f"{video}: changed since {data_dir} was prepared from it; --force prepares it again "
-                         "(its old scenes are removed)")
-    if record is not None and record["options"] != opt_dict:
-        changes = describe_changes(record["options"], opt_dict, SPLIT_FLAGS)
-        raise UsageError(f"{video}: {data_dir} was prepared from it with other options ({'; '.join(changes)}); "
-                         "use those, or --force to prepare it again")
+    problem = record_conflict(video, data_dir, record, fp, opts) if record is not None else None
+    if problem:
+        raise UsageError(problem)
     if transcode.resolutions:
         backend = choose_backend(transcode.codec, transcode.encoder)
     else:  # orig/ only: the near-lossless cut is x264 on the CPU

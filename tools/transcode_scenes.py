@@ -50,7 +50,6 @@ DEFAULT_CRF = {"h264": 18, "hevc": 20, "vp9": 24}
 NVDEC_CODECS = {"h264", "hevc", "vp8", "vp9", "av1", "mpeg1video", "mpeg2video", "mpeg4", "vc1", "mjpeg"}
 ORIG_PRESET = "veryfast"
 AUTO = "auto"  # --resolutions auto: the standard tiers that fit the source, else its own height
-ENCODING_KEYS = ("codec", "crf", "gop", "bframes", "scaler")
 CRF_RANGE = {"h264": (0, 51), "hevc": (0, 51), "vp9": (0, 63)}
 
 
@@ -283,10 +282,19 @@ def resolve_resolutions(requested: Sequence[str], height: int) -> tuple[list[str
     return fit, [f"source is {height} high, {r} skipped (no upscaling)" for r in requested if r not in fit]
 
 
-def check_crf(codec: str, crf: int | None, option: str = "--crf") -> None:
-    lo, hi = CRF_RANGE.get(codec, (0, 51))
-    if crf is not None and not lo <= crf <= hi:
-        raise UsageError(f"{option} {crf}: out of range for {codec} ({lo}..{hi})")
+def check_options(opts: TranscodeOptions) -> None:
+    """One-line UsageError for a value no encoder takes (run by the CLI before anything is created, and
+    by make_tiers for options built in code)."""
+    codec_args(opts)  # the codec
+    if opts.gop < 1:
+        raise UsageError(f"--gop {opts.gop}: must be >= 1")
+    if opts.bframes < 0:
+        raise UsageError(f"--bframes {opts.bframes}: must be >= 0")
+    if opts.jobs < 0 or opts.threads < 0:
+        raise UsageError("--jobs and --threads must be >= 0")
+    lo, hi = CRF_RANGE.get(opts.codec, (0, 51))
+    if opts.crf is not None and not lo <= opts.crf <= hi:
+        raise UsageError(f"--crf {opts.crf}: out of range for {opts.codec} ({lo}..{hi})")
 
 
 # The flag of each data-set option, for errors that name what changed.
@@ -294,10 +302,16 @@ DATASET_FLAGS = {"codec": "--codec", "crf": "--crf", "gop": "--gop", "bframes": 
                  "resolutions": "--resolutions", "keep_orig": "--keep-orig", "orig_crf": "--orig-crf"}
 
 
+def encoding_options(t_opts: TranscodeOptions) -> dict:
+    """How every tier clip is encoded: what decides what the clips hold (not how fast they are made:
+    jobs, threads, encoder, preset)."""
+    return {"codec": t_opts.codec, "crf": tier_crf(t_opts), "gop": t_opts.gop, "bframes": t_opts.bframes,
+            "scaler": t_opts.scaler}
+
+
 def dataset_options(t_opts: TranscodeOptions, tiers: Sequence[str], keep_orig: bool, orig_crf: int) -> dict:
-    """What decides what the clips hold (not how fast they are made: jobs, threads, encoder, preset)."""
-    opts = {"codec": t_opts.codec, "crf": tier_crf(t_opts), "gop": t_opts.gop, "bframes": t_opts.bframes,
-            "scaler": t_opts.scaler, "resolutions": list(tiers), "keep_orig": keep_orig}
+    """The data set's options as recorded in its manifest: the encoding, the tiers and the orig/ cuts."""
+    opts = {**encoding_options(t_opts), "resolutions": list(tiers), "keep_orig": keep_orig}
     if keep_orig:
         opts["orig_crf"] = orig_crf
     return opts
@@ -311,14 +325,9 @@ def make_tiers(opts: TranscodeOptions, backend: Backend, width: int, height: int
     CPU (CRF `orig_crf`, `orig_preset`, no B-frames, the encoder's own GOP), NVENC at -cq orig_crf
     on the GPU path.
     """
-    if opts.gop < 1:
-        raise UsageError("--gop must be >= 1")
-    if opts.bframes < 0:
-        raise UsageError("--bframes must be >= 0")
+    check_options(opts)
     if backend.codec != opts.codec:
         raise ValueError(f"backend is for {backend.codec}, options ask for {opts.codec}")
-    codec_args(opts)  # validates the codec
-    check_crf(opts.codec, opts.crf)
     tiers = []
     if orig_crf is not None:
         if backend.hw:
@@ -685,9 +694,7 @@ def transcode(data_dir: str | os.PathLike, opts: TranscodeOptions | None = None,
         raise UsageError(f"{data_dir}: no scenes in {layout.MANIFEST}; run vsr-split-scenes first")
     stored = manifest.get("options")
     if stored:  # tiers are added with the data set's own encoding (vsr-prepare --force changes it)
-        mine = dataset_options(opts, stored["resolutions"], stored.get("keep_orig", False), stored.get("orig_crf", 0))
-        changes = describe_changes({k: stored.get(k) for k in ENCODING_KEYS}, {k: mine[k] for k in ENCODING_KEYS},
-                                   DATASET_FLAGS)
+        changes = describe_changes(stored, encoding_options(opts), DATASET_FLAGS)
         if changes:
             raise UsageError(f"{data_dir}: its clips were encoded with other options ({'; '.join(changes)}); use "
                              "those (vsr-prepare --force re-encodes every clip with new ones)")
@@ -766,16 +773,11 @@ def add_transcode_arguments(ap: argparse.ArgumentParser) -> None:
 
 
 def transcode_options(a: argparse.Namespace) -> TranscodeOptions:
-    if a.gop < 1:
-        raise UsageError(f"--gop {a.gop}: must be >= 1")
-    if a.bframes < 0:
-        raise UsageError(f"--bframes {a.bframes}: must be >= 0")
-    if a.jobs < 0 or a.threads < 0:
-        raise UsageError("--jobs and --threads must be >= 0")
-    check_crf(a.codec, a.crf)
-    return TranscodeOptions(resolutions=parse_resolutions(a.resolutions), codec=a.codec,
+    opts = TranscodeOptions(resolutions=parse_resolutions(a.resolutions), codec=a.codec,
                             gop=a.gop, bframes=a.bframes, crf=a.crf, preset=a.preset, scaler=a.scaler,
                             jobs=a.jobs, encoder=a.encoder, threads=a.threads)
+    check_options(opts)
+    return opts
 
 
 def main(argv: Sequence[str] | None = None) -> int:
