@@ -23,14 +23,13 @@ import platform
 import resource
 import statistics
 import subprocess
-import threading
 import time
 from pathlib import Path
 from typing import Sequence
 
 import torch
 
-from benchmarks.procfs import cpu_seconds, pss_bytes, tree
+from benchmarks.procfs import Sampler, cpu_seconds, pss_bytes, tree
 from vsrvfi.pipelines import LoaderOptions, build_loader
 from vsrvfi.pipelines.augment import AugmentOptions
 from vsrvfi.pipelines.sampling import discover_clips
@@ -46,16 +45,14 @@ PRESETS = {
 
 # --------------------------------------------------------------------------- process-tree monitor
 
-class TreeMonitor:
+class TreeMonitor(Sampler):
     """Samples the memory (PSS) of this process and its descendants, and the GPU memory in use."""
 
     def __init__(self, interval: float = 0.1):
-        self.interval = interval
+        super().__init__(interval)
         self.peak_rss = 0
         self.peak_gpu = 0
         self.gpu_base = self._gpu_used()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
     @staticmethod
     def _gpu_used() -> int:
@@ -67,21 +64,10 @@ class TreeMonitor:
     def cpu_seconds(self) -> float:
         return sum(cpu_seconds(p) for p in tree(os.getpid()))
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            rss = sum(pss_bytes(p) for p in tree(os.getpid()))
-            self.peak_rss = max(self.peak_rss, rss)
-            if self.gpu_base or torch.cuda.is_available():
-                self.peak_gpu = max(self.peak_gpu, self._gpu_used() - self.gpu_base)
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> "TreeMonitor":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
+    def sample(self) -> None:
+        self.peak_rss = max(self.peak_rss, sum(pss_bytes(p) for p in tree(os.getpid())))
+        if self.gpu_base or torch.cuda.is_available():
+            self.peak_gpu = max(self.peak_gpu, self._gpu_used() - self.gpu_base)
 
 
 # ----------------------------------------------------------------------------------- measures

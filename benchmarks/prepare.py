@@ -41,12 +41,11 @@ import shutil
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Sequence
 
-from benchmarks.procfs import pss_bytes, tree
+from benchmarks.procfs import Sampler, pss_bytes, tree
 from vsrvfi.core import layout
 from vsrvfi.core.atomic import dir_bytes
 from vsrvfi.core.cli import parse_list, run_cli
@@ -61,31 +60,20 @@ VARIANTS = ("lower bound (1 ffmpeg)", "prepare_data (one pass)", "two-pass (prev
 
 # --------------------------------------------------------------------------- process-tree monitor
 
-class Monitor:
+class Monitor(Sampler):
     """Samples the memory of a child's process tree and the bytes under a folder until stopped."""
 
     def __init__(self, pid: int, folder: Path, interval: float = 0.25):
-        self.pid, self.folder, self.interval = pid, folder, interval
+        super().__init__(interval)
+        self.pid, self.folder = pid, folder
         self.peak_mem = self.peak_disk = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak_mem = max(self.peak_mem, sum(pss_bytes(p) for p in tree(self.pid)))
-            try:
-                self.peak_disk = max(self.peak_disk, dir_bytes(self.folder))
-            except OSError:  # a file renamed or removed while it was measured
-                pass
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> "Monitor":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
+    def sample(self) -> None:
+        self.peak_mem = max(self.peak_mem, sum(pss_bytes(p) for p in tree(self.pid)))
+        try:
+            self.peak_disk = max(self.peak_disk, dir_bytes(self.folder))
+        except OSError:  # a file renamed or removed while it was measured
+            pass
 
 
 def run_measured(cmd: list[str], out_dir: Path, frames: int) -> dict:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import threading
 
 _CLK = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -55,3 +56,29 @@ def pss_bytes(pid: int) -> int:
             return int(f.read().split()[1]) * _PAGE
     except OSError:
         return 0
+
+
+class Sampler:
+    """Calls `sample()` every `interval` seconds on a thread while the `with` block runs; subclasses keep
+    the peaks they sample."""
+
+    def __init__(self, interval: float):
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def sample(self) -> None:
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
