@@ -15,6 +15,7 @@ from vsrvfi.core.cli import run_cli
 from vsrvfi.core.manifest import load_manifest
 from vsrvfi.core.media import probe
 from vsrvfi.tools import import_frames, prepare_data, transcode_scenes
+from vsrvfi.tools.encoding import command, encoders
 
 FAST = ["--codec", "vp9", "--preset", "ultrafast"]
 VIMEO_TRAIN = ["vimeo-00001-0001", "vimeo-00001-0003", "vimeo-00001-0004"]
@@ -241,13 +242,13 @@ def test_cuts_in_a_1_over_fps_time_base_are_frame_accurate(tmp_path):
     src = tmp_path / "t.avi"
     ffmpeg("-f", "lavfi", "-i", "testsrc2=size=192x108:rate=24", "-frames:v", "48", "-c:v", "mpeg4", "-q:v", "2",
            "-g", "100", str(src))
-    backend = transcode_scenes.Backend("cpu", "h264", "libx264", "test")
-    tiers, _ = transcode_scenes.make_tiers(transcode_scenes.TranscodeOptions(resolutions=("108p",), preset="ultrafast"),
+    backend = encoders.Backend("cpu", "h264", "libx264", "test")
+    tiers, _ = command.make_tiers(transcode_scenes.TranscodeOptions(resolutions=("108p",), preset="ultrafast"),
                                            backend, 192, 108)
     source = decode_frames(src).astype(np.float32)
     for start, n in [(0, 7), (10, 12)]:
         out = tmp_path / f"c{start}.mp4"
-        job = transcode_scenes.SceneJob(src, "c", start, n, 24.0, tuple(tiers))
-        run_ffmpeg(transcode_scenes.scene_command(job, [out], threads=1), out)
+        job = command.SceneJob(src, "c", start, n, 24.0, tuple(tiers))
+        run_ffmpeg(command.scene_command(job, [out], threads=1), out)
         clip = decode_frames(out).astype(np.float32)
         assert [int(np.argmin([np.abs(f - s).mean() for s in source])) for f in clip] == list(range(start, start + n))

@@ -25,7 +25,7 @@ header), even (yuv420p clips: crop odd-sized frames first) and at least 64 pixel
 needs two frames. Any of these checks failing is one line `error: <path>: <problem>` before
 anything is written. Frame folders have no frame rate: the clips get `--fps` (default 24; it only
 sets timestamps, the loaders count frames). Each clip is one ffmpeg process reading the image
-sequence and writing every tier (tools/transcode_scenes.SceneWriter: temporary names, renamed
+sequence and writing every tier (tools/preparation/executor.SceneWriter: temporary names, renamed
 when complete, checked to hold exactly the folder's frames); a rerun writes only the missing clips.
 """
 from __future__ import annotations
@@ -49,8 +49,11 @@ from vsrvfi.core.atomic import check_writable_dir
 from vsrvfi.core.errors import DataError, UsageError
 from vsrvfi.core.manifest import Scene, SourceRecord, load_manifest, save_manifest
 from vsrvfi.tools.split_scenes import MIN_SIDE, PrepareResult
-from vsrvfi.tools.transcode_scenes import (SceneJob, SceneWriter, TranscodeOptions, choose_backend, job_memory,
-                                           make_tiers, missing_tiers, plan_parallelism)
+from vsrvfi.tools.encoding.codecs import TranscodeOptions
+from vsrvfi.tools.encoding.command import SceneJob, image_sequence_job, make_tiers, missing_tiers
+from vsrvfi.tools.encoding.encoders import choose_backend
+from vsrvfi.tools.encoding.sizing import job_memory, plan_parallelism
+from vsrvfi.tools.preparation.executor import SceneWriter
 
 LAYOUTS = ("auto", "vimeo", "reds", "folders")
 REDS_VAL = ("reds4", "val_sharp")
@@ -321,17 +324,11 @@ def list_frames(root: str | os.PathLike, opts: FramesOptions) -> tuple[str, str,
 
 # ------------------------------------------------------------------------------------------ jobs
 
-def input_args(fps: float, start: int) -> tuple[str, ...]:
-    rate = Fraction(fps).limit_denominator(1001)
-    return ("-framerate", str(rate), "-start_number", str(start), "-f", "image2")
-
-
 def frames_job(record: dict, scene: Scene, tiers) -> SceneJob:
-    """The SceneJob writing `tiers` of one imported clip from its frames (also used by vsr-transcode)."""
+    """The SceneJob writing `tiers` of one imported clip from its frames (also vsr-transcode's)."""
     f = record["frames"][scene.clip]
     source = Path(scene.source) / f["pattern"]
-    return SceneJob(source, scene.clip, 0, scene.num_frames, scene.fps, tuple(tiers), scene.split,
-                    input_args=input_args(scene.fps, f["start_number"]))
+    return image_sequence_job(source, scene.clip, f["start_number"], scene.num_frames, scene.fps, tiers, scene.split)
 
 
 def _fingerprint(folders: list[FrameFolder], size: tuple[int, int]) -> str:

@@ -27,7 +27,9 @@ from vsrvfi.tools import sources
 from vsrvfi.tools.extract_frames import extract
 from vsrvfi.tools.import_frames import add_frames_arguments, frames_options, import_frames
 from vsrvfi.tools.split_scenes import PrepareResult, add_split_arguments, prepare_scenes, split_options
-from vsrvfi.tools.transcode_scenes import SceneWriter, add_transcode_arguments, choose_backend, transcode_options
+from vsrvfi.tools.encoding.encoders import choose_backend
+from vsrvfi.tools.preparation.executor import SceneWriter
+from vsrvfi.tools.transcode_scenes import add_transcode_arguments, transcode_options
 
 
 def summarize(data_dir: Path, scenes, resolutions: Sequence[str], stage_seconds: dict[str, float],

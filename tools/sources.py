@@ -28,9 +28,10 @@ from vsrvfi.core.errors import UsageError
 from vsrvfi.core.manifest import describe_changes, load_manifest, update_manifest
 from vsrvfi.core.media import VideoInfo, probe
 from vsrvfi.tools.split_scenes import SplitOptions, check_source, fingerprint, record_conflict
-from vsrvfi.tools.transcode_scenes import (AUTO, DATASET_FLAGS, Backend, Parallelism, TranscodeOptions,
-                                           dataset_options, job_memory, machine_cpus, make_tiers,
-                                           plan_parallelism)
+from vsrvfi.tools.encoding.codecs import AUTO, DATASET_FLAGS, TranscodeOptions, dataset_options
+from vsrvfi.tools.encoding.command import make_tiers
+from vsrvfi.tools.encoding.encoders import Backend
+from vsrvfi.tools.encoding.sizing import Parallelism, job_memory, machine_cpus, plan_parallelism
 
 VIDEO_EXTENSIONS = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts", ".mts", ".m2ts", ".mxf", ".y4m",
                     ".flv", ".wmv", ".mpg", ".mpeg", ".3gp", ".ogv", ".vob", ".dv"}

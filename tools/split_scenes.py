@@ -27,6 +27,7 @@ from typing import Callable, Sequence
 from tqdm import tqdm
 
 from vsrvfi.core import layout
+from vsrvfi.core.scenes import DETECTOR_MIN_LEN, detect_scenes as detect_ranges
 from vsrvfi.core.manifest import Scene, SourceRecord, describe_changes, load_manifest, update_manifest
 from vsrvfi.core.lock import folder_lock
 from vsrvfi.core.cli import ArgumentParser, entry_point
@@ -34,13 +35,14 @@ from vsrvfi.core.errors import UsageError
 from vsrvfi.core.atomic import atomic_path, check_writable_dir
 from vsrvfi.core.ffmpeg import run_ffmpeg
 from vsrvfi.core.media import VideoInfo, probe
-from vsrvfi.tools.transcode_scenes import (Backend, Parallelism, SceneJob, SceneWriter, TranscodeOptions,
-                                           choose_backend, job_memory, make_tiers, missing_tiers, nvdec_works,
-                                           plan_parallelism)
+from vsrvfi.tools.encoding.codecs import TranscodeOptions
+from vsrvfi.tools.encoding.command import SceneJob, make_tiers, missing_tiers
+from vsrvfi.tools.encoding.encoders import Backend, choose_backend, nvdec_works
+from vsrvfi.tools.encoding.sizing import Parallelism, job_memory, plan_parallelism
+from vsrvfi.tools.preparation.executor import SceneWriter
 
 MIN_SIDE = 64  # the smallest training crop of any config (EDVR's CPU setting); smaller sources train nothing
 IMAGE_CODECS = {"png", "mjpeg", "bmp", "tiff", "webp", "gif", "jpeg2000", "jpegls", "ppm", "pgm", "pam", "qoi"}
-DETECTOR_MIN_LEN = 15  # PySceneDetect's default: no two cuts closer than this many frames
 
 
 @dataclass
@@ -127,46 +129,10 @@ def normalize_source(info: VideoInfo, out: Path, opts: SplitOptions) -> Path:
 
 def detect_scenes(path: Path, opts: SplitOptions, fps: float, show_progress: bool = True,
                   on_cut: Callable[[int], None] | None = None) -> list[tuple[int, int]]:
-    """[(start, end_exclusive)] frame ranges of the scenes; the whole video when there is no cut.
-
-    `on_cut(frame)` is called as soon as the detector reports a cut (while detection goes on), so
-    the scenes before it can be processed early; the returned list is the final word.
-    """
-    import av
-    from scenedetect import AdaptiveDetector, ContentDetector, SceneManager, open_video
-
-    av.logging.set_libav_level(av.logging.ERROR)  # full-range (yuvj420p) sources: swscale warns on every frame
-
-    # The detector's own minimum suppresses bursts of false cuts (flashes, fast pans); the user's
-    # minimum, which may be longer, drops whole scenes afterwards and is reported.
+    """core.scenes.detect_scenes with the split options: the detector's own minimum suppresses bursts
+    of false cuts; the user's minimum, which may be longer, drops whole scenes afterwards (plan_scene)."""
     burst = min(DETECTOR_MIN_LEN, parse_min_len(opts.min_scene_len, fps))
-    if opts.detector == "content":
-        det = ContentDetector(**({"threshold": opts.threshold} if opts.threshold is not None else {}),
-                              min_scene_len=burst)
-    elif opts.detector == "adaptive":
-        det = AdaptiveDetector(**({"adaptive_threshold": opts.threshold} if opts.threshold is not None else {}),
-                               min_scene_len=burst)
-    else:
-        raise UsageError(f"--detector {opts.detector!r}: use 'content' or 'adaptive'")
-    if on_cut is not None:
-        detect_frame = det.process_frame
-
-        def process_frame(timecode, frame_img):
-            cuts = detect_frame(timecode, frame_img)
-            for cut in cuts:
-                on_cut(int(cut.frame_num))
-            return cuts
-
-        det.process_frame = process_frame
-    video = open_video(str(path), backend="pyav", threading_mode="AUTO")
-    manager = SceneManager()
-    if opts.downscale:
-        manager.auto_downscale = False
-        manager.downscale = opts.downscale
-    manager.add_detector(det)
-    manager.detect_scenes(video, show_progress=show_progress)
-    scenes = manager.get_scene_list(start_in_scene=True)
-    return [(s.frame_num, e.frame_num) for s, e in scenes]
+    return detect_ranges(path, opts.detector, opts.threshold, burst, opts.downscale, show_progress, on_cut)
 
 
 def plan_scene(index: int, start: int, end: int, source: Path, fps: float, opts: SplitOptions,
