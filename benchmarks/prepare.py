@@ -149,13 +149,13 @@ def two_pass(src: Path, data_dir: Path, tiers: Sequence[str], codec: str, preset
 
     from vsrvfi.core.ffmpeg import run_ffmpeg, run_ffmpeg_jobs
     from vsrvfi.core.media import even_size
-    from vsrvfi.tools.split_scenes import SplitOptions, detect_scenes, plan_scenes
+    from vsrvfi.tools.preparation.scenes import SplitOptions, detect, plan_scenes
     from vsrvfi.tools.encoding.codecs import TranscodeOptions, codec_args
 
     info = probe(src)
     fps = float(info.fps)
     opts = SplitOptions()
-    ranges = detect_scenes(src, opts, fps, show_progress=False)
+    ranges = detect(src, opts, fps, show_progress=False)
     scenes = [s for s in plan_scenes(ranges, src, fps, opts, info.num_frames) if not s.dropped]
     for s in scenes:  # pass 1: the full-resolution cut, one scene after another
         out = layout.clip_path(data_dir, layout.ORIG, s.split, s.clip)

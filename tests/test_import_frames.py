@@ -54,10 +54,10 @@ def test_vimeo_split_from_lists_frames_and_tier(vimeo):
     for clip in layout.list_clips(data, "256p", "train") + layout.list_clips(data, "256p", "val"):
         info = probe(clip)
         assert (info.num_frames, info.width, info.height, info.codec) == (7, 448, 256, "vp9")
-    record = load_manifest(data)["sources"]["vimeo90k"]
-    assert record["kind"] == "frames" and record["info"]["width"] == 448 and record["info"]["fps"] == 24
-    dropped = [s for s in record["scenes"] if s["dropped"]]
-    assert [s["clip"] for s in dropped] == ["vimeo-00002-0002"] and "neither" in dropped[0]["dropped"]
+    record = load_manifest(data).sources["vimeo90k"]
+    assert record.kind == "frames" and record.info["width"] == 448 and record.info["fps"] == 24
+    dropped = [s for s in record.scenes if s.dropped]
+    assert [s.clip for s in dropped] == ["vimeo-00002-0002"] and "neither" in dropped[0].dropped
     summary = json.loads((data / "summary.json").read_text())
     assert (summary["scenes_kept"], summary["scenes_dropped"], summary["val_scenes"]) == (5, 1, 2)
     assert summary["source_bytes"] > summary["resolutions"]["256p"]["clip_bytes"] > 0
@@ -84,7 +84,7 @@ def test_reds4_split_and_own_height_tier(reds):
     for clip in layout.list_clips(data, "180p", "train"):
         info = probe(clip)
         assert (info.num_frames, info.width, info.height) == (20, 320, 180)
-    assert load_manifest(data)["sources"]["reds"]["options"] == {"layout": "reds", "fps": 24.0, "reds_val": "reds4"}
+    assert load_manifest(data).sources["reds"].options == {"layout": "reds", "fps": 24.0, "reds_val": "reds4"}
 
 
 def test_rerun_writes_nothing(vimeo, capsys):

@@ -11,8 +11,8 @@ from tests.clipfactory import DEMO_FPS, DEMO_SCENE_SECONDS, DEMO_SCENES, decode_
 from vsrvfi.core import layout
 from vsrvfi.core.manifest import load_manifest
 from vsrvfi.tools import prepare_data, split_scenes, transcode_scenes
-from vsrvfi.tools.encoding import command, encoders, sizing
-from vsrvfi.tools.preparation import executor
+from vsrvfi.tools.encoding import command, encoders, normalize, sizing
+from vsrvfi.tools.preparation import executor, local
 from vsrvfi.core.media import probe
 
 RES = ("180p", "90p")
@@ -32,15 +32,15 @@ def prepared(demo_source, tmp_path_factory) -> Path:
 
 def test_scenes_found_and_manifest(prepared, demo_source):
     manifest = load_manifest(prepared)
-    scenes = manifest["sources"]["demo"]["scenes"]
+    scenes = manifest.sources["demo"].scenes
     assert len(scenes) == DEMO_SCENES
-    assert [(s["start_frame"], s["end_frame"]) for s in scenes] == [
+    assert [(s.start_frame, s.end_frame) for s in scenes] == [
         (i * SCENE_FRAMES, (i + 1) * SCENE_FRAMES) for i in range(DEMO_SCENES)]
     for s in scenes:
-        assert s["num_frames"] == SCENE_FRAMES and s["fps"] == DEMO_FPS
-        assert s["start_time"] == pytest.approx(s["start_frame"] / DEMO_FPS)
-        assert s["source"] == str(demo_source) and s["dropped"] is None
-    splits = [s["split"] for s in scenes]
+        assert s.num_frames == SCENE_FRAMES and s.fps == DEMO_FPS
+        assert s.start_time == pytest.approx(s.start_frame / DEMO_FPS)
+        assert s.source == str(demo_source) and s.dropped is None
+    splits = [s.split for s in scenes]
     assert splits.count("val") == 1 and splits.count("train") == 3
 
 
@@ -149,7 +149,7 @@ def test_failed_write_leaves_no_partial_file(prepared, monkeypatch):
         tmp.write_bytes(b"partial")  # the temporary exists, half written, when the run dies
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(executor, "run_ffmpeg", boom)
+    monkeypatch.setattr(local, "run_ffmpeg", boom)
     with pytest.raises(KeyboardInterrupt):
         transcode_scenes.transcode(prepared, transcode_scenes.TranscodeOptions(
             resolutions=("90p",), codec="vp9", gop=GOP, jobs=1), show_progress=False)
@@ -253,7 +253,7 @@ def test_inputs_normalised(tmp_path, kind):
                "-c:v", "libx264", str(src))
     before = src.read_bytes()
     info = probe(src)
-    assert split_scenes.needs_normalizing(info), info
+    assert normalize.needs_normalizing(info), info
     data = tmp_path / "d"
     scenes = split_scenes.split_video(src, data, split_scenes.SplitOptions(min_scene_len="4"), show_progress=False)
     clip = layout.clip_path(data, layout.ORIG, scenes[0].split, scenes[0].clip)
@@ -318,7 +318,7 @@ def test_one_pass_cuts_are_frame_accurate_with_odd_timestamps(tmp_path, kind):
     ffmpeg("-f", "lavfi", "-i", f"testsrc2=size=192x108:rate={rate}", "-frames:v", "48", "-vf",
            "negate=enable='gte(n,24)',format=yuv420p", "-c:v", "libx264", "-g", "100", "-bf", "3", *extra, str(src))
     info = probe(src)
-    assert not split_scenes.needs_normalizing(info) and (info.start_time > 1 or kind == "ntsc.mkv")
+    assert not normalize.needs_normalizing(info) and (info.start_time > 1 or kind == "ntsc.mkv")
     data = tmp_path / "d"
     t_opts = transcode_scenes.TranscodeOptions(resolutions=("108p",), codec="h264", gop=GOP, preset="ultrafast")
     result = split_scenes.prepare_scenes(src, data, split_scenes.SplitOptions(min_scene_len="8", trim=2), t_opts,
@@ -349,7 +349,7 @@ def test_tier_crf_and_orig_crf_are_separate(tmp_path, demo_source):
 
 def test_interrupted_during_detection_leaves_nothing_and_reruns(tmp_path, demo_source, monkeypatch):
     """Scenes encoded while detection runs wait under temporary names; an interruption removes them."""
-    real = split_scenes.detect_scenes
+    real = executor.detect
     cuts = []
 
     def interrupted(path, opts, fps, show_progress=True, on_cut=None):
@@ -360,14 +360,14 @@ def test_interrupted_during_detection_leaves_nothing_and_reruns(tmp_path, demo_s
                 raise KeyboardInterrupt
         return real(path, opts, fps, show_progress, on_cut=cut)
 
-    monkeypatch.setattr(split_scenes, "detect_scenes", interrupted)
+    monkeypatch.setattr(executor, "detect", interrupted)
     data = tmp_path / "d"
     t_opts = transcode_scenes.TranscodeOptions(resolutions=("90p",), codec="vp9", gop=GOP, preset="ultrafast")
     opts = split_scenes.SplitOptions(min_scene_len="0.5s")
     with pytest.raises(KeyboardInterrupt):
         split_scenes.prepare_scenes(demo_source, data, opts, t_opts, show_progress=False)
     assert not (data / layout.MANIFEST).exists() and not [p for p in data.rglob("*") if p.is_file()]
-    monkeypatch.setattr(split_scenes, "detect_scenes", real)
+    monkeypatch.setattr(executor, "detect", real)
     result = split_scenes.prepare_scenes(demo_source, data, opts, t_opts, show_progress=False)
     assert result.clips_written == {"90p": DEMO_SCENES}
 

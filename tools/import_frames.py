@@ -25,7 +25,7 @@ header), even (yuv420p clips: crop odd-sized frames first) and at least 64 pixel
 needs two frames. Any of these checks failing is one line `error: <path>: <problem>` before
 anything is written. Frame folders have no frame rate: the clips get `--fps` (default 24; it only
 sets timestamps, the loaders count frames). Each clip is one ffmpeg process reading the image
-sequence and writing every tier (tools/preparation/executor.SceneWriter: temporary names, renamed
+sequence and writing every tier (tools/preparation/local.SceneWriter: temporary names, renamed
 when complete, checked to hold exactly the folder's frames); a rerun writes only the missing clips.
 """
 from __future__ import annotations
@@ -38,29 +38,26 @@ import random
 import re
 import struct
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 from tqdm import tqdm
 
-from vsrvfi.core import layout
 from vsrvfi.core.atomic import check_writable_dir
 from vsrvfi.core.errors import DataError, UsageError
-from vsrvfi.core.manifest import Scene, SourceRecord, load_manifest, save_manifest
-from vsrvfi.tools.split_scenes import MIN_SIDE, PrepareResult
+from vsrvfi.core.manifest import FRAMES, FrameNumbering, PutSource, Scene, SourceRecord, load_manifest
 from vsrvfi.tools.encoding.codecs import TranscodeOptions
-from vsrvfi.tools.encoding.command import SceneJob, image_sequence_job, make_tiers, missing_tiers
-from vsrvfi.tools.encoding.encoders import choose_backend
 from vsrvfi.tools.encoding.sizing import job_memory, plan_parallelism
-from vsrvfi.tools.preparation.executor import SceneWriter
+from vsrvfi.tools.preparation.executor import PrepareResult, commit, run_jobs
+from vsrvfi.tools.preparation.planner import plan_frames
+from vsrvfi.tools.preparation.scenes import MIN_SIDE
 
 LAYOUTS = ("auto", "vimeo", "reds", "folders")
 REDS_VAL = ("reds4", "val_sharp")
 REDS4 = ("000", "011", "015", "020")
 REDS_PARTS = ("train_sharp", "val_sharp")
 IMAGE_EXTS = (".png", ".jpg", ".jpeg")
-KIND = "frames"
 _NUMBERED = re.compile(r"^(.*?)(\d+)(\.[A-Za-z]+)$")
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -215,7 +212,7 @@ def detect_layout(root: Path) -> str:
 
 
 def seeded_split(folders: list[FrameFolder], val_fraction: float, seed: int) -> None:
-    """Train/val by whole clips, as tools/split_scenes.plan_scenes does for scenes."""
+    """Train/val by whole clips, as tools/preparation/scenes.plan_scenes does for scenes."""
     kept = [f for f in folders if not f.dropped]
     n_val = min(len(kept) - 1, max(1, round(val_fraction * len(kept)))) if len(kept) >= 2 else 0
     val = set(random.Random(seed).sample(range(len(kept)), n_val))
@@ -322,18 +319,25 @@ def list_frames(root: str | os.PathLike, opts: FramesOptions) -> tuple[str, str,
     return kind, key, folders, seeded
 
 
-# ------------------------------------------------------------------------------------------ jobs
-
-def frames_job(record: dict, scene: Scene, tiers) -> SceneJob:
-    """The SceneJob writing `tiers` of one imported clip from its frames (also vsr-transcode's)."""
-    f = record["frames"][scene.clip]
-    source = Path(scene.source) / f["pattern"]
-    return image_sequence_job(source, scene.clip, f["start_number"], scene.num_frames, scene.fps, tiers, scene.split)
-
+# ------------------------------------------------------------------------------------------ import
 
 def _fingerprint(folders: list[FrameFolder], size: tuple[int, int]) -> str:
     ident = [[f.clip, str(f.folder), f.pattern, f.start, f.count, f.dropped] for f in folders]
     return hashlib.sha1(json.dumps([ident, list(size)]).encode()).hexdigest()[:16]
+
+
+def frames_record(root: Path, kind: str, folders: list[FrameFolder], size: tuple[int, int], fps: float,
+                  options: dict) -> SourceRecord:
+    """The manifest record of an import: one scene per frame folder (dropped ones included)."""
+    kept = [f for f in folders if not f.dropped]
+    scenes = [Scene(clip=f.clip, source=str(f.folder.resolve()), index=i, start_frame=0, end_frame=f.count,
+                    start_time=0.0, end_time=round(f.count / fps, 6), fps=fps, num_frames=f.count, split=f.split,
+                    dropped=f.dropped) for i, f in enumerate(folders)]
+    return SourceRecord(path=str(root.resolve()), fingerprint=_fingerprint(folders, size), normalized=False,
+                        options=options, scenes=scenes, kind=FRAMES,
+                        info={"width": size[0], "height": size[1], "fps": fps, "num_frames": sum(f.count for f in kept),
+                              "clips": len(kept), "layout": kind},
+                        frames={f.clip: FrameNumbering(f.pattern, f.start) for f in kept})
 
 
 def import_frames(root: str | os.PathLike, data_dir: str | os.PathLike, opts: FramesOptions | None = None,
@@ -357,53 +361,27 @@ def import_frames(root: str | os.PathLike, data_dir: str | os.PathLike, opts: Fr
     kind, key, folders, seeded = list_frames(root, opts)
     if all(f.dropped for f in folders):
         raise DataError(root, f"no clip to import: all {len(folders)} are in neither list")
-    width, height = check_sizes(folders, show_progress)
-    backend = choose_backend(transcode.codec, transcode.encoder)
-    tiers, warnings = make_tiers(transcode, backend, width, height, orig_crf if keep_orig else None)
-    kept = [f for f in folders if not f.dropped]
-    scenes = [Scene(clip=f.clip, source=str(f.folder.resolve()), index=i, start_frame=0, end_frame=f.count,
-                    start_time=0.0, end_time=round(f.count / fps, 6), fps=fps, num_frames=f.count, split=f.split,
-                    dropped=f.dropped) for i, f in enumerate(folders)]
-    fp = _fingerprint(folders, (width, height))
-
+    size = check_sizes(folders, show_progress)
+    options = {"layout": kind, "fps": fps}  # what decides the clips and their split; a rerun must match
+    options.update({"reds_val": opts.reds_val} if kind == "reds" else
+                   {"val_fraction": opts.val_fraction, "seed": opts.seed} if seeded else {})
+    plan = plan_frames(data_dir, load_manifest(data_dir), key, frames_record(root, kind, folders, size, fps, options),
+                       transcode, keep_orig, orig_crf)
     check_writable_dir(data_dir)
-    manifest = load_manifest(data_dir)
-    record = manifest["sources"].get(key)
-    opt_dict = {"layout": kind, "fps": fps}  # what decides the clips and their split; a rerun must match
-    opt_dict.update({"reds_val": opts.reds_val} if kind == "reds" else
-                    {"val_fraction": opts.val_fraction, "seed": opts.seed} if seeded else {})
-    if record is not None and (record.get("kind") != KIND or record["fingerprint"] != fp
-                               or record["options"] != opt_dict):
-        what = ("a video" if record.get("kind") != KIND else
-                "other frames" if record["fingerprint"] != fp else "different options")
-        raise UsageError(f"{data_dir}: already holds clips of {record['path']} made from {what}; "
-                         f"use another DATA_DIR or remove {data_dir / layout.MANIFEST}")
-    if record is None:
-        record = asdict(SourceRecord(
-            path=str(root.resolve()), fingerprint=fp, normalized=False, options=opt_dict, scenes=scenes,
-            info={"width": width, "height": height, "fps": fps, "num_frames": sum(f.count for f in kept),
-                  "clips": len(kept), "layout": kind}))
-        record["kind"] = KIND
-        record["frames"] = {f.clip: {"pattern": f.pattern, "start_number": f.start} for f in kept}
-        manifest["sources"][key] = record
-        save_manifest(data_dir, manifest)
+    if plan.commit:
+        commit(data_dir, [PutSource(key, plan.record)])
     check_seconds = time.perf_counter() - t0
 
-    todo = [(sc, t) for sc in scenes if not sc.dropped for t in [missing_tiers(data_dir, sc, tiers)] if t]
-    par = plan_parallelism(len(tiers), transcode.jobs, transcode.threads,
-                           memory_per_job=job_memory(width, height, tiers), hw=backend.hw)
-    result = FramesResult(scenes=scenes, backend=backend, parallelism=par, tiers=[t.name for t in tiers],
-                          warnings=[f"{root.name}: {w}" for w in warnings], detect_seconds=check_seconds,
-                          layout=kind, source_bytes=sum(f.bytes for f in kept))
+    par = plan_parallelism(len(plan.tiers), transcode.jobs, transcode.threads,
+                           memory_per_job=job_memory(*size, plan.tiers), hw=plan.backend.hw)
+    result = FramesResult(scenes=plan.record.scenes, backend=plan.backend, parallelism=par,
+                          tiers=[t.name for t in plan.tiers], warnings=[f"{root.name}: {w}" for w in plan.warnings],
+                          detect_seconds=check_seconds, layout=kind, source_bytes=sum(f.bytes for f in folders if not f.dropped))
     for w in result.warnings:
         tqdm.write(f"warning: {w}")
     t0 = time.perf_counter()
-    with SceneWriter(data_dir, backend, par, transcode.scaler, show_progress and bool(todo),
-                     desc=f"encode {backend.encoder}") as writer:
-        for sc, missing in todo:
-            writer.submit(frames_job(record, sc, missing))
-    result.encode_seconds = time.perf_counter() - t0 if todo else 0.0
-    result.clips_written = dict(writer.written)
+    result.clips_written = run_jobs(data_dir, plan.backend, par, plan.jobs, transcode.scaler, show_progress)
+    result.encode_seconds = time.perf_counter() - t0 if plan.jobs else 0.0
     return result
 
 

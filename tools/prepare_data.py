@@ -18,17 +18,18 @@ from pathlib import Path
 from typing import Sequence
 
 from vsrvfi.core import layout
-from vsrvfi.core.atomic import atomic_path, dir_bytes
+from vsrvfi.core.atomic import atomic_path, check_writable_dir, dir_bytes
 from vsrvfi.core.cli import ArgumentParser, entry_point
 from vsrvfi.core.errors import UsageError
 from vsrvfi.core.lock import folder_lock
-from vsrvfi.core.manifest import load_manifest, manifest_scenes
+from vsrvfi.core.manifest import EndForce, load_manifest
 from vsrvfi.tools import sources
 from vsrvfi.tools.extract_frames import extract
 from vsrvfi.tools.import_frames import add_frames_arguments, frames_options, import_frames
-from vsrvfi.tools.split_scenes import PrepareResult, add_split_arguments, prepare_scenes, split_options
+from vsrvfi.tools.split_scenes import add_split_arguments, split_options
 from vsrvfi.tools.encoding.encoders import choose_backend
-from vsrvfi.tools.preparation.executor import SceneWriter
+from vsrvfi.tools.preparation.executor import PrepareResult, commit, open_engine, run_source, start_run
+from vsrvfi.tools.preparation.planner import Source, plan_run, plan_source
 from vsrvfi.tools.transcode_scenes import add_transcode_arguments, transcode_options
 
 
@@ -142,28 +143,37 @@ def _write_summary(data_dir: Path, summary: dict) -> None:
     print_summary(summary)
 
 
-def _prepare(a, data_dir: Path, s_opts, t_opts, frame_res, infos: dict) -> int:
-    times: dict[str, float] = {}
-    t0 = time.perf_counter()
-    plan = sources.plan_run(data_dir, infos, s_opts, t_opts, a.keep_orig, a.force)
-    t_run = replace(t_opts, resolutions=tuple(plan.tiers))
-    backend = choose_backend(t_opts.codec, t_opts.encoder)
-    par = sources.writer_parallelism(plan, t_run, backend, a.keep_orig)
+def _run_sources(data_dir: Path, plan, s_opts, t_run, keep_orig: bool, backend, par) -> tuple[list, dict]:
+    """Every source of the plan through one shared engine (detection of several sources at once on
+    machines with many cores); returns each source's result and the clips written per tier."""
     detect_jobs = sources.detect_jobs(len(plan.sources))
-    results: list[PrepareResult] = []
-    with SceneWriter(data_dir, backend, par, t_opts.scaler, True, desc=f"encode {backend.encoder}") as writer:
-        def one(src: "sources.Source") -> PrepareResult:
-            return prepare_scenes(src.path, data_dir, src.split_options or s_opts, t_run, keep_orig=a.keep_orig,
-                                  show_progress=detect_jobs == 1, key=src.key, writer=writer,
-                                  force=plan.reencode, alone=plan.alone, info=src.info)
+    manifest = load_manifest(data_dir)
+    with open_engine(data_dir, backend, par, t_run.scaler) as engine:
+        def one(src: "Source") -> PrepareResult:
+            sp = plan_source(src.path, data_dir, manifest, src.split_options or s_opts, t_run, keep_orig, src.key,
+                             plan.reencode, src.info)
+            return run_source(sp, engine, plan.alone, show_progress=detect_jobs == 1)
 
         if detect_jobs == 1:
             results = [one(src) for src in plan.sources]
         else:
             with ThreadPoolExecutor(detect_jobs) as pool:
                 results = list(pool.map(one, plan.sources))
+    return results, dict(engine.written)  # read once the engine has finished every job
+
+
+def _prepare(a, data_dir: Path, s_opts, t_opts, frame_res, infos: dict) -> int:
+    times: dict[str, float] = {}
+    t0 = time.perf_counter()
+    check_writable_dir(data_dir)
+    plan = plan_run(data_dir, load_manifest(data_dir), infos, s_opts, t_opts, a.keep_orig, a.force)
+    start_run(data_dir, plan)
+    t_run = replace(t_opts, resolutions=tuple(plan.tiers))
+    backend = choose_backend(t_opts.codec, t_opts.encoder)
+    par = sources.writer_parallelism(plan, t_run, backend, a.keep_orig)
+    results, written = _run_sources(data_dir, plan, s_opts, t_run, a.keep_orig, backend, par)
     ended = time.perf_counter()
-    sources.finish_run(data_dir)
+    commit(data_dir, [EndForce()])
     starts = [r.first_job_at for r in results if r.first_job_at is not None]
     times["detect"] = sum(r.detect_seconds for r in results)
     times["encode"] = ended - min(starts) if starts else 0.0
@@ -175,13 +185,12 @@ def _prepare(a, data_dir: Path, s_opts, t_opts, frame_res, infos: dict) -> int:
     times["extract"] = time.perf_counter() - t0
 
     manifest = load_manifest(data_dir)
-    prepared = PrepareResult(scenes=manifest_scenes(manifest, kept_only=False), backend=backend,
-                             parallelism=par, tiers=plan.tiers,
-                             warnings=[w for r in results for w in r.warnings])
+    prepared = PrepareResult(scenes=manifest.scenes(kept_only=False), backend=backend, parallelism=par,
+                             tiers=plan.tiers, warnings=[w for r in results for w in r.warnings])
     summary = summarize(data_dir, prepared.scenes, plan.tiers, times, prepared)
     summary["sources"] = sources.source_table(manifest)
-    summary["this_run"] = {"sources": [s.key for s in plan.sources], "clips_written": dict(writer.written),
-                           "detect_jobs": detect_jobs}
+    summary["this_run"] = {"sources": [s.key for s in plan.sources], "clips_written": written,
+                           "detect_jobs": sources.detect_jobs(len(plan.sources))}
     _write_summary(data_dir, summary)
     return 0
 

@@ -29,17 +29,12 @@ from tqdm import tqdm
 
 from vsrvfi.core import layout
 from vsrvfi.core.cli import ArgumentParser, entry_point
-from vsrvfi.core.errors import MediaError, UsageError
 from vsrvfi.core.lock import folder_lock
-from vsrvfi.core.manifest import Scene, describe_changes, load_manifest, update_manifest
-from vsrvfi.core.media import probe
-from vsrvfi.tools.encoding.codecs import (CODECS, DATASET_FLAGS, ENCODERS, TranscodeOptions, check_options,
-                                          encoding_options, parse_resolutions)
-from vsrvfi.tools.encoding.command import SceneJob, make_tiers, missing_tiers
-from vsrvfi.tools.encoding.encoders import choose_backend, nvdec_works
-from vsrvfi.tools.encoding.sizing import job_memory, plan_parallelism
-from vsrvfi.tools.import_frames import frames_job
-from vsrvfi.tools.preparation.executor import SceneWriter
+from vsrvfi.core.manifest import AddResolutions, load_manifest
+from vsrvfi.tools.encoding.codecs import CODECS, ENCODERS, TranscodeOptions, check_options, parse_resolutions
+from vsrvfi.tools.encoding.encoders import choose_backend
+from vsrvfi.tools.preparation.executor import commit, jobs_parallelism, run_jobs
+from vsrvfi.tools.preparation.planner import plan_transcode
 
 
 def transcode(data_dir: str | os.PathLike, opts: TranscodeOptions | None = None,
@@ -52,63 +47,14 @@ def transcode(data_dir: str | os.PathLike, opts: TranscodeOptions | None = None,
     opts = opts or TranscodeOptions()
     data_dir = Path(data_dir)
     backend = choose_backend(opts.codec, opts.encoder)
-    manifest = load_manifest(data_dir)
-    if not any(not s.get("dropped") for rec in manifest.get("sources", {}).values() for s in rec["scenes"]):
-        raise UsageError(f"{data_dir}: no scenes in {layout.MANIFEST}; run vsr-split-scenes first")
-    stored = manifest.get("options")
-    if stored:  # tiers are added with the data set's own encoding (vsr-prepare --force changes it)
-        changes = describe_changes(stored, encoding_options(opts), DATASET_FLAGS)
-        if changes:
-            raise UsageError(f"{data_dir}: its clips were encoded with other options ({'; '.join(changes)}); use "
-                             "those (vsr-prepare --force re-encodes every clip with new ones)")
-    plan: list[tuple[SceneJob, int, int]] = []
-    warnings: set[str] = set()
-    added: set[str] = set()
-    for rec in manifest["sources"].values():
-        src = Path(rec.get("cut_from") or rec["path"])
-        width, height = rec["info"]["width"], rec["info"]["height"]
-        tiers, warn = make_tiers(opts, backend, width, height)
-        added.update(t.name for t in tiers)
-        warnings.update(f"{Path(rec['path']).name}: {w}" for w in warn)
-        frames = rec.get("kind") == "frames"  # imported frame folders (tools/import_frames.py)
-        hw_decode = backend.hw and not frames and src.exists() and nvdec_works(src)
-        src_start: float | None = None
-        for d in rec["scenes"]:
-            sc = Scene(**d)
-            if sc.dropped:
-                continue
-            todo = missing_tiers(data_dir, sc, tiers)
-            if not todo:
-                continue
-            if frames:  # imported frame folders (tools/import_frames.py)
-                job = frames_job(rec, sc, todo)
-            elif src.exists():
-                if src_start is None:
-                    src_start = probe(src).start_time
-                job = SceneJob(src, sc.clip, sc.start_frame, sc.num_frames, sc.fps, todo, sc.split, hw_decode,
-                               src_start)
-            else:
-                orig = layout.clip_path(data_dir, layout.ORIG, sc.split, sc.clip)
-                if not orig.exists():
-                    raise MediaError(src, f"source of {sc.clip} is gone and {orig} does not exist; "
-                                          "rerun vsr-split-scenes with the source")
-                job = SceneJob(orig, sc.clip, 0, sc.num_frames, sc.fps, todo, sc.split,
-                               backend.hw and nvdec_works(orig), probe(orig).start_time)
-            plan.append((job, width, height))
-    for w in sorted(warnings):
+    plan = plan_transcode(data_dir, load_manifest(data_dir), opts, backend)
+    for w in plan.warnings:
         tqdm.write(f"warning: {w}")
-    if plan:
-        mem = max(job_memory(w, h, j.tiers) for j, w, h in plan)
-        par = plan_parallelism(max(len(j.tiers) for j, _, _ in plan), opts.jobs, opts.threads, memory_per_job=mem,
-                               hw=backend.hw)
-        with SceneWriter(data_dir, backend, par, opts.scaler, show_progress) as writer:
-            for job, _, _ in plan:
-                writer.submit(job)
-    if stored and added - set(stored["resolutions"]):
-        def record(m: dict) -> None:
-            m["options"]["resolutions"] = sorted(set(m["options"]["resolutions"]) | added,
-                                                 key=layout.resolution_height, reverse=True)
-        update_manifest(data_dir, record)
+    if plan.jobs:
+        par = jobs_parallelism(plan.jobs, backend, opts.jobs, opts.threads)
+        run_jobs(data_dir, backend, par, [j for j, _, _ in plan.jobs], opts.scaler, show_progress)
+    if plan.added:
+        commit(data_dir, [AddResolutions(tuple(sorted(plan.added)))])
     return {res: len(layout.list_clips(data_dir, res, "train")) + len(layout.list_clips(data_dir, res, "val"))
             for res in layout.existing_tiers(data_dir)}
 

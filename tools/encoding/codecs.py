@@ -11,6 +11,7 @@ from typing import Mapping, Sequence
 from vsrvfi.core import layout
 from vsrvfi.core.cli import parse_list
 from vsrvfi.core.errors import UsageError
+from vsrvfi.core.manifest import DatasetOptions
 
 CODECS = ("h264", "hevc", "vp9")
 ENCODERS = ("auto", "cpu", "nvenc")
@@ -144,10 +145,8 @@ def encoding_options(t_opts: TranscodeOptions) -> dict:
             "scaler": t_opts.scaler}
 
 
-def dataset_options(t_opts: TranscodeOptions, tiers: Sequence[str], keep_orig: bool, orig_crf: int) -> dict:
+def dataset_options(t_opts: TranscodeOptions, tiers: Sequence[str], keep_orig: bool, orig_crf: int) -> DatasetOptions:
     """The data set's options as recorded in its manifest: the encoding, the tiers and the orig/ cuts."""
-    opts = {**encoding_options(t_opts), "resolutions": list(tiers), "keep_orig": keep_orig}
-    if keep_orig:
-        opts["orig_crf"] = orig_crf
-    return opts
+    return DatasetOptions(**encoding_options(t_opts), resolutions=list(tiers), keep_orig=keep_orig,
+                          orig_crf=orig_crf if keep_orig else None)
 

@@ -1,210 +1,213 @@
-"""The executor: runs scene jobs (tools/encoding/command.SceneJob) on a local pool of ffmpeg processes.
+"""The executor of data preparation: does what the planner (tools/preparation/planner.py) decided.
 
-`SceneWriter` is today's engine: a thread pool, each thread running one scene's ffmpeg process, every
-tier written under a temporary name and renamed to DATA_DIR/<tier>/scenes/<split>/<clip>.mp4 when
-the scene's tiers are complete and checked. Another engine (e.g. Ray, issue 24) implements the same
-`submit` / `discard` / `set_splits` / `written` / context-manager interface (`SceneEngine`).
+It removes the files a plan lists, commits the plan's manifest changes through `commit` (the one
+writer of manifest.json during preparation, via core/manifest.update_manifest), runs scene
+detection and hands the scene jobs to an engine. The engine is the seam for other ways of running
+jobs: `SceneEngine` is the interface, `ENGINES` names the implementations; today's is "local"
+(tools/preparation/local.py: ffmpeg processes on this machine's pool); a Ray engine (issue 24)
+registers beside it.
 """
 from __future__ import annotations
 
-import os
-import threading
-import uuid
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+import shutil
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, Protocol, Sequence
 
 from tqdm import tqdm
 
-from vsrvfi.core import layout
-from vsrvfi.core.errors import MediaError
-from vsrvfi.core.ffmpeg import run_ffmpeg
-from vsrvfi.core.media import probe
-from vsrvfi.tools.encoding.command import SceneJob, Tier, scene_command
-from vsrvfi.tools.encoding.encoders import Backend
-from vsrvfi.tools.encoding.sizing import Parallelism
+from vsrvfi.core.errors import UsageError
+from vsrvfi.core.manifest import Change, Manifest, PutSource, Scene, apply_changes, update_manifest
+from vsrvfi.core.media import VideoInfo, probe
+from vsrvfi.tools.encoding.command import SceneJob, Tier
+from vsrvfi.tools.encoding.encoders import Backend, nvdec_works
+from vsrvfi.tools.encoding.normalize import normalize_source
+from vsrvfi.tools.encoding.sizing import Parallelism, job_memory, plan_parallelism
+from vsrvfi.tools.preparation.local import SceneWriter
+from vsrvfi.tools.preparation.planner import RunPlan, SourcePlan, new_record
+from vsrvfi.tools.preparation.scenes import detect, parse_min_len, plan_scene, plan_scenes
 
 
-def _tmp_name(data_dir: Path, tier: str, split: str | None, clip: str) -> Path:
-    folder = layout.scenes_dir(data_dir, tier, split) if split else Path(data_dir) / tier / "scenes"
-    return folder / f".{clip}.tmp.{uuid.uuid4().hex[:8]}{layout.CLIP_EXT}"
+class SceneEngine(Protocol):
+    """Runs SceneJobs and puts their clips in place; used as a context manager (leaving it with an
+    error stops the jobs and removes their temporaries, finished clips stay).
 
-
-@dataclass
-class _Running:
-    job: SceneJob
-    temps: list[Path]
-    future: Future | None = None
-    done: bool = False
-    discarded: bool = False
-
-
-class SceneWriter:
-    """Runs scene jobs in parallel under one progress bar; use as a context manager.
-
-    Each job writes its tiers under temporary names and, once every tier is complete and checked,
-    renames them to DATA_DIR/<tier>/scenes/<split>/<clip>.mp4. Jobs may be submitted before the
-    train/val split is known (scene detection still running): their clips wait under temporary names
-    until `set_splits`. Leaving the block with an error (or Ctrl-C) kills the running ffmpeg
-    processes, drops the queued jobs and removes every temporary; finished clips stay.
+    Jobs may be submitted before their train/val split is known (scene detection still running):
+    their clips wait until `set_splits`; `discard` drops a submitted job (its scene changed).
     """
 
-    def __init__(self, data_dir: str | os.PathLike, backend: Backend, parallelism: Parallelism,
-                 scaler: str = "lanczos", show_progress: bool = True, desc: str | None = None):
-        self.data_dir = Path(data_dir)
-        self.backend = backend
-        self.par = parallelism
-        self.scaler = scaler
-        self.stop = threading.Event()
-        self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(parallelism.jobs)
-        self._jobs: list[_Running] = []
-        self._splits: dict[str, str] = {}
-        self.written: dict[str, int] = {}
-        self._bar = tqdm(total=0, unit="frame", desc=desc or f"encode {backend.encoder}",
-                         disable=not show_progress)
+    par: Parallelism
+    written: dict[str, int]          # clips put in place, per tier
 
-    # -- submitting
-    def check(self) -> None:
-        """Raise the first failure of a finished job now (so a long detection does not run on in vain)."""
-        for run in list(self._jobs):
-            f = run.future
-            if f is not None and f.done() and not f.cancelled() and f.exception() is not None:
-                raise f.exception()
+    def submit(self, job: SceneJob) -> object: ...
+    def discard(self, handle: object) -> None: ...
+    def set_splits(self, splits: Mapping[str, str]) -> None: ...
+    def __enter__(self) -> "SceneEngine": ...
+    def __exit__(self, exc_type, exc, tb) -> None: ...
 
-    def submit(self, job: SceneJob) -> _Running:
-        self.check()
-        temps = [_tmp_name(self.data_dir, t.name, job.split, job.clip) for t in job.tiers]
-        run = _Running(job, temps)
-        with self._lock:
-            if job.split:
-                self._splits[job.clip] = job.split
-            self._jobs.append(run)
-            self._bar.total += job.num_frames
-            self._bar.refresh()
-        run.future = self._pool.submit(self._run, run)
-        return run
 
-    def discard(self, run: _Running) -> None:
-        """Drop a submitted job's clips (its scene turned out different); waits for it to end."""
-        with self._lock:
-            run.discarded = True
-        if run.future is not None:
-            run.future.cancel()
-            try:
-                run.future.result()
-            except Exception:  # noqa: BLE001 - its clips are dropped anyway
-                pass
-        with self._lock:
-            self._remove(run.temps)
-            self._jobs.remove(run)
+ENGINES: dict[str, type] = {"local": SceneWriter}
 
-    def set_splits(self, splits: Mapping[str, str]) -> None:
-        """The split of each clip, once known: finished clips waiting for it are renamed now."""
-        with self._lock:
-            self._splits.update(splits)
-            for run in list(self._jobs):  # _finalize removes finished jobs from the list
-                if run.done and not run.discarded and run.job.clip in self._splits:
-                    self._finalize(run)
 
-    # -- work
-    def _update(self, n: int) -> None:
-        with self._lock:
-            self._bar.update(n)
+def open_engine(data_dir: Path, backend: Backend, par: Parallelism, scaler: str, show_progress: bool = True,
+                kind: str = "local") -> SceneEngine:
+    """An engine of `kind` (ENGINES) writing into `data_dir` with `backend`, sized by `par`."""
+    return ENGINES[kind](data_dir, backend, par, scaler, show_progress, desc=f"encode {backend.encoder}")
 
-    def _run(self, run: _Running) -> None:
-        if self.stop.is_set() or run.discarded:
-            return
-        job = run.job
-        for tmp in run.temps:
-            tmp.parent.mkdir(parents=True, exist_ok=True)
-        label = layout.clip_path(self.data_dir, job.tiers[0].name, job.split or "<split>", job.clip)
-        try:
-            for seek in (True, False) if job.start_frame > 0 else (True,):
-                args = scene_command(job, run.temps, self.scaler, self.par.threads, self.par.decoder_threads,
-                                     hw=self.backend.hw, seek=seek)
-                run_ffmpeg(args, label, on_frames=self._update, stop=self.stop)
-                short = self._short_outputs(job, run.temps)
-                if not short:
-                    break
-                # The seek did not land on a keyframe before the scene: decode from the start instead.
-            if short:
-                tier, got = short[0]
-                raise MediaError(layout.clip_path(self.data_dir, tier.name, job.split or "<split>", job.clip),
-                                 f"wrote {got} frames, expected {job.num_frames}")
-        except BaseException:
-            with self._lock:
-                self._remove(run.temps)
-            raise
-        with self._lock:
-            run.done = True
-            if not run.discarded and job.clip in self._splits:
-                self._finalize(run)
 
-    @staticmethod
-    def _short_outputs(job: SceneJob, temps: Sequence[Path]) -> list[tuple[Tier, int]]:
-        """The tiers whose clip does not hold exactly the scene's frames, with the count they hold."""
-        short = []
-        for tier, tmp in zip(job.tiers, temps):
-            try:
-                got = probe(tmp).num_frames
-            except MediaError:
-                got = 0
-            if got != job.num_frames:
-                short.append((tier, got))
-        return short
+# ----------------------------------------------------------------------------- files and manifest
 
-    def _finalize(self, run: _Running) -> None:
-        """Rename a finished job's temporaries to their final names (called with the lock held)."""
-        split = self._splits[run.job.clip]
-        for tier, tmp in zip(run.job.tiers, run.temps):
-            final = layout.clip_path(self.data_dir, tier.name, split, run.job.clip)
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, final)
-            self.written[tier.name] = self.written.get(tier.name, 0) + 1
-        run.temps = []
-        self._jobs.remove(run)
+def commit(data_dir: Path, changes: Sequence[Change]) -> Manifest:
+    """Apply manifest changes (re-read, changed, written atomically, one thread at a time)."""
+    return update_manifest(data_dir, lambda m: apply_changes(m, changes))
 
-    @staticmethod
-    def _remove(paths: Iterable[Path]) -> None:
-        for p in paths:
-            try:
-                p.unlink()
-            except FileNotFoundError:
-                pass
 
-    # -- ending
-    def close(self) -> None:
-        """Wait for every job; the first failure is raised. Every clip must have its split by now."""
-        for run in list(self._jobs):
-            if run.future is not None:
-                run.future.result()
-        with self._lock:
-            left = [r.job.clip for r in self._jobs if not r.discarded]
-        if left:
-            raise RuntimeError(f"no train/val split was set for {', '.join(left)}")
-
-    def __enter__(self) -> "SceneWriter":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        try:
-            if exc_type is None:
-                self.close()
-        except BaseException:
-            self._abort()
-            raise
+def remove(paths: Iterable[Path]) -> None:
+    """Delete files and folders (those already gone are fine)."""
+    for p in paths:
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
         else:
-            if exc_type is not None:
-                self._abort()
-        finally:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._bar.close()
+            p.unlink(missing_ok=True)
 
-    def _abort(self) -> None:
-        self.stop.set()
-        self._pool.shutdown(wait=True, cancel_futures=True)
-        with self._lock:
-            for run in self._jobs:
-                self._remove(run.temps)
+
+def start_run(data_dir: Path, plan: RunPlan) -> None:
+    """What a run does before encoding: remove what it redoes, record the data set's options."""
+    remove(plan.removals)
+    commit(data_dir, plan.changes)
+
+
+# ------------------------------------------------------------------------------------- one source
+
+@dataclass
+class PrepareResult:
+    """What preparing a source did: every scene (kept and dropped), the encoder and the time spent."""
+
+    scenes: list[Scene]
+    backend: Backend | None = None
+    parallelism: Parallelism | None = None
+    tiers: list[str] = field(default_factory=list)
+    clips_written: dict[str, int] = field(default_factory=dict)
+    detect_seconds: float = 0.0        # 0 when the manifest already had the scenes
+    encode_seconds: float = 0.0        # from the first scene job to the last (overlaps detection)
+    first_job_at: float | None = None  # time.perf_counter() of the first scene job (a shared engine ends later)
+    warnings: list[str] = field(default_factory=list)
+
+
+class _Submitter:
+    """Makes one source's scene jobs (cut from `src`) and hands them to the engine, noting the first."""
+
+    def __init__(self, engine: SceneEngine, src: Path, fps: float, hw_decode: bool, start_time: float):
+        self.engine, self.src, self.fps, self.hw_decode, self.start_time = engine, src, fps, hw_decode, start_time
+        self.first_at: float | None = None
+
+    def __call__(self, sc: Scene, tiers: Sequence[Tier]) -> object:
+        if self.first_at is None:
+            self.first_at = time.perf_counter()
+        return self.engine.submit(SceneJob(self.src, sc.clip, sc.start_frame, sc.num_frames, self.fps, tuple(tiers),
+                                           sc.split, self.hw_decode, self.start_time))
+
+
+def _cut_from(plan: SourcePlan) -> tuple[Path, VideoInfo]:
+    """The file the scenes are cut from and its probe: normalised first when the source needs it."""
+    src, info = plan.cut_from, plan.info
+    if plan.normalize and (plan.record is None or plan.todo):
+        if not plan.normalized_path.exists():
+            tqdm.write(f"{plan.video}: converting ({', '.join(plan.normalize)}) to constant-rate 8-bit yuv420p first")
+        src = normalize_source(info, plan.normalized_path, plan.opts.crf, plan.opts.preset)
+        info = probe(src)
+    return src, info
+
+
+def _detect_and_encode(plan: SourcePlan, src: Path, info: VideoInfo, submit: _Submitter, engine: SceneEngine,
+                       alone: bool, show_progress: bool, result: PrepareResult) -> list[Scene]:
+    """Detect the scenes of a new source, encoding each as soon as the cut after it is found; then
+    record the source (its split is known only now) and encode the scenes not yet submitted."""
+    fps, total, tiers = float(info.fps), info.num_frames, plan.tiers
+    early: dict[str, tuple[int, int, object]] = {}
+    last = [0, 0]  # previous cut, scene index
+
+    def on_cut(frame: int) -> None:
+        if frame <= last[0]:
+            return
+        sc = plan_scene(last[1], last[0], frame, plan.video, fps, plan.opts, total, plan.key)
+        last[:] = [frame, last[1] + 1]
+        if not sc.dropped and tiers:
+            early[sc.clip] = (sc.start_frame, sc.num_frames, submit(sc, tiers))
+
+    t0 = time.perf_counter()
+    ranges = detect(src, plan.opts, fps, show_progress, on_cut=on_cut)
+    result.detect_seconds = time.perf_counter() - t0
+    scenes = plan_scenes(ranges, plan.video, fps, plan.opts, total, plan.key, alone)
+    kept = {s.clip: s for s in scenes if not s.dropped}
+    if not kept:
+        raise UsageError(f"{plan.video}: no scene is at least {parse_min_len(plan.opts.min_scene_len, fps)} "
+                         f"frames long ({len(scenes)} found); lower --min-scene-len")
+    for clip, (start, n, handle) in list(early.items()):
+        sc = kept.get(clip)
+        if sc is None or (sc.start_frame, sc.num_frames) != (start, n):  # the detector changed its mind
+            engine.discard(handle)
+            del early[clip]
+    commit(plan.data_dir, [PutSource(plan.key, new_record(plan, info, src, scenes))])
+    for sc in kept.values():
+        if sc.clip not in early and tiers:
+            submit(sc, tiers)
+    engine.set_splits({clip: sc.split for clip, sc in kept.items()})
+    return scenes
+
+
+def run_source(plan: SourcePlan, engine: SceneEngine | None = None, alone: bool = True, show_progress: bool = True,
+               jobs: int = 0, threads: int = 0, scaler: str = "lanczos") -> PrepareResult:
+    """Write one source's clips as planned: on its first run, its scenes are detected (and encoded while
+    detection runs ahead) and recorded; on a rerun, the missing tier clips are written.
+
+    `engine`: one shared by the run's sources (so one source's scenes encode while the next one's
+    detection runs); without one, a local engine sized by `jobs`, `threads` is opened for this source.
+    """
+    src, info = _cut_from(plan)
+    new = plan.record is None
+    fps = float(info.fps) if new else float(plan.record.info["fps"])
+    start = (info if Path(info.path) == src else probe(src)).start_time if new or plan.todo else 0.0
+    par = engine.par if engine is not None else plan_parallelism(
+        len(plan.tiers), jobs, threads, memory_per_job=job_memory(plan.width, plan.height, plan.tiers),
+        hw=plan.backend.hw)
+    hw_decode = plan.backend.hw and bool(plan.tiers) and (new or bool(plan.todo)) and nvdec_works(src)
+    result = PrepareResult(scenes=[], backend=plan.backend, parallelism=par, tiers=[t.name for t in plan.tiers],
+                           warnings=plan.warnings)
+    for w in result.warnings:
+        tqdm.write(f"warning: {w}")
+    own = engine is None
+    with (open_engine(plan.data_dir, plan.backend, par, scaler, show_progress and bool(plan.tiers)) if own
+          else nullcontext(engine)) as eng:
+        submit = _Submitter(eng, src, fps, hw_decode, start)
+        if new:
+            result.scenes = _detect_and_encode(plan, src, info, submit, eng, alone, show_progress, result)
+        else:
+            result.scenes = list(plan.record.scenes)
+            for sc, missing in plan.todo:
+                submit(sc, missing)
+    result.first_job_at = submit.first_at
+    result.encode_seconds = time.perf_counter() - submit.first_at if submit.first_at else 0.0
+    result.clips_written = dict(eng.written) if own else {}
+    return result
+
+
+def run_jobs(data_dir: Path, backend: Backend, par: Parallelism, jobs: Sequence[SceneJob], scaler: str,
+             show_progress: bool = True) -> dict[str, int]:
+    """Run scene jobs whose splits are known on a local engine; returns the clips written per tier."""
+    if not jobs:
+        return {}
+    with open_engine(data_dir, backend, par, scaler, show_progress) as engine:
+        for job in jobs:
+            engine.submit(job)
+    return dict(engine.written)
+
+
+def jobs_parallelism(jobs: Sequence[tuple[SceneJob, int, int]], backend: Backend, jobs_at_once: int = 0,
+                     threads: int = 0) -> Parallelism:
+    """Sizing for jobs of sources of different sizes (each job with its source's width and height)."""
+    mem = max(job_memory(w, h, j.tiers) for j, w, h in jobs)
+    return plan_parallelism(max(len(j.tiers) for j, _, _ in jobs), jobs_at_once, threads, memory_per_job=mem,
+                            hw=backend.hw)
