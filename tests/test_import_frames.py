@@ -14,7 +14,7 @@ from vsrvfi.core import layout
 from vsrvfi.core.cli import run_cli
 from vsrvfi.core.manifest import load_manifest
 from vsrvfi.core.media import probe
-from vsrvfi.tools import import_frames, prepare_data, transcode_scenes
+from vsrvfi.tools import frame_folders, import_frames, prepare_data, transcode_scenes
 from vsrvfi.tools.encoding import command, encoders
 
 FAST = ["--codec", "vp9", "--preset", "ultrafast"]
@@ -228,7 +228,7 @@ def test_bad_options(argv, problem, tmp_path, capsys):
 def test_frame_name_patterns(names, pattern, start, tmp_path):
     for n in names:
         (tmp_path / n).write_bytes(b"")
-    f = import_frames.scan_folder(tmp_path, "c")
+    f = frame_folders.scan_folder(tmp_path, "c")
     assert (f.pattern, f.start, f.count) == (pattern, start, len(names))
     assert [f.path(n).name for n in range(f.start, f.start + f.count)] == names
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
@@ -28,8 +27,9 @@ from vsrvfi.tools.extract_frames import extract
 from vsrvfi.tools.import_frames import add_frames_arguments, frames_options, import_frames
 from vsrvfi.tools.split_scenes import add_split_arguments, split_options
 from vsrvfi.tools.encoding.encoders import choose_backend
-from vsrvfi.tools.preparation.executor import PrepareResult, commit, open_engine, run_source, start_run
-from vsrvfi.tools.preparation.planner import Source, plan_run, plan_source
+from vsrvfi.tools.preparation.executor import (PrepareResult, commit, detect_jobs, run_sources, start_run,
+                                              writer_parallelism)
+from vsrvfi.tools.preparation.planner import plan_run
 from vsrvfi.tools.transcode_scenes import add_transcode_arguments, transcode_options
 
 
@@ -143,25 +143,6 @@ def _write_summary(data_dir: Path, summary: dict) -> None:
     print_summary(summary)
 
 
-def _run_sources(data_dir: Path, plan, s_opts, t_run, keep_orig: bool, backend, par) -> tuple[list, dict]:
-    """Every source of the plan through one shared engine (detection of several sources at once on
-    machines with many cores); returns each source's result and the clips written per tier."""
-    detect_jobs = sources.detect_jobs(len(plan.sources))
-    manifest = load_manifest(data_dir)
-    with open_engine(data_dir, backend, par, t_run.scaler) as engine:
-        def one(src: "Source") -> PrepareResult:
-            sp = plan_source(src.path, data_dir, manifest, src.split_options or s_opts, t_run, keep_orig, src.key,
-                             plan.reencode, src.info)
-            return run_source(sp, engine, plan.alone, show_progress=detect_jobs == 1)
-
-        if detect_jobs == 1:
-            results = [one(src) for src in plan.sources]
-        else:
-            with ThreadPoolExecutor(detect_jobs) as pool:
-                results = list(pool.map(one, plan.sources))
-    return results, dict(engine.written)  # read once the engine has finished every job
-
-
 def _prepare(a, data_dir: Path, s_opts, t_opts, frame_res, infos: dict) -> int:
     times: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -170,8 +151,8 @@ def _prepare(a, data_dir: Path, s_opts, t_opts, frame_res, infos: dict) -> int:
     start_run(data_dir, plan)
     t_run = replace(t_opts, resolutions=tuple(plan.tiers))
     backend = choose_backend(t_opts.codec, t_opts.encoder)
-    par = sources.writer_parallelism(plan, t_run, backend, a.keep_orig)
-    results, written = _run_sources(data_dir, plan, s_opts, t_run, a.keep_orig, backend, par)
+    par = writer_parallelism(plan, t_run, backend, a.keep_orig)
+    results, written = run_sources(data_dir, plan, s_opts, t_run, a.keep_orig, backend, par)
     ended = time.perf_counter()
     commit(data_dir, [EndForce()])
     starts = [r.first_job_at for r in results if r.first_job_at is not None]
@@ -190,7 +171,7 @@ def _prepare(a, data_dir: Path, s_opts, t_opts, frame_res, infos: dict) -> int:
     summary = summarize(data_dir, prepared.scenes, plan.tiers, times, prepared)
     summary["sources"] = sources.source_table(manifest)
     summary["this_run"] = {"sources": [s.key for s in plan.sources], "clips_written": written,
-                           "detect_jobs": sources.detect_jobs(len(plan.sources))}
+                           "detect_jobs": detect_jobs(len(plan.sources))}
     _write_summary(data_dir, summary)
     return 0
 

@@ -4,7 +4,7 @@
 the last positional is DATA_DIR; folders contribute every video file inside; every source is
 probed first, so a bad one is a one-line error before DATA_DIR exists. Keys, tiers, option checks
 and what --force redoes are the planner's (tools/preparation/planner.plan_run); here are the
-command-line pieces, the PNG tiers, the run's engine size and the summary's source table.
+command-line pieces, the PNG tiers and the summary's source table.
 """
 from __future__ import annotations
 
@@ -18,11 +18,7 @@ from vsrvfi.core import layout
 from vsrvfi.core.errors import UsageError
 from vsrvfi.core.manifest import Manifest
 from vsrvfi.core.media import VideoInfo, probe
-from vsrvfi.tools.encoding.codecs import AUTO, TranscodeOptions
-from vsrvfi.tools.encoding.command import make_tiers
-from vsrvfi.tools.encoding.encoders import Backend
-from vsrvfi.tools.encoding.sizing import Parallelism, job_memory, machine_cpus, plan_parallelism
-from vsrvfi.tools.preparation.planner import RunPlan, even
+from vsrvfi.tools.encoding.codecs import AUTO
 from vsrvfi.tools.preparation.scenes import check_source
 
 VIDEO_EXTENSIONS = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts", ".mts", ".m2ts", ".mxf", ".y4m",
@@ -89,25 +85,6 @@ def frame_tiers(requested: Sequence[str], tiers: Sequence[str]) -> list[str]:
         chosen = [t for t in ("720p", "540p") if t in tiers]
         return chosen or sorted(tiers, key=layout.resolution_height)[:1]
     return [t for t in requested if t in tiers]
-
-
-# ------------------------------------------------------------------------------- the run's engine
-
-def writer_parallelism(plan: RunPlan, t_opts: TranscodeOptions, backend: Backend, keep_orig: bool) -> Parallelism:
-    """Scene processes at once for the run's shared writer, sized by its largest source."""
-    n_tiers, memory = 1, 0
-    for src in plan.sources:
-        tiers, _ = make_tiers(t_opts, backend, even(src.info.width), even(src.info.height),
-                              0 if keep_orig else None)
-        n_tiers = max(n_tiers, len(tiers))
-        memory = max(memory, job_memory(even(src.info.width), even(src.info.height), tiers))
-    return plan_parallelism(n_tiers, t_opts.jobs, t_opts.threads, memory_per_job=memory, hw=backend.hw)
-
-
-def detect_jobs(n_sources: int) -> int:
-    """Sources whose scenes are detected at once: one per four cores (decoding and the detector use
-    more than one each), never more than the sources."""
-    return max(1, min(n_sources, machine_cpus() // 4))
 
 
 def source_table(manifest: Manifest) -> list[dict]:

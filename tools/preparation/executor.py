@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,15 +20,16 @@ from typing import Iterable, Mapping, Protocol, Sequence
 from tqdm import tqdm
 
 from vsrvfi.core.errors import UsageError
-from vsrvfi.core.manifest import Change, Manifest, PutSource, Scene, apply_changes, update_manifest
+from vsrvfi.core.manifest import Change, Manifest, PutSource, Scene, apply_changes, load_manifest, update_manifest
 from vsrvfi.core.media import VideoInfo, probe
-from vsrvfi.tools.encoding.command import SceneJob, Tier
+from vsrvfi.tools.encoding.codecs import TranscodeOptions
+from vsrvfi.tools.encoding.command import SceneJob, Tier, make_tiers
 from vsrvfi.tools.encoding.encoders import Backend, nvdec_works
 from vsrvfi.tools.encoding.normalize import normalize_source
-from vsrvfi.tools.encoding.sizing import Parallelism, job_memory, plan_parallelism
+from vsrvfi.tools.encoding.sizing import Parallelism, job_memory, machine_cpus, plan_parallelism
 from vsrvfi.tools.preparation.local import SceneWriter
-from vsrvfi.tools.preparation.planner import RunPlan, SourcePlan, new_record
-from vsrvfi.tools.preparation.scenes import detect, parse_min_len, plan_scene, plan_scenes
+from vsrvfi.tools.preparation.planner import RunPlan, Source, SourcePlan, even, new_record, plan_source
+from vsrvfi.tools.preparation.scenes import SplitOptions, detect, parse_min_len, plan_scene, plan_scenes
 
 
 class SceneEngine(Protocol):
@@ -192,6 +194,46 @@ def run_source(plan: SourcePlan, engine: SceneEngine | None = None, alone: bool 
     result.encode_seconds = time.perf_counter() - submit.first_at if submit.first_at else 0.0
     result.clips_written = dict(eng.written) if own else {}
     return result
+
+
+# ------------------------------------------------------------------------------------ a whole run
+
+def writer_parallelism(plan: RunPlan, t_opts: TranscodeOptions, backend: Backend, keep_orig: bool) -> Parallelism:
+    """Scene processes at once for the run's shared writer, sized by its largest source."""
+    n_tiers, memory = 1, 0
+    for src in plan.sources:
+        tiers, _ = make_tiers(t_opts, backend, even(src.info.width), even(src.info.height),
+                              0 if keep_orig else None)
+        n_tiers = max(n_tiers, len(tiers))
+        memory = max(memory, job_memory(even(src.info.width), even(src.info.height), tiers))
+    return plan_parallelism(n_tiers, t_opts.jobs, t_opts.threads, memory_per_job=memory, hw=backend.hw)
+
+
+def detect_jobs(n_sources: int) -> int:
+    """Sources whose scenes are detected at once: one per four cores (decoding and the detector use
+    more than one each), never more than the sources."""
+    return max(1, min(n_sources, machine_cpus() // 4))
+
+
+def run_sources(data_dir: Path, plan: RunPlan, s_opts: SplitOptions, t_run: TranscodeOptions, keep_orig: bool,
+                backend: Backend, par: Parallelism) -> tuple[list[PrepareResult], dict[str, int]]:
+    """Every source of a run through one shared engine (several detections at once on machines with many
+    cores, so one source's scenes encode while the next one's detection runs); returns each source's
+    result and the clips written per tier."""
+    n_detect = detect_jobs(len(plan.sources))
+    manifest = load_manifest(data_dir)
+    with open_engine(data_dir, backend, par, t_run.scaler) as engine:
+        def one(src: Source) -> PrepareResult:
+            sp = plan_source(src.path, data_dir, manifest, src.split_options or s_opts, t_run, keep_orig, src.key,
+                             plan.reencode, src.info)
+            return run_source(sp, engine, plan.alone, show_progress=n_detect == 1)
+
+        if n_detect == 1:
+            results = [one(src) for src in plan.sources]
+        else:
+            with ThreadPoolExecutor(n_detect) as pool:
+                results = list(pool.map(one, plan.sources))
+    return results, dict(engine.written)  # read once the engine has finished every job
 
 
 def run_jobs(data_dir: Path, backend: Backend, par: Parallelism, jobs: Sequence[SceneJob], scaler: str,
