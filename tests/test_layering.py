@@ -74,6 +74,7 @@ def test_the_rule_catches_a_violation(tmp_path):
 @pytest.mark.parametrize("module, absent", [
     ("vsrvfi.core.cli", ["av", "nvidia.dali", "scenedetect", "torch"]),
     ("vsrvfi.core.manifest", ["av", "nvidia.dali", "scenedetect", "torch"]),
+    ("vsrvfi.core.scenes", ["av", "nvidia.dali", "scenedetect", "torch"]),
     ("vsrvfi.models.checkpoint", ["av", "nvidia.dali", "scenedetect"]),
     ("vsrvfi.pipelines", ["av", "nvidia.dali", "scenedetect"]),
     ("vsrvfi.trainers.config", ["av", "nvidia.dali", "scenedetect"]),
@@ -147,3 +148,22 @@ def test_the_video_tools_do_not_load_data_preparation():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout) == []
+
+
+PREP_FILES = ["core/manifest.py", "core/scenes.py", "tools/encoding/*.py", "tools/preparation/*.py",
+              *(f"tools/{m}.py" for m in ("prepare_data", "split_scenes", "transcode_scenes", "extract_frames",
+                                          "import_frames", "frame_folders", "sources"))]
+
+
+def test_preparation_modules_and_functions_stay_small():
+    """Each preparation module can be read at once: at most 400 lines, no function over 60 (issue 19)."""
+    big = []
+    for f in sorted(p for pattern in PREP_FILES for p in ROOT.glob(pattern)):
+        text = f.read_text()
+        if text.count("\n") > 400:
+            big.append(f"{f.relative_to(ROOT)}: {text.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60:
+                big.append(f"{f.relative_to(ROOT)}:{node.lineno} {node.name}: {node.end_lineno - node.lineno + 1} lines")
+    assert len(list(ROOT.glob("tools/preparation/*.py"))) >= 4, "the glob found nothing"
+    assert not big, "too big to read at once:\n" + "\n".join(big)
