@@ -74,6 +74,7 @@ def test_the_rule_catches_a_violation(tmp_path):
 @pytest.mark.parametrize("module, absent", [
     ("vsrvfi.core.cli", ["av", "nvidia.dali", "scenedetect", "torch"]),
     ("vsrvfi.core.manifest", ["av", "nvidia.dali", "scenedetect", "torch"]),
+    ("vsrvfi.core.scenes", ["av", "nvidia.dali", "scenedetect", "torch"]),
     ("vsrvfi.models.checkpoint", ["av", "nvidia.dali", "scenedetect"]),
     ("vsrvfi.pipelines", ["av", "nvidia.dali", "scenedetect"]),
     ("vsrvfi.trainers.config", ["av", "nvidia.dali", "scenedetect"]),
@@ -83,3 +84,86 @@ def test_heavy_imports_happen_where_they_are_used(module, absent):
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout) == [], f"importing {module} loaded {res.stdout.strip()}"
+
+
+# ------------------------------------------------------------------ data preparation inside tools/
+# tools/encoding (the encoding library) <- tools/preparation (planner, executor) <- the prepare CLIs.
+PREP_ALLOWED = {"tools/encoding": ("vsrvfi.tools.encoding",),
+                "tools/preparation": ("vsrvfi.tools.encoding", "vsrvfi.tools.preparation")}
+
+
+def _tools_graph() -> dict[str, set[str]]:
+    """Module -> the vsrvfi.tools modules it imports (also `from vsrvfi.tools import x` and lazy imports)."""
+    graph = {}
+    for f in sorted((ROOT / "tools").rglob("*.py")):
+        parts = f.relative_to(ROOT).with_suffix("").parts
+        name = "vsrvfi." + ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        deps = set()
+        for node in ast.walk(ast.parse(f.read_text(), str(f))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                mods = [f"{node.module}.{a.name}" for a in node.names] + [node.module]
+            elif isinstance(node, ast.Import):
+                mods = [a.name for a in node.names]
+            else:
+                continue
+            deps.update(m for m in mods if m.startswith("vsrvfi.tools."))
+        graph[name] = deps
+    return {m: {d for d in deps if d in graph and d != m} for m, deps in graph.items()}
+
+
+def test_preparation_layers_inside_tools():
+    bad = []
+    for f, line, _, mod in _edges():
+        for folder, allowed in PREP_ALLOWED.items():
+            if f.startswith(folder + "/") and mod.startswith("vsrvfi.tools") and not mod.startswith(allowed):
+                bad.append(f"{f}:{line} imports {mod}")
+    assert not bad, "the encoding library / planner / executor import a tool above them:\n" + "\n".join(bad)
+
+
+def test_no_import_cycle_between_tools_modules():
+    graph, cycles = _tools_graph(), []
+
+    def visit(mod: str, path: list[str]) -> None:
+        for dep in sorted(graph[mod]):
+            if dep in path:
+                cycles.append(" -> ".join(path[path.index(dep):] + [dep]))
+            elif dep not in done:
+                visit(dep, path + [dep])
+        done.add(mod)
+
+    done: set[str] = set()
+    for mod in sorted(graph):
+        if mod not in done:
+            visit(mod, [mod])
+    assert graph["vsrvfi.tools.prepare_data"], "the graph lost its edges"
+    assert not cycles, "import cycles between tools modules:\n" + "\n".join(sorted(set(cycles)))
+
+
+def test_the_video_tools_do_not_load_data_preparation():
+    """vsr-evaluate, vsr-interpolate and vsr-upscale find scene cuts with core/scenes.py, not the encoder."""
+    prep = ("vsrvfi.tools.encoding", "vsrvfi.tools.preparation", "vsrvfi.tools.split_scenes",
+            "vsrvfi.tools.transcode_scenes", "vsrvfi.tools.sources", "vsrvfi.tools.import_frames")
+    code = ("import sys, json, vsrvfi.tools.evaluate, vsrvfi.tools.interpolate_video, vsrvfi.tools.upscale_video; "
+            f"print(json.dumps(sorted(m for m in sys.modules if m.startswith({prep!r}))))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout) == []
+
+
+PREP_FILES = ["core/manifest.py", "core/scenes.py", "tools/encoding/*.py", "tools/preparation/*.py",
+              *(f"tools/{m}.py" for m in ("prepare_data", "split_scenes", "transcode_scenes", "extract_frames",
+                                          "import_frames", "frame_folders", "sources"))]
+
+
+def test_preparation_modules_and_functions_stay_small():
+    """Each preparation module can be read at once: at most 400 lines, no function over 60 (issue 19)."""
+    big = []
+    for f in sorted(p for pattern in PREP_FILES for p in ROOT.glob(pattern)):
+        text = f.read_text()
+        if text.count("\n") > 400:
+            big.append(f"{f.relative_to(ROOT)}: {text.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60:
+                big.append(f"{f.relative_to(ROOT)}:{node.lineno} {node.name}: {node.end_lineno - node.lineno + 1} lines")
+    assert len(list(ROOT.glob("tools/preparation/*.py"))) >= 4, "the glob found nothing"
+    assert not big, "too big to read at once:\n" + "\n".join(big)

@@ -14,7 +14,6 @@ import math
 import sys
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Sequence
 
 from tqdm import tqdm
@@ -25,13 +24,13 @@ from vsrvfi.inference.video_io import VideoWriter, check_output, open_source, re
 from vsrvfi.inference.vfi import Interpolator, interpolate_frames, output_fps, plan_output
 from vsrvfi.core.cli import ArgumentParser, entry_point
 from vsrvfi.core.errors import UsageError
-from vsrvfi.tools.split_scenes import SplitOptions, detect_scenes
+from vsrvfi.core import scenes
 
 
 def scene_cuts(path: str, fps: float, threshold: float | None, min_len: int) -> set[int]:
-    """Indices of the frames that start a new scene (PySceneDetect's content detector)."""
-    opts = SplitOptions(threshold=threshold, min_scene_len=str(min_len))
-    return {start for start, _ in detect_scenes(Path(path), opts, fps, show_progress=False) if start > 0}
+    """Indices of the frames that start a new scene (PySceneDetect's content detector, core/scenes.py;
+    `fps` is not needed: `min_len` is in frames)."""
+    return scenes.scene_cuts(path, threshold, min_len)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
