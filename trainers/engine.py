@@ -32,7 +32,7 @@ from tqdm import tqdm
 from vsrvfi.core.cli import Interrupted
 from vsrvfi.core.errors import DataError, PathError
 from vsrvfi.core.lock import FolderLock
-from vsrvfi.models.checkpoint import load_checkpoint, save_checkpoint
+from vsrvfi.models.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
 from vsrvfi.inference.evaluate import Convention
 from vsrvfi.trainers.config import save_config, to_config, to_dict
 from vsrvfi.trainers.distributed import DistInfo, rng_state, seed_everything, set_rng_state, setup_distributed, unwrap
@@ -216,10 +216,8 @@ class Trainer:
             "state": vars(self.state).copy(),
             "guard": vars(self.guard).copy(),
             "rng": rng_state(),
-            "model_name": self.cfg.model.name,
-            "size": self.cfg.model.size,
-            "kwargs": self.task.model_kwargs(),  # the key of converted checkpoints (older runs: model_kwargs)
-            "config": to_dict(self.cfg),
+            **CheckpointMeta(model=self.cfg.model.name, size=self.cfg.model.size, kwargs=self.task.model_kwargs(),
+                             task=self.task.kind, step=self.state.step, config=to_dict(self.cfg)).entries(),
         }
 
     def save(self, tag: str = "last") -> Path | None:
@@ -526,7 +524,7 @@ class Trainer:
         if self.validator is None:
             t = self.cfg.train
             precision = {"bf16": "bf16", "fp16": "fp16"}.get(t.amp, "fp32") if self.device.type == "cuda" else "fp32"
-            self.validator = Validator(
+            self.validator = Validator.of_data_dir(
                 self.cfg.data.dir, self.cfg.data.res, self.task.kind, Convention(**self.task.metric_kwargs()),
                 frames=int(t.val_frames), window=int(getattr(self.task, "frames", 1)), tile=int(t.val_tile),
                 precision=precision, cache_mb=int(t.val_cache_mb))
