@@ -232,7 +232,7 @@ def prepare_kill9(source: Path, work: Path, rng: random.Random, repeats: int, t:
 
 
 def bad_clips(data: Path, work: Path, rng: random.Random, repeats: int, t: Tally) -> None:
-    from vsrvfi.trainers.engine import BadClip
+    from vsrvfi.pipelines import BadClip
 
     for r in range(repeats):
         own = Path(shutil.copytree(data, work / f"bad{r}"))

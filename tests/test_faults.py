@@ -273,7 +273,7 @@ def test_png_frame_gone_bad_before_training_is_skipped_and_counted(own_data, tmp
 
 def test_png_frame_gone_bad_while_training_stops_with_a_checkpoint_naming_the_clip(own_data, tmp_path,
                                                                                    seeded_single_thread):
-    from vsrvfi.trainers.engine import BadClip
+    from vsrvfi.pipelines import BadClip
 
     clip = own_data / "144p" / "frames" / "train" / "tiny-s0002"
     trainer = in_process_trainer(own_data, tmp_path / "run", "train.steps=30",
@@ -311,7 +311,7 @@ def test_dali_clip_gone_bad_while_training_is_named_and_skipped(own_data, tmp_pa
 def test_dali_clip_with_garbage_inside_an_intact_container_is_found_and_named(own_data, tmp_path,
                                                                              seeded_single_thread):
     """DALI's decoder error then names no file ("Failed to send packet to decoder"): the trainer finds the clip."""
-    from vsrvfi.trainers.engine import BadClip
+    from vsrvfi.pipelines import BadClip
 
     clip = own_data / "144p" / "scenes" / "train" / "tiny-s0001.mp4"
     data = clip.read_bytes()
