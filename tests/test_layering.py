@@ -21,7 +21,7 @@ ALLOWED = {
     "inference": {"core", "models", "pipelines", "inference"},
     "tools": set(LAYERS),
 }
-GENERIC = set(LAYERS) | {"benchmarks"}
+GENERIC = set(LAYERS) | {"benchmarks", "tests"}
 
 
 def _imports(path: Path) -> list[tuple[int, str]]:
@@ -83,3 +83,35 @@ def test_heavy_imports_happen_where_they_are_used(module, absent):
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout) == [], f"importing {module} loaded {res.stdout.strip()}"
+
+
+def _project_files() -> list[Path]:
+    return [f for d in (*LAYERS, "benchmarks") for f in sorted((ROOT / d).rglob("*.py"))]
+
+
+def _path_edits(path: Path) -> list[int]:
+    """Lines that change sys.path (sys.path.insert/append/extend/..., or assigning to it)."""
+    lines = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        target = node.func.value if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) else None
+        if isinstance(node, (ast.Assign, ast.AugAssign)):
+            target = node.targets[0] if isinstance(node, ast.Assign) else node.target
+        if isinstance(target, ast.Attribute) and target.attr == "path" and \
+                isinstance(target.value, ast.Name) and target.value.id == "sys":
+            lines.append(node.lineno)
+    return sorted(lines)
+
+
+def test_benchmarks_never_import_tests_and_nothing_edits_sys_path():
+    """Benchmarks and tests share their data makers and fault injection through benchmarks.fixtures."""
+    bad = [f"{f.relative_to(ROOT)}:{line} imports {mod}" for f in sorted((ROOT / "benchmarks").rglob("*.py"))
+           for line, mod in _imports(f) if mod.split(".")[0] == "tests"]
+    bad += [f"{f.relative_to(ROOT)}:{line} edits sys.path" for f in _project_files() for line in _path_edits(f)]
+    assert not bad, "\n".join(bad)
+
+
+def test_the_sys_path_rule_catches_an_edit(tmp_path):
+    f = tmp_path / "x.py"
+    f.write_text("import sys\nprint(sys.path)\nsys.path.insert(0, '.')\nsys.path = []\nsys.path += ['a']\n")
+    assert _path_edits(f) == [3, 4, 5]
+

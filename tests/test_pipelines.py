@@ -8,7 +8,7 @@ import torch
 
 from vsrvfi.pipelines import AugmentOptions, BatchError, LoaderOptions, ShortClipWarning, build_loader, validate_batch
 from vsrvfi.pipelines.sampling import all_sequences, plan_epoch, sequence_starts
-from tests.clipfactory import ClipSpec, add_clip
+from benchmarks.fixtures.clipfactory import ClipSpec, add_clip
 from vsrvfi.core.errors import UsageError
 from vsrvfi.core.errors import DataError
 
@@ -272,7 +272,7 @@ def test_h264_clips_on_the_cpu_dali_loader_are_one_line_before_any_pipeline(tmp_
     import subprocess
     import sys
 
-    from tests.clipfactory import DEFAULT_CLIPS, build_data_dir
+    from benchmarks.fixtures.clipfactory import DEFAULT_CLIPS, build_data_dir
 
     data = build_data_dir(tmp_path / "h264", clips=DEFAULT_CLIPS[2:4], sizes={"72p": (128, 72)}, pngs=True,
                           codec="h264")
