@@ -13,6 +13,10 @@ so a trainer switches between them with `kind`.
 """
 from __future__ import annotations
 
+from vsrvfi import only_as_subpackage
+
+only_as_subpackage(__name__)
+
 import dataclasses
 
 from vsrvfi.pipelines.augment import AugmentOptions

@@ -115,3 +115,20 @@ def test_the_sys_path_rule_catches_an_edit(tmp_path):
     f.write_text("import sys\nprint(sys.path)\nsys.path.insert(0, '.')\nsys.path = []\nsys.path += ['a']\n")
     assert _path_edits(f) == [3, 4, 5]
 
+
+def test_a_top_level_folder_imported_by_its_bare_name_fails_in_one_line():
+    """From the repository root `import models` would be a second copy of vsrvfi.models (an empty model
+    registry): it fails naming the import to use, and the vsrvfi import still works."""
+    code = ("import json, sys\nout = {}\n"
+            f"for name in {list(LAYERS)!r}:\n"
+            "    try:\n        __import__(name)\n        out[name] = 'imported'\n"
+            "    except ImportError as e:\n        out[name] = str(e)\n"
+            "import vsrvfi.models.registry as r\n"
+            "out['task'] = r.spec('rife').task\nout['bare'] = [n for n in out if n in sys.modules]\n"
+            "print(json.dumps(out))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    for name in LAYERS:
+        assert out[name].startswith(f"import vsrvfi.{name} (not {name}): ") and "\n" not in out[name]
+    assert out["task"] == "vfi" and out["bare"] == []
