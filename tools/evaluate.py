@@ -121,7 +121,7 @@ def score(a: argparse.Namespace, model: nn.Module, meta: CheckpointMeta,
         runner = make_runner(meta.task, model, pick_device(a.device), a.precision, a.tile, a.scale)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    conv = convention(a, meta, getattr(runner, "scale", 1))
+    conv = convention(a, meta, runner.scale if meta.task == "sr" else 0)  # VFI runners' scale is the flow's
     validator, videos = make_validator(a, meta.task, conv, getattr(runner, "window", 1))
     labels = labels_of(meta)
 
