@@ -1,6 +1,9 @@
 """The package layering, no arrow back up: core <- models, pipelines <- inference <- trainers <- tools.
 
-The trainer validates with the evaluator's own scoring (inference.evaluate), so both report the same dB."""
+The trainer validates with the evaluator's own scoring (one loop, trainers.validation), so both report
+the same dB. Benchmarks share data makers and fault injection with the tests through
+benchmarks.fixtures and never import tests; nothing edits sys.path; a top-level folder imported by
+its bare name fails instead of loading a second copy."""
 from __future__ import annotations
 
 import ast
@@ -132,3 +135,17 @@ def test_a_top_level_folder_imported_by_its_bare_name_fails_in_one_line():
     for name in LAYERS:
         assert out[name].startswith(f"import vsrvfi.{name} (not {name}): ") and "\n" not in out[name]
     assert out["task"] == "vfi" and out["bare"] == []
+
+
+def test_one_scoring_loop():
+    """The trainer's validation and vsr-evaluate score through trainers.validation.Validator.score: no
+    tool or trainer module calls the per-clip scoring (inference.evaluate.evaluate_sr/_vfi) itself."""
+    callers = sorted(str(f.relative_to(ROOT)) for d in ("tools", "trainers") for f in (ROOT / d).rglob("*.py")
+                     if any(mod == "vsrvfi.inference.evaluate" and {"evaluate_sr", "evaluate_vfi"} & names
+                            for mod, names in _imported_names(f)))
+    assert callers == ["trainers/validation.py"]
+
+
+def _imported_names(path: Path) -> list[tuple[str, set[str]]]:
+    return [(node.module, {a.name for a in node.names}) for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.ImportFrom) and node.module]
