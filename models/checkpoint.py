@@ -98,9 +98,9 @@ class CheckpointMeta:
 
     @property
     def metric(self) -> dict | None:
-        """The run's metric convention ({'y_channel': bool, 'crop_border': int}), None if unknown."""
-        m = _at(self.config, "task", "metric")
-        return dict(m) if isinstance(m, Mapping) else None
+        """The run's metric convention, both keys: {'y_channel': bool, 'crop_border': int}; None if unknown."""
+        y, border = _at(self.config, "task", "metric", "y_channel"), _at(self.config, "task", "metric", "crop_border")
+        return None if y is None or border is None else {"y_channel": bool(y), "crop_border": int(border)}
 
     def entries(self) -> dict:
         """The checkpoint's metadata keys, to be stored beside 'model' (and, in training, 'ema', ...)."""

@@ -85,11 +85,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def convention(a: argparse.Namespace, meta: CheckpointMeta, scale: int) -> Convention:
     """The metric convention: the options', else the training run's, else the task's habit."""
-    habit = Convention.default(meta.task, scale)
-    trained = meta.metric or {}
-    return Convention(
-        y_channel=(a.metric == "y") if a.metric else bool(trained.get("y_channel", habit.y_channel)),
-        crop_border=a.crop_border if a.crop_border is not None else int(trained.get("crop_border", habit.crop_border)))
+    base = Convention(**meta.metric) if meta.metric else Convention.default(meta.task, scale)
+    return Convention(y_channel=(a.metric == "y") if a.metric else base.y_channel,
+                      crop_border=a.crop_border if a.crop_border is not None else base.crop_border)
 
 
 def make_validator(a: argparse.Namespace, task: str, conv: Convention, window: int) -> tuple[Validator, list[Path]]:
