@@ -31,6 +31,7 @@ from nvidia.dali import math as dmath
 from nvidia.dali.plugin.base_iterator import LastBatchPolicy
 from nvidia.dali.plugin.pytorch import DALIGenericIterator
 
+from vsrvfi.pipelines.bad_clips import reports_bad_clips
 from vsrvfi.pipelines.loader import BatchLoader
 from vsrvfi.pipelines.options import LoaderOptions
 from vsrvfi.core.errors import UsageError
@@ -316,6 +317,7 @@ class DaliLoader(BatchLoader):
         self._built = (self.epoch, iterators, windows, orders)
         self._clean = True
 
+    @reports_bad_clips
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         # DALI iterators cannot restart mid-epoch: rebuild when the last pass stopped early
         if self._built is None or self._built[0] != self.epoch or not self._clean:

@@ -2,7 +2,7 @@
 
 Marker `gpu`; every test here is skipped, with the reason, where torch sees no CUDA device or DALI
 sees no GPU (`pytest -m gpu` on a GPU machine; benchmarks/gpu_suite.sh runs them). The clips are
-the tiny test set (tests/clipfactory.py) in H.264, which NVDEC decodes; with VSRVFI_GPU_DATA=DATA_DIR
+the tiny test set (benchmarks/fixtures/clipfactory.py) in H.264, which NVDEC decodes; with VSRVFI_GPU_DATA=DATA_DIR
 (a prepared 720p H.264 set, as the suite makes) the seed's setting is compared on it too.
 
 What must be equal: the plan and the augmentation (clip, start, flags, crop: exactly) and the
@@ -26,7 +26,7 @@ import torch
 
 from vsrvfi.pipelines import AugmentOptions, build_loader
 from vsrvfi.pipelines.augment import apply_flags
-from tests.clipfactory import build_data_dir
+from benchmarks.fixtures.clipfactory import build_data_dir
 
 LUMA_MEAN = float(os.environ.get("VSRVFI_GPU_LUMA_MEAN", 1.0))  # 8-bit levels
 LUMA_P99 = float(os.environ.get("VSRVFI_GPU_LUMA_P99", 6.0))

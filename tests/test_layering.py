@@ -1,6 +1,9 @@
 """The package layering, no arrow back up: core <- models, pipelines <- inference <- trainers <- tools.
 
-The trainer validates with the evaluator's own scoring (inference.evaluate), so both report the same dB."""
+The trainer validates with the evaluator's own scoring (one loop, trainers.validation), so both report
+the same dB. Benchmarks share data makers and fault injection with the tests through
+benchmarks.fixtures and never import tests; nothing edits sys.path; a top-level folder imported by
+its bare name fails instead of loading a second copy."""
 from __future__ import annotations
 
 import ast
@@ -21,7 +24,7 @@ ALLOWED = {
     "inference": {"core", "models", "pipelines", "inference"},
     "tools": set(LAYERS),
 }
-GENERIC = set(LAYERS) | {"benchmarks"}
+GENERIC = set(LAYERS) | {"benchmarks", "tests"}
 
 
 def _imports(path: Path) -> list[tuple[int, str]]:
@@ -167,3 +170,66 @@ def test_preparation_modules_and_functions_stay_small():
                 big.append(f"{f.relative_to(ROOT)}:{node.lineno} {node.name}: {node.end_lineno - node.lineno + 1} lines")
     assert len(list(ROOT.glob("tools/preparation/*.py"))) >= 4, "the glob found nothing"
     assert not big, "too big to read at once:\n" + "\n".join(big)
+
+
+def _project_files() -> list[Path]:
+    return [f for d in (*LAYERS, "benchmarks") for f in sorted((ROOT / d).rglob("*.py"))]
+
+
+def _path_edits(path: Path) -> list[int]:
+    """Lines that change sys.path (sys.path.insert/append/extend/..., or assigning to it)."""
+    lines = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        target = node.func.value if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) else None
+        if isinstance(node, (ast.Assign, ast.AugAssign)):
+            target = node.targets[0] if isinstance(node, ast.Assign) else node.target
+        if isinstance(target, ast.Attribute) and target.attr == "path" and \
+                isinstance(target.value, ast.Name) and target.value.id == "sys":
+            lines.append(node.lineno)
+    return sorted(lines)
+
+
+def test_benchmarks_never_import_tests_and_nothing_edits_sys_path():
+    """Benchmarks and tests share their data makers and fault injection through benchmarks.fixtures."""
+    bad = [f"{f.relative_to(ROOT)}:{line} imports {mod}" for f in sorted((ROOT / "benchmarks").rglob("*.py"))
+           for line, mod in _imports(f) if mod.split(".")[0] == "tests"]
+    bad += [f"{f.relative_to(ROOT)}:{line} edits sys.path" for f in _project_files() for line in _path_edits(f)]
+    assert not bad, "\n".join(bad)
+
+
+def test_the_sys_path_rule_catches_an_edit(tmp_path):
+    f = tmp_path / "x.py"
+    f.write_text("import sys\nprint(sys.path)\nsys.path.insert(0, '.')\nsys.path = []\nsys.path += ['a']\n")
+    assert _path_edits(f) == [3, 4, 5]
+
+
+def test_a_top_level_folder_imported_by_its_bare_name_fails_in_one_line():
+    """From the repository root `import models` would be a second copy of vsrvfi.models (an empty model
+    registry): it fails naming the import to use, and the vsrvfi import still works."""
+    code = ("import json, sys\nout = {}\n"
+            f"for name in {list(LAYERS)!r}:\n"
+            "    try:\n        __import__(name)\n        out[name] = 'imported'\n"
+            "    except ImportError as e:\n        out[name] = str(e)\n"
+            "import vsrvfi.models.registry as r\n"
+            "out['task'] = r.spec('rife').task\nout['bare'] = [n for n in out if n in sys.modules]\n"
+            "print(json.dumps(out))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    for name in LAYERS:
+        assert out[name].startswith(f"import vsrvfi.{name} (not {name}): ") and "\n" not in out[name]
+    assert out["task"] == "vfi" and out["bare"] == []
+
+
+def test_one_scoring_loop():
+    """The trainer's validation and vsr-evaluate score through trainers.validation.Validator.score: no
+    tool or trainer module calls the per-clip scoring (inference.evaluate.evaluate_sr/_vfi) itself."""
+    callers = sorted(str(f.relative_to(ROOT)) for d in ("tools", "trainers") for f in (ROOT / d).rglob("*.py")
+                     if any(mod == "vsrvfi.inference.evaluate" and {"evaluate_sr", "evaluate_vfi"} & names
+                            for mod, names in _imported_names(f)))
+    assert callers == ["trainers/validation.py"]
+
+
+def _imported_names(path: Path) -> list[tuple[str, set[str]]]:
+    return [(node.module, {a.name for a in node.names}) for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.ImportFrom) and node.module]
