@@ -31,9 +31,11 @@ from nvidia.dali import math as dmath
 from nvidia.dali.plugin.base_iterator import LastBatchPolicy
 from nvidia.dali.plugin.pytorch import DALIGenericIterator
 
+from vsrvfi.pipelines.legacy_reader import check_one_size, clips_dir, fit_clips
 from vsrvfi.pipelines.loader import BatchLoader
 from vsrvfi.pipelines.options import LoaderOptions
-from vsrvfi.core.errors import UsageError
+from vsrvfi.pipelines.sampling import all_sequences, frames_needed
+from vsrvfi.core.errors import DataError, UsageError
 
 READER = "reader"
 LR_READER = "lr_reader"
@@ -233,10 +235,28 @@ class DaliLoader(BatchLoader):
         super().__init__(opts)
         if opts.device == "cpu":
             check_cpu_codecs(self.clips)
+        elif opts.gpu_reader == "legacy":
+            self._fit_legacy_reader()
         self._tmp = Path(tempfile.mkdtemp(prefix="dali-filelist-"))
         weakref.finalize(self, shutil.rmtree, self._tmp, True)
         self._built: tuple[int, list[DALIGenericIterator], list[list[list[int]]], list[list[int]]] | None = None
         self._clean = False  # True when the built iterators sit at the start of an epoch
+
+    def _fit_legacy_reader(self) -> None:
+        """The legacy GPU reader's limits (pipelines.legacy_reader), checked before any pipeline is built:
+        one frame size per pipeline (else one line), and its own frame count and frame-rate check per
+        clip (clips cut or left out, one warning line each), so no epoch's pipeline build fails on them."""
+        o = self.opts
+        where = clips_dir(self.clips)
+        check_one_size(self.clips, where)
+        clips = fit_clips(self.clips, frames_needed(o.sequence_length, o.stride))
+        if not clips:
+            raise DataError(where, "no clip is readable by DALI's legacy GPU reader (the warnings say why); "
+                                   "set data.gpu_reader=experimental")
+        if clips != self.clips:
+            self.clips = clips
+            self.sequences = all_sequences(clips, o.sequence_length, o.stride, o.step)
+            self._plan = None
 
     def output_names(self) -> list[str]:
         meta = ["clip", "start", "aug", "crop"]
