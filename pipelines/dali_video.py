@@ -1,7 +1,8 @@
 """DALI loader: sequences decoded straight from the clips, cropped and augmented inside DALI.
 
 Decoding runs on the GPU (NVDEC; the legacy `fn.readers.video`, or `fn.experimental.readers.video`)
-or on the CPU (`fn.experimental.readers.video(device="cpu")`: VP8, VP9 and MJPEG only). The epoch's
+or on the CPU (`fn.experimental.readers.video(device="cpu")`: VP8, VP9 and MJPEG only), whose frames
+go on to the GPU with gpu_reader="cpu" (GPU augmentation without NVDEC). The epoch's
 plan (pipelines.sampling) is written as the reader's file list, one line per sequence
 (`clip label start end`, frame numbers), and read in order: shuffling, sharding and epoch size are the
 plan's, so the PNG loader can visit exactly the same sequences.
@@ -61,8 +62,11 @@ def _read(opts: LoaderOptions, file_list: str, name: str):
         video, label, start = fn.readers.video(device="gpu", file_list_frame_num=True, dtype=types.UINT8,
                                                image_type=types.RGB, **common)
     else:
-        video, label, start = fn.experimental.readers.video(device=opts.device, file_list_format="frames",
+        decode_on = "cpu" if opts.gpu_reader == "cpu" else opts.device  # cpu: decode here, augment on the GPU
+        video, label, start = fn.experimental.readers.video(device=decode_on, file_list_format="frames",
                                                             file_list_include_end=False, **common)
+        if decode_on != opts.device:
+            video = video.gpu()
     return video, label, start
 
 
@@ -233,7 +237,7 @@ class DaliLoader(BatchLoader):
 
     def __init__(self, opts: LoaderOptions):
         super().__init__(opts)
-        if opts.device == "cpu":
+        if opts.device == "cpu" or opts.gpu_reader == "cpu":
             check_cpu_codecs(self.clips)
         elif opts.gpu_reader == "legacy":
             self._fit_legacy_reader()
