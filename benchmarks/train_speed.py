@@ -105,14 +105,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UsageError(f"{a.data}: no such data directory")
     models, loaders = parse_list(a.models), parse_list(a.loaders)
     rows = []
+    meta = {"steps": a.steps, "warmup": a.warmup, "overrides": a.overrides, "data": a.data}
     with tempfile.TemporaryDirectory(prefix="train-speed-") as root:
         for model in models:
             for loader in loaders:
                 rows.append(run_pair(model, loader, a.data, a.steps, a.warmup, a.overrides, root))
                 print(format_table(rows[-1:]).splitlines()[-1], flush=True)
+                # after every pair: a run cut short (the GPU suite's time limit) keeps the pairs it finished
+                save_results(a.out, meta, rows, plot)
     print()
     print(format_table(rows))
-    save_results(a.out, {"steps": a.steps, "warmup": a.warmup, "overrides": a.overrides, "data": a.data}, rows, plot)
     return 0
 
 
