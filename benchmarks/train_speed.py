@@ -5,10 +5,12 @@
 
 Each (model, loader) pair trains `--warmup` + `--steps` steps through the real trainer (its
 configs/<model>.yaml with the overrides below), in one process, one pair after the other; the
-warm-up steps are dropped. Data time is the trainer's own: the wait for the next batch, measured
-from the end of the previous step; its share is the sum of data time over the sum of step time, the
-number that says whether the loader keeps the device busy (the target on a GPU: under 2%). Prints a
-table, writes JSON and a PNG plot.
+warm-up steps are dropped. Data time is the trainer's own (trainers.step_timer): from the end of the
+previous step to the batch being on the device, on a GPU measured with CUDA events on the training
+stream (so DALI output not yet ready for that stream counts, and DALI's own streams are never waited
+for as part of a step); its share is the sum of data time over the sum of step time, the number that
+says whether the loader keeps the device busy (the target on a GPU: under 2%). Prints a table, writes
+JSON (after every pair) and a PNG plot.
 """
 from __future__ import annotations
 
