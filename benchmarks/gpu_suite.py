@@ -73,6 +73,7 @@ PER_CALL_S = 30             # each call: up to 64 MiB sent, its start, the gap t
 RESULTS_S = 40              # the outputs coming back, give_back
 PYTHON_S = 20               # this process's own start, the final summary and archive, the kill margin
 OUTPUTS_S = 5               # kept at the end of the budget for writing the outputs
+DRY_FACTOR = 4              # a dry run (CPU, tiny sizes) gives each stage this many times its GPU limit
 CALL_TIMEOUT_S = DEVICE_S - MACHINE_START_S - CALLS * PER_CALL_S - RESULTS_S   # the suite call's timeout_s
 DEFAULT_BUDGET_S = CALL_TIMEOUT_S - PYTHON_S                                   # --budget: all stages
 # What the install stage must make importable (module names)
@@ -701,9 +702,14 @@ def run_suite(suite: Suite, only: Sequence[str] | None = None, stages: list[Stag
     """Run the stages in order (each within its limit and the budget), writing the outputs after each."""
     suite.stages = stages if stages is not None else make_stages()
     (suite.report / "logs").mkdir(parents=True, exist_ok=True)
-    print("\n".join(plan_lines(suite.stages, suite.budget)), flush=True)
-    for problem in plan_problems(suite.stages, suite.budget):
+    gpu_budget = DEFAULT_BUDGET_S if suite.dry else suite.budget
+    print("\n".join(plan_lines(suite.stages, gpu_budget)), flush=True)
+    for problem in plan_problems(suite.stages, gpu_budget):
         print(f"warning: {problem}", flush=True)
+    factor = DRY_FACTOR if suite.dry else 1
+    if suite.dry:
+        print(f"dry run: on the CPU each stage gets {DRY_FACTOR} x its limit, within --budget {suite.budget:.0f} s",
+              flush=True)
     suite.results["plan"] = {"stages": [{"name": s.name, "limit": s.limit, "proves": s.proves} for s in suite.stages],
                              "budget": suite.budget, "device_s": DEVICE_S, "machine_start_s": MACHINE_START_S,
                              "calls": CALLS, "per_call_s": PER_CALL_S, "call_timeout_s": CALL_TIMEOUT_S}
@@ -713,7 +719,7 @@ def run_suite(suite: Suite, only: Sequence[str] | None = None, stages: list[Stag
             stage.status, stage.note = "skipped", "not selected"
             continue
         t0 = time.monotonic()
-        suite._deadline = min(t0 + stage.limit, end - 5)  # 5 s kept for the outputs
+        suite._deadline = min(t0 + factor * stage.limit, end - OUTPUTS_S)  # kept for the outputs
         suite._log = suite.report / "logs" / f"{stage.name}.log"
         if suite._deadline - t0 < MIN_STAGE_S:
             stage.status, stage.note = "skipped", "out of time (--budget)"
@@ -749,14 +755,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--work", default=None, help="scratch folder: data set, logs (default /tmp/gpu_suite, "
                                                   "or OUT/../gpu_suite-work in a dry run)")
     ap.add_argument("--site", default="/tmp/site", help="where the install stage unpacks the packages")
-    ap.add_argument("--budget", type=float, default=float(DEFAULT_BUDGET_S),
-                    help=f"seconds for all stages together (default {DEFAULT_BUDGET_S}: what the device time leaves)")
+    ap.add_argument("--budget", type=float, default=None,
+                    help=f"seconds for all stages together (default {DEFAULT_BUDGET_S}: what the device time leaves; "
+                         f"a dry run: {DRY_FACTOR} times that)")
     ap.add_argument("--plan", action="store_true", help="print the stage plan against the device budget and exit "
                                                         "(status 1 when it does not fit)")
     ap.add_argument("--amp", default="bf16", choices=["bf16", "fp16", "off"], help="train.amp of the training stage")
     ap.add_argument("--stages", default=None, help="comma list: run only these stages (others reported as skipped)")
     ap.add_argument("--dry-run", action="store_true", help="CPU and VP9, tiny sizes, nothing installed")
     a = ap.parse_args(argv)
+    if a.budget is None:
+        a.budget = float(DEFAULT_BUDGET_S * (DRY_FACTOR if a.dry_run else 1))
     if a.plan:
         stages = make_stages()
         print("\n".join(plan_lines(stages, a.budget)))

@@ -30,6 +30,12 @@ class LoaderOptions:
     then made of runs of `clip_run` adjacent sequences of a clip, one seek each instead of one per
     sample, spread over `clip_run` consecutive batches (each batch still holds `batch_size`
     different runs; pipelines.sampling.adjacent_runs). Crops and augmentations stay per sample.
+    What it saves is seeks, so it helps the readers that decode a run straight through: DALI's CPU
+    reader and the experimental GPU reader. The legacy GPU reader (`gpu_reader="legacy"`) seeks and
+    flushes its decoder for every sequence (DALI's video_loader.cc, read_file), so clip_run gains it
+    nothing; the experimental reader makes a decoder per file-list line at pipeline build and a new
+    one whenever the file changes, and the pipelines are rebuilt every epoch. The GPU suite measures
+    both readers at clip_run 1 and 2 (benchmarks/gpu_suite.py, loader stage).
     """
 
     kind: str = "dali"                 # dali | png
