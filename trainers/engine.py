@@ -13,7 +13,6 @@ import collections
 import math
 import os
 import signal
-import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ from vsrvfi.inference.evaluate import Convention
 from vsrvfi.trainers.config import save_config, to_config, to_dict
 from vsrvfi.trainers.distributed import DistInfo, rng_state, seed_everything, set_rng_state, setup_distributed, unwrap
 from vsrvfi.trainers.schedules import build_scheduler
+from vsrvfi.trainers.step_timer import StepTimer
 from vsrvfi.trainers.validation import ValidationResult, Validator
 
 HISTORY_LEN = 1000  # (step, loss) pairs kept in TrainState.history (and checkpoints); the full curve is in tb/
@@ -95,8 +95,9 @@ class StepResult:
     verdict: str
     loss: torch.Tensor
     parts: dict
-    data_time: float = 0.0         # seconds waiting for the batch (from the end of the previous step)
+    data_time: float = 0.0         # seconds from the end of the previous step to the batch being on the device
     step_time: float = 0.0         # seconds from the end of the previous step to the end of this one
+    # (both on the training stream's clock with CUDA events: trainers.step_timer)
 
 
 class StopRequested(Exception):
@@ -329,7 +330,8 @@ class Trainer:
         self._stop_signal = self._stop_agreed = None
         previous_handlers = self._install_signals()
         self._bar = None  # made once the first batch is there: a data set that fails is one clean line
-        t_prev = time.perf_counter()
+        timer = StepTimer(self.device)  # on the training stream: DALI's own streams are not waited for
+        timer.start()
         try:
             while self.state.step < self.total_steps:
                 batch = next(batches)
@@ -337,12 +339,13 @@ class Trainer:
                     self._bar = tqdm(total=self.total_steps, initial=self.state.step, unit="step",
                                      desc=f"train {self.cfg.model.name}", disable=not self.dist.is_main,
                                      dynamic_ncols=True)
-                t_data = time.perf_counter()
+                batch = self.task.to_device(batch, self.device)  # the copy is data time
+                timer.batch_ready()
                 result = self.train_step(batch)
                 if result.verdict == "rollback":
+                    timer.start()
                     continue
-                t_end = time.perf_counter()
-                result.data_time, result.step_time, t_prev = t_data - t_prev, t_end - t_prev, t_end
+                result.data_time, result.step_time = timer.step_done()
                 self.periodic(result, batch)
                 stop = self._stop_signal if self.dist.world == 1 else self._stop_agreed
                 if stop is not None:
@@ -408,8 +411,6 @@ class Trainer:
                            f"{self.guard.skipped_in_row} in a row)")
         self.scheduler.step()
         self.state.step += 1
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
         return StepResult(verdict, loss, parts)
 
     def periodic(self, result: StepResult, batch: dict) -> None:
