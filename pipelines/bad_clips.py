@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 
 from vsrvfi.core import layout
-from vsrvfi.core.errors import DataError, FFmpegError, PathError
+from vsrvfi.core.errors import DataError, FFmpegError, PathError, UsageError
 from vsrvfi.pipelines.options import LoaderOptions
 
 _CLIP_PATH = re.compile(r"([^\s:'\"]*/(?:scenes|frames)/(?:train|val)/([^/\s:'\"]+?)(?:\.mp4)?)(?=[/\s:'\"]|$)")
@@ -104,7 +104,7 @@ def reports_bad_clips(iterate: Callable[[L], Iterator[dict]]) -> Callable[[L], I
     def wrapper(self) -> Iterator[dict]:
         try:
             yield from iterate(self)
-        except BadClip:
+        except (BadClip, UsageError):  # a setting, not a clip, is at fault
             raise
         except Exception as exc:
             bad = diagnose(exc, self.opts)
