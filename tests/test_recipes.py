@@ -238,6 +238,7 @@ def test_every_step_of_each_paper_schedule_equals_the_official_formula():
     assert np.allclose(lr, want, rtol=1e-12, atol=0)
 
 
+@pytest.mark.slow  # trains EDVR stage 1 for two steps on the CPU
 def test_edvr_stage_two_starts_from_stage_one_weights_and_its_ema(tiny_data_dir, tmp_path):
     """edvr-m.yaml from edvr-m-wotsa's last.pth: the network from its trained weights (BasicSR's params),
     the EMA from its EMA (params_ema); the TSA fusion is new (strict: false)."""

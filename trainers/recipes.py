@@ -151,6 +151,7 @@ class VSRNetRecipe(SRRecipe):
 class EDVRTaskConfig(SRTaskConfig):
     loss_reduction: str = opt("sum", choices=("mean", "sum"))  # BasicSR's EDVR options sum over pixels
     tsa_iter: int = opt(0, min=0)           # BasicSR's tsa_iter: iterations 1 .. tsa_iter-1 train only the fusion
+    tsa_only_steps: int = opt(0, min=0)     # older configs' name: that many fusion-only steps (tsa_iter = it + 1)
     offset_limit: Optional[float] = opt(None, min=0)  # DCN offset abs mean counted as divergence (null: the model's warning threshold)
 
 
@@ -170,15 +171,22 @@ class EDVRRecipe(SRRecipe):
         iteration tsa_iter unfreezes everything; its iteration is this trainer's 0-based step + 1."""
         return bool(tsa_iter) and step + 1 < tsa_iter
 
+    @property
+    def tsa_iter(self) -> int:
+        """task.tsa_iter, or an older config's tsa_only_steps + 1 (its first step with every parameter)."""
+        t = self.task
+        return int(t.tsa_iter) or (int(t.get("tsa_only_steps", 0) or 0) + 1 if t.get("tsa_only_steps") else 0)
+
     def notes(self) -> list[str]:
-        if not self.task.tsa_iter:
+        n = self.tsa_iter
+        if not n:
             return []
-        return [f"TSA warm start (BasicSR's tsa_iter {self.task.tsa_iter}): steps 0 .. {self.task.tsa_iter - 2} "
-                f"train only the fusion, every parameter from step {self.task.tsa_iter - 1} (iteration {self.task.tsa_iter})"]
+        return [f"TSA warm start (BasicSR's tsa_iter {n}): steps 0 .. {n - 2} train only the fusion, "
+                f"every parameter from step {n - 1} (BasicSR's iteration {n})"]
 
     def before_step(self, model: nn.Module, step: int) -> None:
-        if self.task.tsa_iter:
-            self._set_tsa_only(model, self.fusion_only(step, int(self.task.tsa_iter)))
+        if self.tsa_iter:
+            self._set_tsa_only(model, self.fusion_only(step, self.tsa_iter))
 
     def _set_tsa_only(self, model: nn.Module, on: bool) -> None:
         """BasicSR's TSA warm start: only parameters with 'fusion' in their name train."""

@@ -122,7 +122,7 @@ def world_factor(cfg: Any, world_size: int) -> float:
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: Any, total_steps: int, world_size: int = 1,
-                    steps_per_epoch: Optional[Callable[[], int]] = None) -> LambdaLR:
+                    steps_per_epoch: Optional[Callable[[], int]] = None) -> "PaperLR":
     """A LambdaLR stepping the optimizer's lr along `lr_function` (times `world_factor`), per iteration.
 
     The optimizer's own lr is the schedule's base; LambdaLR multiplies it by lr(s) / base, so a
@@ -131,5 +131,16 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: Any, total_steps: int
     fn = lr_function(cfg, base, total_steps, steps_per_epoch)
     scale = world_factor(cfg, world_size)
     if base <= 0:
-        return LambdaLR(optimizer, lambda s: 0.0)
-    return LambdaLR(optimizer, lambda s: fn(s) * scale / base)
+        return PaperLR(optimizer, lambda s: 0.0)
+    return PaperLR(optimizer, lambda s: fn(s) * scale / base)
+
+
+class PaperLR(LambdaLR):
+    """LambdaLR that refuses, in one line, the state of another scheduler class (a checkpoint written
+    before the schedules were the official formulas: its base lrs mean something else)."""
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        if "lr_lambdas" not in state_dict:
+            raise UsageError("the checkpoint's learning-rate schedule is from an earlier version of the trainer; "
+                             "resume it with that version, or start a new run from its weights (model.pretrained=...)")
+        super().load_state_dict(state_dict)
