@@ -26,12 +26,17 @@ from vsrvfi.trainers.engine import Trainer
 from vsrvfi.trainers.tasks import make_task
 
 MODELS = ("vsrnet", "edvr", "rife", "ifrnet")
-# Sized for a 2-core CPU: small crops and batches, the small variants, VSRNet predicting a residual.
+# Sized for a 2-core CPU: small crops and batches, the small variants, VSRNet predicting a residual
+# over bicubic with the tiny flow net at the quick start's lr; schedules over the run's own steps (the
+# configs hold the papers' 600k-step ones), no EMA or TSA warm start, no pseudo flow (as measured so far).
 CPU_DEFAULTS = {
-    "vsrnet": ["model.kwargs.residual=true", "data.crop=96"],
-    "edvr": ["model.kwargs.num_frame=3", "data.crop=64", "data.batch_size=2"],
-    "rife": ["data.crop=128", "data.batch_size=4"],
-    "ifrnet": ["model.size=small", "data.crop=128", "data.batch_size=4"],
+    "vsrnet": ["model.kwargs.residual=true", "model.kwargs.flow=tiny", "data.crop=96", "optim.lr=1e-3",
+               "optim.weight_decay=0", "train.schedule.min_lr=1e-4", "train.schedule.max_lr=1e-3"],
+    "edvr": ["model.kwargs.num_frame=3", "data.crop=64", "data.batch_size=2", "train.schedule.periods=null",
+             "train.schedule.restart_weights=null", "task.tsa_iter=0", "train.ema=0",
+             "task.metric.y_channel=true", "task.metric.crop_border=4"],
+    "rife": ["data.crop=128", "data.batch_size=4", "train.schedule.world_ref=null"],
+    "ifrnet": ["model.size=small", "data.crop=128", "data.batch_size=4", "task.pseudo_flow=none"],
 }
 
 
@@ -40,7 +45,9 @@ def run_model(model: str, data: str, steps: int, val_every: int, val_frames: int
     overrides = [f"data.dir={data}", f"train.steps={steps}", f"train.val_every={val_every}",
                  f"train.checkpoint_every={val_every}", f"train.val_frames={val_frames}",
                  "train.log_every=100000", f"experiment.root={root}", f"experiment.name={model}",
-                 *(CPU_DEFAULTS[model] if cpu_defaults else []), *extra]
+                 *(CPU_DEFAULTS[model] if cpu_defaults else []),
+                 *([f"train.schedule.step_size={max(steps // 8, 1)}"] if cpu_defaults and model == "vsrnet" else []),
+                 *extra]
     cfg = load_config(model, overrides)
     trainer = Trainer(cfg, make_task(cfg), Path(root) / model, setup_distributed(cfg.train.device))
     t0 = time.perf_counter()

@@ -121,6 +121,7 @@ def test_run_sh_bad_input_is_one_line():
     env = {**os.environ, "PYTHON": PY}
     cases = {("nosuchmodel",): "nosuchmodel.yaml: no such config",
              ("vsrnet", "data.dir=/nonexistent"): "/nonexistent: no such data directory",
+             ("edvr-m-2stage", "data.dir=/nonexistent"): "/nonexistent: no such data directory",
              ("vsrnet", "data.dir=/tmp", "nosuch.key=1"): "nosuch.key: unknown key"}
     for args, message in cases.items():
         res = subprocess.run(["bash", str(ROOT / "run.sh"), *args], capture_output=True, text=True, env=env, timeout=300)

@@ -36,7 +36,7 @@ def error_of(model: str, *overrides: str) -> str:
     ("trian.steps=10", "trian.steps: unknown key; did you mean train.steps?"),
     ("data.augment.hflp=0", "data.augment.hflp: unknown key; did you mean data.augment.hflip?"),
     ("train.lr=1e-3", "train.lr: unknown key; did you mean optim.lr?"),
-    ("task.tsa_only_steps=5", "task.tsa_only_steps: not a vsrnet key (edvr only)"),
+    ("task.tsa_iter=5", "task.tsa_iter: not a vsrnet key (edvr only)"),
     ("train.steps=abc", "train.steps: expected an integer, got 'abc'"),
     ("train.steps=null", "train.steps: expected an integer, got null"),
     ("optim.betas=[0.9, x]", "optim.betas: expected a list of numbers or null, got 'x'"),
@@ -66,9 +66,9 @@ def test_cli_prints_one_line_and_exits_2(capsys):
 
 def test_yaml_errors_name_the_file_and_base_is_kept(tmp_path):
     good = tmp_path / "mine.yaml"
-    good.write_text("base: edvr.yaml\ntrain: {steps: 7}\ntask: {tsa_only_steps: 3}\n")
+    good.write_text("base: edvr.yaml\ntrain: {steps: 7}\ntask: {tsa_iter: 3}\n")
     cfg = load_config(good, ["train.seed=5"])
-    assert (cfg.model.name, cfg.train.steps, cfg.task.tsa_only_steps, cfg.train.seed) == ("edvr", 7, 3, 5)
+    assert (cfg.model.name, cfg.train.steps, cfg.task.tsa_iter, cfg.train.seed) == ("edvr", 7, 3, 5)
     assert cfg.optim.lr == pytest.approx(4e-4)  # from the base file
     bad = tmp_path / "bad.yaml"
     bad.write_text("base: vsrnet.yaml\ntrain:\n  stepz: 10\n")
@@ -83,7 +83,7 @@ def test_values_are_yaml_1_2_and_typed():
     assert cfg.train.amp == "off" and cfg.train.compile is True and cfg.optim.lr == pytest.approx(1e-4)
     assert cfg.experiment.name == "001" and cfg.data.dir is None and cfg.train.steps == 20
     assert (cfg.data.augment.hflip, cfg.data.augment.vflip) == (0.5, 0.0)  # AugmentOptions' switches
-    assert list(cfg.data.crop) == [64, 96] and cfg.model.kwargs == {"flow": "none", "residual": True}
+    assert list(cfg.data.crop) == [64, 96] and cfg.model.kwargs == {"flow": "none"}
     with pytest.raises(Exception):  # the resolved configuration is read-only and closed
         cfg.train.stepz = 3
 
@@ -114,7 +114,7 @@ def test_builtin_configs_hold_only_what_differs_from_the_schema(model):
 
 
 def test_plain_dicts_round_trip_through_the_schema():
-    cfg = load_config("edvr", ["task.tsa_only_steps=4", "data.crop=[32, 64]"])
+    cfg = load_config("edvr", ["task.tsa_iter=4", "data.crop=[32, 64]"])
     plain = to_dict(cfg)
     assert isinstance(plain["data"]["crop"], list) and to_config(plain) == cfg
     assert to_config(cfg) is cfg
@@ -170,7 +170,7 @@ def test_engine_tasks_and_train_name_no_model():
 
 
 def test_edvr_tsa_only_warm_start_trains_only_the_fusion_first():
-    cfg = load_config("edvr", ["task.tsa_only_steps=2", "model.kwargs.num_frame=3"])
+    cfg = load_config("edvr", ["task.tsa_iter=2", "model.kwargs.num_frame=3"])
     recipe = make_recipe(cfg)
     from vsrvfi.models.registry import build_model
 

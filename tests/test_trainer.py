@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Small, fast settings for each model on 2 CPU cores.
 MODELS = {
-    "vsrnet": ["model.kwargs.flow=tiny", "data.crop=32"],
-    "edvr": ["data.crop=32", "model.kwargs.num_frame=3"],
+    "vsrnet": ["model.kwargs.flow=tiny", "model.kwargs.residual=true", "data.crop=32"],
+    "edvr": ["data.crop=32", "model.kwargs.num_frame=3", "task.tsa_iter=0"],
     "rife": ["data.crop=64"],
     "ifrnet": ["model.size=small", "data.crop=64"],
 }

@@ -24,7 +24,6 @@ import torch.distributed as dist
 from omegaconf import DictConfig
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from vsrvfi.core.cli import Interrupted
@@ -33,6 +32,7 @@ from vsrvfi.pipelines.bad_clips import BadClip
 from vsrvfi.models.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
 from vsrvfi.inference.evaluate import Convention
 from vsrvfi.trainers.config import save_config, to_config, to_dict
+from vsrvfi.trainers.ema import make_ema
 from vsrvfi.trainers.distributed import DistInfo, rng_state, seed_everything, set_rng_state, setup_distributed, unwrap
 from vsrvfi.trainers.schedules import build_scheduler
 from vsrvfi.trainers.step_timer import StepTimer
@@ -123,10 +123,12 @@ class Trainer:
         if t.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
-        self.ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(float(t.ema))) if t.ema else None
+        # BasicSR's EMA (trainers/ema.py): a pretrained checkpoint's EMA weights start the average
+        self.ema = make_ema(model, t.ema, cfg.model.pretrained, cfg.model.name) if t.ema else None
         self.optimizer = task.build_optimizer(model)
         self.total_steps = int(t.steps)
-        self.scheduler = build_scheduler(self.optimizer, t.schedule, self.total_steps)
+        self.scheduler = build_scheduler(self.optimizer, t.schedule, self.total_steps, world_size=self.dist.world,
+                                         steps_per_epoch=lambda: getattr(task, "train_batches", None))
 
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(t.amp)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype is torch.float16)
@@ -204,6 +206,14 @@ class Trainer:
     def latest_checkpoint(self) -> Path | None:
         last = self.ckpt_dir / "last.pth"
         return last if last.exists() else None
+
+    def recipe_notes(self) -> list[str]:
+        """What the run does beyond the config's plain values, printed at start (EMA, the recipe's notes)."""
+        notes = list(getattr(getattr(self.task, "recipe", None), "notes", lambda: [])())
+        if self.ema is not None:
+            notes.append(f"EMA of the weights, decay {self.cfg.train.ema:g} (BasicSR's rule: every step blends, "
+                         f"the first included); validation and best.pth use it")
+        return notes
 
     # ------------------------------------------------------------------------------------- training
 
@@ -326,6 +336,8 @@ class Trainer:
             if path is not None:
                 self.load(path)
                 self._log_text(f"resumed from {path} at step {self.state.step}")
+        for line in self.recipe_notes():
+            self._log_text(line)
         batches = self._batches()
         self._stop_signal = self._stop_agreed = None
         previous_handlers = self._install_signals()

@@ -4,7 +4,7 @@ hold no model names.
 
     @register("edvr")
     class EDVRRecipe(SRRecipe):
-        task_schema = EDVRTaskConfig          # the `task` section: SR keys + tsa_only_steps, offset_limit
+        task_schema = EDVRTaskConfig          # the `task` section: SR keys + tsa_iter, offset_limit
         def before_step(self, model, step): ...   # TSA-only warm start
 
 A recipe is made once per run from the resolved configuration (`make_recipe(cfg)`).
@@ -88,6 +88,14 @@ class Recipe:
     def before_step(self, model: nn.Module, step: int) -> None:
         """Called before each training step's forward pass (warm starts that freeze parts of the model)."""
 
+    def notes(self) -> list[str]:
+        """Lines the trainer prints at start: what the recipe does that a reader should know (warm starts,
+        where pseudo labels come from)."""
+        return []
+
+    def start_batch(self, batch: dict, clip_names: list[str]) -> None:
+        """Called with each training batch (and the loader's clip names) before its loss is computed."""
+
     def diverged(self, model: nn.Module) -> bool:
         """A model-specific sign that training is diverging (the engine skips the step, then rolls back)."""
         return False
@@ -142,13 +150,14 @@ class VSRNetRecipe(SRRecipe):
 @dataclass
 class EDVRTaskConfig(SRTaskConfig):
     loss_reduction: str = opt("sum", choices=("mean", "sum"))  # BasicSR's EDVR options sum over pixels
-    tsa_only_steps: int = opt(0, min=0)     # train only the TSA fusion first (BasicSR's tsa_iter), e.g. 50000
+    tsa_iter: int = opt(0, min=0)           # BasicSR's tsa_iter: iterations 1 .. tsa_iter-1 train only the fusion
+    tsa_only_steps: int = opt(0, min=0)     # older configs' name: that many fusion-only steps (tsa_iter = it + 1)
     offset_limit: Optional[float] = opt(None, min=0)  # DCN offset abs mean counted as divergence (null: the model's warning threshold)
 
 
 @register("edvr")
 class EDVRRecipe(SRRecipe):
-    """EDVR as in BasicSR: Charbonnier summed over pixels, optional TSA-only warm start, DCN offset guard."""
+    """EDVR as in BasicSR: Charbonnier summed over pixels, optional TSA warm start, DCN offset guard."""
 
     task_schema = EDVRTaskConfig
 
@@ -156,17 +165,36 @@ class EDVRRecipe(SRRecipe):
         super().__init__(cfg, model_spec)
         self._tsa_only: bool | None = None
 
+    @staticmethod
+    def fusion_only(step: int, tsa_iter: int) -> bool:
+        """BasicSR's EDVRModel.optimize_parameters(current_iter): iteration 1 freezes all but the fusion,
+        iteration tsa_iter unfreezes everything; its iteration is this trainer's 0-based step + 1."""
+        return bool(tsa_iter) and step + 1 < tsa_iter
+
+    @property
+    def tsa_iter(self) -> int:
+        """task.tsa_iter, or an older config's tsa_only_steps + 1 (its first step with every parameter)."""
+        t = self.task
+        return int(t.tsa_iter) or (int(t.get("tsa_only_steps", 0) or 0) + 1 if t.get("tsa_only_steps") else 0)
+
+    def notes(self) -> list[str]:
+        n = self.tsa_iter
+        if not n:
+            return []
+        return [f"TSA warm start (BasicSR's tsa_iter {n}): steps 0 .. {n - 2} train only the fusion, "
+                f"every parameter from step {n - 1} (BasicSR's iteration {n})"]
+
     def before_step(self, model: nn.Module, step: int) -> None:
-        if self.task.tsa_only_steps:
-            self._set_tsa_only(model, step < self.task.tsa_only_steps)
+        if self.tsa_iter:
+            self._set_tsa_only(model, self.fusion_only(step, self.tsa_iter))
 
     def _set_tsa_only(self, model: nn.Module, on: bool) -> None:
-        """BasicSR's TSA warm start: train only the fusion module for the first steps."""
+        """BasicSR's TSA warm start: only parameters with 'fusion' in their name train."""
         base = getattr(model, "module", model)
         if self._tsa_only == on or not hasattr(base, "fusion"):
             return
         for name, p in base.named_parameters():
-            p.requires_grad_(True if not on else name.startswith("fusion."))
+            p.requires_grad_(True if not on else "fusion" in name)
         self._tsa_only = on
 
     def diverged(self, model: nn.Module) -> bool:
@@ -226,14 +254,16 @@ class RIFERecipe(VFIRecipe):
 @dataclass
 class IFRNetTaskConfig(VFITaskConfig):
     geo_weight: float = opt(0.01, min=0)     # geometry consistency
-    distill_weight: float = opt(0.01, min=0)  # task-oriented flow distillation (needs pseudo_flow)
-    pseudo_flow: str = opt("none", choices=("none", "dis"))  # dis: OpenCV DIS flow, computed on the fly
+    distill_weight: float = opt(0.01, min=0)  # task-oriented flow distillation from pseudo flow
+    pseudo_flow: str = "dis"                # files:DIR (the official layout, trainers/pseudo_flow.py) | dis (OpenCV DIS
+    #                                         on the fly, the fallback) | none (no distillation term)
     dis_preset: str = opt("medium", choices=("ultrafast", "fast", "medium"))
 
 
 @register("ifrnet")
 class IFRNetRecipe(VFIRecipe):
-    """IFRNet: Charbonnier + census, geo_weight x geometry, distill_weight x flow distillation from pseudo flow."""
+    """IFRNet: Charbonnier + census, geo_weight x geometry, distill_weight x flow distillation from pseudo
+    flow (as the paper: always on; from files laid out as the official training reads them, else DIS)."""
 
     task_schema = IFRNetTaskConfig
 
@@ -243,8 +273,36 @@ class IFRNetRecipe(VFIRecipe):
 
         t = self.task
         self.criterion = IFRNetLoss(float(t.geo_weight), float(t.distill_weight))
-        self.labeler = PseudoFlowLabeler(preset=t.dis_preset) if t.pseudo_flow == "dis" else None
+        source = str(t.pseudo_flow)
+        self.labeler = self.files = None
+        self._batch_flow: torch.Tensor | None = None
+        if source.startswith("files:"):
+            from vsrvfi.trainers.pseudo_flow import FlowFiles
+
+            self.files = FlowFiles(source[len("files:"):])
+            if int(t.targets) != 1:
+                raise UsageError("task.pseudo_flow=files:DIR holds one middle frame per group: use task.targets=1")
+        elif source == "dis":
+            self.labeler = PseudoFlowLabeler(preset=t.dis_preset)
+        elif source != "none":
+            raise UsageError(f"task.pseudo_flow: {source!r}: use files:DIR, dis or none")
+
+    def notes(self) -> list[str]:
+        if self.files is not None:
+            return [f"pseudo flow: files in {self.files.root} ({self.files.count()} groups), as IFRNet's "
+                    f"generate_flow.py writes them; distillation weight {self.task.distill_weight:g}"]
+        if self.labeler is not None:
+            return [f"pseudo flow: OpenCV DIS ({self.task.dis_preset}) on the fly, the fallback: no "
+                    f"task.pseudo_flow=files:DIR given (the paper distils LiteFlowNet flow); "
+                    f"distillation weight {self.task.distill_weight:g}"]
+        return ["pseudo flow: none (task.pseudo_flow=none): no flow distillation term, unlike the paper"]
+
+    def start_batch(self, batch: dict, clip_names: list[str]) -> None:
+        self._batch_flow = self.files.batch(batch, clip_names) if self.files is not None else None
 
     def loss(self, out, img0, img1, gt):
-        flow = self.labeler(img0, gt, img1) if self.labeler is not None else None
+        if self.files is not None:
+            flow = self._batch_flow
+        else:
+            flow = self.labeler(img0, gt, img1) if self.labeler is not None else None
         return self.criterion(out, gt, flow)

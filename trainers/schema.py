@@ -3,7 +3,7 @@
 configs/<model>.yaml and `key=value` overrides are merged onto these dataclasses (trainers/config.py),
 so a key that is not declared here, or a value of the wrong type, is an error. The `task` section's
 class comes from the model's recipe (trainers/recipes.py): SRTaskConfig or VFITaskConfig, extended
-by the model's own keys (e.g. EDVR's tsa_only_steps). `choices` and `min` in a field's metadata are
+by the model's own keys (e.g. EDVR's tsa_iter). `choices` and `min` in a field's metadata are
 checked after merging. Data loader defaults are LoaderOptions' own (pipelines/options.py), which
 the `data` section mirrors; `loader_options` builds LoaderOptions from it for one split.
 """
@@ -53,6 +53,8 @@ class ModelConfig:
     kwargs: Dict[str, Any] = field(default_factory=dict)  # extra builder arguments (model-specific)
     pretrained: Optional[str] = None        # official or project checkpoint to start from
     strict: bool = True                     # pretrained weights must fit the model exactly
+    pretrained_ema: bool = True             # start from the checkpoint's EMA weights when it has them (BasicSR's
+    #                                         params_ema); false: its trained weights (params), the EMA from params_ema
 
 
 @dataclass
@@ -116,16 +118,21 @@ class OptimConfig:
 
 @dataclass
 class ScheduleConfig:
-    """Learning-rate schedule, stepped per iteration; null parameters take the schedule's default."""
+    """Learning-rate schedule, stepped per iteration (the official formulas: trainers/schedules.py);
+    null parameters take the schedule's default."""
     name: str = opt("constant", choices=SCHEDULES)
     eta_min: Optional[float] = None         # cosine: 0.1 x lr; warmup_cosine: 0.01 x lr; cosine_restarts: 1e-7
-    warmup_steps: Optional[int] = None      # warmup_cosine: min(2000, steps / 10)
-    restarts: int = opt(4, min=1)           # cosine_restarts: periods in the run (unless period is set)
-    period: Optional[int] = opt(None, min=1)  # cosine_restarts: steps per period
+    warmup_steps: Optional[int] = opt(None, min=0)  # warmup_cosine: min(2000, steps / 10)
+    periods: Optional[List[int]] = None     # cosine_restarts: steps of each period (BasicSR's periods)
+    restart_weights: Optional[List[float]] = None  # cosine_restarts: lr weight of each period (null: all 1)
+    restarts: int = opt(4, min=1)           # cosine_restarts without periods: equal periods over the run
+    period: Optional[int] = opt(None, min=1)  # cosine_restarts without periods: equal periods of this many steps
     min_lr: Optional[float] = None          # cyclic: 0.1 x lr
     max_lr: Optional[float] = None          # cyclic: lr
-    step_size: Optional[int] = opt(None, min=1)  # cyclic: steps up (steps / 8)
-    mode: str = opt("triangular", choices=("triangular", "triangular2", "exp_range"))  # cyclic
+    step_size: Optional[int] = opt(None, min=1)  # cyclic: steps up (null: step_size_epochs epochs)
+    step_size_epochs: float = opt(2.0, min=0)  # cyclic: DALI's 2 epochs of batches up, 2 down
+    mode: str = opt("triangular", choices=("triangular",))  # cyclic: DALI's triangle (kept for older configs)
+    world_ref: Optional[int] = opt(None, min=1)  # lr x world size / world_ref (RIFE: 4); null: no scaling
 
 
 @dataclass
@@ -151,7 +158,13 @@ class TrainConfig:
 
 
 @dataclass
+class RecipeConfig:
+    source: Optional[str] = None            # the official file(s) the config's values come from (docs/recipes.md)
+
+
+@dataclass
 class Config:
+    recipe: RecipeConfig = field(default_factory=RecipeConfig)
     experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)

@@ -49,7 +49,7 @@ class Task:
             raise UsageError(f"model {self.model_name}/{self.model_size}: {exc}") from None
         m = self.cfg.model
         if m.pretrained:
-            load_pretrained(model, m.pretrained, self.model_name, strict=m.strict)
+            load_pretrained(model, m.pretrained, self.model_name, strict=m.strict, prefer_ema=m.pretrained_ema)
         return model
 
     def build_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
@@ -75,7 +75,10 @@ class Task:
         opts = self._loader_opts("train", epoch, seed)
         if exclude:
             opts = dataclasses.replace(opts, exclude=tuple(exclude))
-        return build_loader(opts)
+        loader = build_loader(opts)
+        self.train_clip_names = list(getattr(loader, "clip_names", []))  # what batch["clip"] indexes
+        self.train_batches = len(loader)  # batches per epoch (DALI's cyclic lr counts in epochs)
+        return loader
 
     @staticmethod
     def to_device(batch: dict, device: torch.device) -> dict:
@@ -135,6 +138,7 @@ class VFITask(Task):
 
     def training_loss(self, model: nn.Module, batch: dict, step: int) -> tuple[torch.Tensor, dict]:
         self.recipe.before_step(model, step)
+        self.recipe.start_batch(batch, getattr(self, "train_clip_names", []))
         total, parts_sum = 0.0, {}
         k = batch["target"].shape[1]
         for img0, img1, t, gt in self._pairs(batch):
