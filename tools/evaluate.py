@@ -36,6 +36,7 @@ from vsrvfi.core.errors import UsageError
 from vsrvfi.core.layout import list_clips
 from vsrvfi.core.atomic import atomic_path, check_writable_dir
 from vsrvfi.core.errors import DataError
+from vsrvfi.tools import evaluate_benchmark
 
 
 def find_videos(inputs: Sequence[str], res: str, split: str) -> tuple[list[Path], set[Path]]:
@@ -57,7 +58,7 @@ def find_videos(inputs: Sequence[str], res: str, split: str) -> tuple[list[Path]
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    ap.add_argument("inputs", nargs="+", help="DATA_DIR(s) and/or video files")
+    ap.add_argument("inputs", nargs="*", help="DATA_DIR(s) and/or video files (none with --benchmark)")
     add_model_args(ap, None)
     ap.add_argument("--res", help="resolution of a DATA_DIR's clips (default: the training run's, else 540p)")
     ap.add_argument("--split", default="val", choices=("val", "train"))
@@ -76,7 +77,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--min-scene-len", type=int, default=8, help="video files: frames; closer cuts are one cut")
     ap.add_argument("--no-scene-detect", action="store_true", help="video files: score across every frame")
     ap.add_argument("--out", help="folder for scores.json and the pictures (default: next to the checkpoint)")
+    evaluate_benchmark.add_args(ap)
     a = ap.parse_args(argv)
+    if a.benchmark:  # the standard test sets: their own protocols (tools/evaluate_benchmark.py)
+        if a.inputs:
+            raise UsageError("--benchmark NAME ROOT scores a standard set; give no other inputs")
+        return evaluate_benchmark.main(a)
+    if not a.inputs:
+        raise UsageError("give a DATA_DIR or video files to score, or --benchmark NAME ROOT")
     if a.gap < 2:
         raise UsageError("--gap must be 2 or more")
     if a.tile < 0 or a.frames < 0 or (a.crop_border or 0) < 0 or a.scale <= 0:
