@@ -132,35 +132,46 @@ def run_sr(protocol: Protocol, clips: list[SRClip], up: Upscaler, batch: int = 1
     result = BenchmarkResult(protocol.name, [s.label for s in protocol.scorers], subset=limit and len(targets),
                              total=len(all_targets), made_lr=any(c.lr is None for c in clips))
     s = up.scale
-    by_clip: dict[int, list[int]] = {}
-    for c, i in targets:
-        by_clip.setdefault(c, []).append(i)
-    for c, frames in by_clip.items():
-        clip, lr_cache = clips[c], {}
+    cache: dict[tuple[int, int], torch.Tensor] = {}
 
-        def lr(i: int) -> torch.Tensor:
-            if i not in lr_cache:
-                img = load_rgb(clip.lr[i]) if clip.lr is not None else downscale_uint8(load_rgb(clip.gt[i]), s)
-                lr_cache[i] = to_tensor(img, up.device)[0]
-            return lr_cache[i]
+    def lr(c: int, i: int) -> torch.Tensor:
+        if (c, i) not in cache:
+            clip = clips[c]
+            img = load_rgb(clip.lr[i]) if clip.lr is not None else downscale_uint8(load_rgb(clip.gt[i]), s)
+            cache[(c, i)] = to_tensor(img, up.device)[0]
+        return cache[(c, i)]
 
-        for group in _batches(frames, batch):
-            windows = [window_indices(i, len(clip.gt), up.window, protocol.window_padding) for i in group]
-            x = torch.stack([torch.stack([lr(j) for j in w]) for w in windows])
-            gts = [load_rgb(clip.gt[i]) for i in group]
-            if gts[0].shape[0] != x.shape[-2] * s or gts[0].shape[1] != x.shape[-1] * s:
-                raise DataError(clip.gt[group[0]], f"GT is {gts[0].shape[1]}x{gts[0].shape[0]}, not {s}x the LR "
-                                                   f"{x.shape[-1]}x{x.shape[-2]}")
-            pred = up(x)
-            target = to_tensor(gts, up.device)
-            _record(result, protocol, clip.name, [clip.gt[i].name for i in group], pred, target)
-            for k, i in enumerate(group):
-                _save(save_dir, Path(clip.name) / clip.gt[i].name, to_frame(pred[k]))
-            if tick:
-                tick(len(group))
-            keep = min(group) - up.window  # windows only move forward: drop frames no later window reaches
-            for j in [j for j in lr_cache if j < keep]:
-                del lr_cache[j]
+    def flush(group: list[tuple[int, int]], x: list[torch.Tensor]) -> None:
+        gts = [load_rgb(clips[c].gt[i]) for c, i in group]
+        lr_h, lr_w = x[0].shape[-2:]
+        for (c, i), gt in zip(group, gts):
+            if gt.shape[0] != lr_h * s or gt.shape[1] != lr_w * s:
+                raise DataError(clips[c].gt[i], f"GT is {gt.shape[1]}x{gt.shape[0]}, not {s}x the LR {lr_w}x{lr_h}")
+        pred = up(torch.stack(x))
+        target = to_tensor(gts, up.device)
+        per = {sc.label: score(pred, target, sc) for sc in protocol.scorers}
+        for k, (c, i) in enumerate(group):
+            clip = clips[c]
+            result.frames.append(FrameScore(clip.name, clip.gt[i].name,
+                                            {lb: {m: v[k] for m, v in d.items()} for lb, d in per.items()}))
+            _save(save_dir, Path(clip.name) / clip.gt[i].name, to_frame(pred[k]))
+        if tick:
+            tick(len(group))
+
+    group: list[tuple[int, int]] = []
+    windows: list[torch.Tensor] = []
+    for c, i in targets:  # batches of `batch` windows of one LR size, across clips (Vimeo-90K-T: one frame each)
+        clip = clips[c]
+        w = torch.stack([lr(c, j) for j in window_indices(i, len(clip.gt), up.window, protocol.window_padding)])
+        if group and (len(group) >= batch or windows[0].shape != w.shape):
+            flush(group, windows)
+            group, windows = [], []
+        group.append((c, i))
+        windows.append(w)
+        for key in [k for k in cache if k[0] < c or (k[0] == c and k[1] < i - up.window)]:
+            del cache[key]  # windows move forward: no later window reaches these
+    if group:
+        flush(group, windows)
     return result
 
 
@@ -190,7 +201,7 @@ def run_vfi(protocol: Protocol, triplets: list[Triplet], interp: Interpolator, b
         target = to_tensor([p[3] for p in pending], interp.device)
         for k, (t, *_rest) in enumerate(pending):
             _record(result, protocol, t.name, [t.gt.name], pred[k:k + 1], target[k:k + 1])
-            _save(save_dir, Path(t.name) / t.gt.name, to_frame(pred[k]))
+            _save(save_dir, Path(t.save_as()), to_frame(pred[k]))
         if tick:
             tick(len(pending))
         pending.clear()

@@ -52,6 +52,10 @@ class Triplet:
     frame0: Path
     frame1: Path
     gt: Path
+    rel: str = ""  # where the output goes under --save: the GT's path in the set (default <name>/<gt name>)
+
+    def save_as(self) -> str:
+        return self.rel or f"{self.name}/{self.gt.name}"
 
 
 def _need_dir(path: Path, what: str) -> Path:
@@ -182,7 +186,7 @@ def snu_film(root: Path, level: str) -> list[Triplet]:
         if len(parts) != 3:
             raise DataError(listed, f"line {n}: expected 3 paths (frame0 gt frame1), got {len(parts)}")
         f0, gt, f1 = (_snu_path(root, p) for p in parts)
-        out.append(Triplet(parts[1], f0, f1, gt))
+        out.append(Triplet(parts[1], f0, f1, gt, gt.relative_to(root).as_posix()))
     if not out:
         raise DataError(listed, "the list is empty")
     return out

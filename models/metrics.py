@@ -62,15 +62,21 @@ def ssim_3d(pred: torch.Tensor, target: torch.Tensor, quantize: bool = False) ->
     `calculate_ssim` of IFRNet's metric.py): the colour image is a volume (3, H, W) filtered with an
     11x11x11 Gaussian (sigma 1.5) after replicate padding by 5 on all three axes, data range 1, the
     SSIM map averaged over the volume. Shape (N,); inputs (N, 3, H, W) in [0, 1]."""
-    import torch.nn.functional as F
-
-    p = _prepare(pred, 0, False, quantize).double()[:, None]
-    t = _prepare(target, 0, False, quantize).double()[:, None]
+    p = _prepare(pred, 0, False, quantize).double()
+    t = _prepare(target, 0, False, quantize).double()
     g = _gaussian().to(p.device)
-    win = (g[:, None, None] * g[None, :, None] * g[None, None, :])[None, None]
 
-    def filt(x: torch.Tensor) -> torch.Tensor:
-        return F.conv3d(F.pad(x, (5, 5, 5, 5, 5, 5), mode="replicate"), win)
+    def blur_matrix(n: int) -> torch.Tensor:  # 1-D Gaussian with replicate padding by 5, as an (n, n) matrix
+        m = torch.zeros(n, n, dtype=torch.float64, device=p.device)
+        for k in range(11):
+            idx = (torch.arange(n, device=p.device) + k - 5).clamp(0, n - 1)
+            m[torch.arange(n, device=p.device), idx] += g[k]
+        return m
+
+    mc, mh, mw = (blur_matrix(n) for n in p.shape[1:])
+
+    def filt(x: torch.Tensor) -> torch.Tensor:  # the 11x11x11 Gaussian is separable: one axis at a time
+        return torch.einsum("cd,ndhw->nchw", mc, mh @ x @ mw.T)
 
     mu1, mu2 = filt(p), filt(t)
     s11, s22, s12 = filt(p * p) - mu1**2, filt(t * t) - mu2**2, filt(p * t) - mu1 * mu2

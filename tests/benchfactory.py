@@ -23,7 +23,7 @@ MIDDLEBURY = ("Beanbags", "Dimetrodon", "DogDance", "Grove2", "Grove3", "Hydrang
 
 def _frames(index: int, n: int, size: tuple[int, int]) -> list[np.ndarray]:
     w, h = size
-    return [np.asarray(im) for im in camera_move(base_image(index, w, h, n), n, w, h, index)]
+    return [np.array(im) for im in camera_move(base_image(index, w, h, n), n, w, h, index)]
 
 
 def _save(arr: np.ndarray, path: Path) -> None:
