@@ -284,6 +284,7 @@ def test_table_puts_the_published_number_beside_this_run(sets):
     assert protocols.published("vid4", "edvr", "l", "Y").psnr == 27.35
 
 
+@pytest.mark.slow
 def test_cli_scores_a_set_and_saves_frames_and_scores(sets, tmp_path, capsys, seeded_single_thread):
     ckpt = random_checkpoints(tmp_path, [("ifrnet", "small", {})])["ifrnet"]
     out = tmp_path / "saved"
@@ -296,3 +297,36 @@ def test_cli_scores_a_set_and_saves_frames_and_scores(sets, tmp_path, capsys, se
     assert len(doc["clips"]) == 2 and doc["frames"][0]["RGB, IFRNet rules"]["psnr"] > 0
     saved = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
     assert saved == [f"test/GOPRO_test/GOPR{i:04d}/000003.png" for i in range(2)]  # the GT's own path in the set
+
+
+# ------------------------------------------------------------------------------- training
+@pytest.mark.slow
+def test_training_validates_on_a_standard_set_as_the_evaluator_scores_it(sets, tiny_data_dir, tmp_path, capsys):
+    from vsrvfi.core.errors import UsageError
+    from vsrvfi.trainers.config import load_config
+    from vsrvfi.trainers.engine import Trainer
+    from vsrvfi.trainers.tasks import make_task
+
+    def cfg(*extra):
+        return load_config("vsrnet", [f"data.dir={tiny_data_dir}", "data.res=144p", "data.loader=png",
+                                      "data.workers=1", "data.batch_size=2", "data.crop=32", "model.kwargs.flow=tiny",
+                                      f"experiment.root={tmp_path}", "train.steps=2", "train.val_frames=3", *extra])
+
+    with pytest.raises(UsageError, match="not NAME:ROOT"):
+        cfg("train.val_benchmark=vid4")
+    with pytest.raises(UsageError, match="unknown benchmark"):
+        cfg(f"train.val_benchmark=vid5:{sets / 'vid4'}")
+    bad = cfg(f"train.val_benchmark=vimeo90k:{sets / 'vimeo90k'}")
+    with pytest.raises(UsageError, match="VFI set"):
+        Trainer(bad, make_task(bad), tmp_path / "bad")
+    c = cfg(f"train.val_benchmark=vid4:{sets / 'vid4'}")
+    trainer = Trainer(c, make_task(c), tmp_path / "run")
+    trainer.fit()
+    trainer.close()
+    line = trainer.state.best_line
+    assert "val (Vid4 (BIx4), Y): " in line and "on 3 frames (a fixed spread subset of 8)" in line
+    capsys.readouterr()
+    assert evaluate.cli(["-c", str(tmp_path / "run" / "checkpoints" / "best.pth"), "--benchmark", "vid4",
+                         str(sets / "vid4"), "--subset", "3", "--out", str(tmp_path / "eval")]) == 0
+    doc = json.loads((tmp_path / "eval" / "vid4" / "scores.json").read_text())
+    assert f"{doc['set']['Y']['psnr']:.2f} dB" in line  # the same frames and score as the trainer logged
