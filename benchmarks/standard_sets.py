@@ -137,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 1 if any("error" in r for r in rows) else 0
 
 
-cli = entry_point(main)
+cli = entry_point(main, interrupted="nothing was written; a rerun runs every pair again")
 
 if __name__ == "__main__":
     raise SystemExit(cli())

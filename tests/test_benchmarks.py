@@ -330,3 +330,19 @@ def test_training_validates_on_a_standard_set_as_the_evaluator_scores_it(sets, t
                          str(sets / "vid4"), "--subset", "3", "--out", str(tmp_path / "eval")]) == 0
     doc = json.loads((tmp_path / "eval" / "vid4" / "scores.json").read_text())
     assert f"{doc['set']['Y']['psnr']:.2f} dB" in line  # the same frames and score as the trainer logged
+
+
+def test_standard_sets_benchmark_plans_present_pairs_and_tables_them(tmp_path):
+    from benchmarks import standard_sets
+
+    (tmp_path / "sets" / "vimeo_triplet").mkdir(parents=True)
+    (tmp_path / "ck").mkdir()
+    (tmp_path / "ck" / "flownet.pkl").write_bytes(b"")
+    runs, missing = standard_sets.plan(tmp_path / "sets", tmp_path / "ck")
+    assert [(r["model"], r["benchmark"]) for r in runs] == [("rife", "vimeo90k")]
+    assert any("rife-base on ucf101: no " in m for m in missing) and any("EDVR_L_x4_SR_REDS" in m for m in missing)
+    row = {**runs[0], "precision": "fp16", "frames": 3782,
+           "set": {"RGB, RIFE rules": {"psnr": 35.6, "ssim": 0.978}, "RGB, IFRNet rules": {"psnr": 35.61, "ssim": 0.978}},
+           "published": {"RGB, RIFE rules": {"psnr": 35.615, "ssim": 0.9779, "ie": None, "source": "x"}}}
+    text = standard_sets.table([row])
+    assert "| vimeo90k | rife-base | RGB, RIFE rules | 35.615 (0.9779) | 35.600 (0.9780) | -0.015 | fp16 | 3782 |" in text

@@ -2,6 +2,10 @@
 
     python -m vsrvfi.tools.evaluate -c experiments/demo-vsrnet/checkpoints/best.pth data/demo/data
     python -m vsrvfi.tools.evaluate -c RIFE/flownet.pkl --model rife clip1.mp4 clip2.mp4 --gap 2
+    python -m vsrvfi.tools.evaluate -c RIFE/flownet.pkl --model rife --benchmark vimeo90k vimeo_triplet
+
+`--benchmark NAME ROOT` scores a standard test set with its official protocol instead (Vid4, REDS4,
+Vimeo-90K-T, Vimeo-90K triplets, UCF101, SNU-FILM, Middlebury; tools/evaluate_benchmark.py).
 
 INPUT is a prepared DATA_DIR (its `--split` clips at `--res` are scored) or video files. SR models
 see each frame downscaled x4 (x2) and are compared with the original; VFI models see every `--gap`-th
