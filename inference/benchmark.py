@@ -8,11 +8,10 @@ with every `Scorer` of the protocol; scores are kept per frame, averaged per cli
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -96,11 +95,6 @@ class BenchmarkResult:
                 "frames": [{"clip": f.clip, "frame": f.frame, **f.scores} for f in self.frames]}
 
 
-def _batches(items: Sequence, n: int) -> Iterator[Sequence]:
-    for i in range(0, len(items), max(1, n)):
-        yield items[i:i + n]
-
-
 def _save(save_dir: Path | None, rel: Path, frame: np.ndarray) -> None:
     if save_dir is None:
         return
@@ -149,11 +143,9 @@ def run_sr(protocol: Protocol, clips: list[SRClip], up: Upscaler, batch: int = 1
                 raise DataError(clips[c].gt[i], f"GT is {gt.shape[1]}x{gt.shape[0]}, not {s}x the LR {lr_w}x{lr_h}")
         pred = up(torch.stack(x))
         target = to_tensor(gts, up.device)
-        per = {sc.label: score(pred, target, sc) for sc in protocol.scorers}
-        for k, (c, i) in enumerate(group):
+        for k, (c, i) in enumerate(group):  # scored one by one: frames of different clips share a batch
             clip = clips[c]
-            result.frames.append(FrameScore(clip.name, clip.gt[i].name,
-                                            {lb: {m: v[k] for m, v in d.items()} for lb, d in per.items()}))
+            _record(result, protocol, clip.name, [clip.gt[i].name], pred[k:k + 1], target[k:k + 1])
             _save(save_dir, Path(clip.name) / clip.gt[i].name, to_frame(pred[k]))
         if tick:
             tick(len(group))
