@@ -346,3 +346,17 @@ def test_standard_sets_benchmark_plans_present_pairs_and_tables_them(tmp_path):
            "published": {"RGB, RIFE rules": {"psnr": 35.615, "ssim": 0.9779, "ie": None, "source": "x"}}}
     text = standard_sets.table([row])
     assert "| vimeo90k | rife-base | RGB, RIFE rules | 35.615 (0.9779) | 35.600 (0.9780) | -0.015 | fp16 | 3782 |" in text
+
+
+@pytest.mark.slow
+def test_batching_does_not_change_the_scores(sets, tmp_path, seeded_single_thread):
+    from vsrvfi.models.load import load_model
+
+    ckpt = random_checkpoints(tmp_path, [("ifrnet", "small", {})])["ifrnet"]
+    interp = Interpolator(load_model(str(ckpt)), CPU)
+    proto = protocols.get("vimeo90k")
+    triplets = testsets.vimeo_triplet_test(sets / "vimeo90k")
+    one, two = (benchmark.run_vfi(proto, triplets, interp, batch=b) for b in (1, 2))
+    for a, b in zip(one.frames, two.frames):
+        for label in a.scores:
+            assert a.scores[label]["psnr"] == pytest.approx(b.scores[label]["psnr"], abs=1e-3)
