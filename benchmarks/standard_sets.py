@@ -92,10 +92,10 @@ def table(rows: list[dict]) -> str:
 
 
 def dry_run_inputs(tmp: Path) -> tuple[Path, Path]:
-    """Tiny generated sets (tests/benchfactory.py) and random-weight checkpoints under official names."""
+    """Tiny generated sets (benchmarks/fixtures/benchfactory.py) and random-weight checkpoints under official names."""
     import torch
 
-    from tests import benchfactory
+    from benchmarks.fixtures import benchfactory
     from vsrvfi.models.registry import build_model
 
     sets, ckpts = tmp / "sets", tmp / "ckpts"

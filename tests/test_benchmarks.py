@@ -1,6 +1,6 @@
 """Standard test sets (vsr-evaluate --benchmark): layouts, protocol rules, MATLAB bicubic, CLI.
 
-The sets are tiny copies of each official layout made from real image content (tests/benchfactory.py);
+The sets are tiny copies of each official layout made from real image content (benchmarks/fixtures/benchfactory.py);
 stand-in models with a known output (nearest-neighbour upscaling of the centre frame, the blend of two
 frames) make every score computable here independently of the scoring loop.
 """
@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from tests import benchfactory
-from tests.clipfactory import random_checkpoints
+from benchmarks.fixtures import benchfactory
+from benchmarks.fixtures.clipfactory import random_checkpoints
 from vsrvfi.core.errors import DataError
 from vsrvfi.inference import benchmark, protocols, testsets
 from vsrvfi.inference.sr import Upscaler
@@ -353,7 +353,7 @@ def test_batching_does_not_change_the_scores(sets, tmp_path, seeded_single_threa
     from vsrvfi.models.load import load_model
 
     ckpt = random_checkpoints(tmp_path, [("ifrnet", "small", {})])["ifrnet"]
-    interp = Interpolator(load_model(str(ckpt)), CPU)
+    interp = Interpolator(load_model(str(ckpt))[0], CPU)
     proto = protocols.get("vimeo90k")
     triplets = testsets.vimeo_triplet_test(sets / "vimeo90k")
     one, two = (benchmark.run_vfi(proto, triplets, interp, batch=b) for b in (1, 2))

@@ -20,9 +20,7 @@ from vsrvfi.core.errors import UsageError
 from vsrvfi.inference import benchmark, protocols
 from vsrvfi.inference.options import load_task_model
 from vsrvfi.inference.runtime import pick_device
-from vsrvfi.inference.sr import Upscaler
-from vsrvfi.inference.vfi import Interpolator
-from vsrvfi.models.registry import spec
+from vsrvfi.trainers.validation import make_runner
 
 
 def add_args(ap: argparse.ArgumentParser) -> None:
@@ -47,26 +45,23 @@ def main(a: argparse.Namespace) -> int:
         raise UsageError("--batch and --subset must be >= 0")
     items = protocols.read(protocol, root, a.make_lr)  # a bad layout fails before any model is loaded
     device = pick_device(a.device)
-    model = load_task_model(a, protocol.task)
-    size = spec(model.model_name, model.model_size).size
-    if protocol.task == "sr":
-        runner = Upscaler(model, device, a.precision, a.tile)
-    else:
-        try:
-            runner = Interpolator(model, device, a.precision, protocol.flow_scale(model.model_name))
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
+    model, meta = load_task_model(a, protocol.task)
+    name, size = meta.model, meta.size
+    try:
+        runner = make_runner(protocol.task, model, device, a.precision, a.tile, protocol.flow_scale(name))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     batch = a.batch or (8 if device.type == "cuda" else 1)
     save = Path(a.save) if a.save else None
     out_dir = save or (Path(a.out) if a.out else Path(a.checkpoint).parent / f"eval-{Path(a.checkpoint).stem}") / protocol.name
     check_writable_dir(out_dir)
     result = benchmark.run(protocol, root, runner, batch, a.subset, a.make_lr, save, items=items)
-    print(benchmark.format_table(result, protocol, model.model_name, size, protocols.published))
-    doc = {"checkpoint": str(a.checkpoint), "model": model.model_name, "size": size, "benchmark": protocol.name,
+    print(benchmark.format_table(result, protocol, name, size, protocols.published))
+    doc = {"checkpoint": str(a.checkpoint), "model": name, "size": size, "benchmark": protocol.name,
            "root": str(root), "batch": batch,
            "conventions": {sc.label: {"rules": sc.describe(), "source": sc.source} for sc in protocol.scorers},
            "published": {sc.label: vars(p) for sc in protocol.scorers
-                         if (p := protocols.published(protocol.name, model.model_name, size, sc.label))},
+                         if (p := protocols.published(protocol.name, name, size, sc.label))},
            **result.as_dict()}
     with atomic_path(out_dir / "scores.json") as tmp:
         tmp.write_text(json.dumps(doc, indent=1))
