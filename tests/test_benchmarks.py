@@ -216,6 +216,7 @@ def test_bad_layouts_are_one_line_naming_what_is_missing(tmp_path, sets, name, r
     assert out.startswith("error: ") and message in out and "\n" not in out
 
 
+@pytest.mark.slow
 def test_make_lr_builds_the_sets_lr_with_matlab_bicubic(sets):
     made = testsets.vid4(sets / "vid4", make_lr=True)
     assert made[0].lr is None
@@ -255,6 +256,7 @@ def test_vimeo90k_t_scores_im4_from_the_centred_window(sets):
     torch.testing.assert_close(model.inputs[0][1], torch.stack([rgb(clips[1].lr[k])[0] for k in (2, 3, 4)]))
 
 
+@pytest.mark.slow
 def test_vfi_protocols_follow_each_papers_rules(sets, tmp_path):
     model = Blend()
     interp = Interpolator(model, CPU)
