@@ -102,6 +102,11 @@ class Interpolator:
             return self.model.interpolate(a, b, t, self.scale).float().clamp_(0, 1)
 
     @torch.no_grad()
+    def midpoint(self, img0: torch.Tensor, img1: torch.Tensor) -> torch.Tensor:
+        """The frames halfway between batches (N, 3, H, W) of frames in [0, 1], one model call."""
+        return self._mid(img0, img1, 0.5)
+
+    @torch.no_grad()
     def between(self, img0: torch.Tensor, img1: torch.Tensor, timesteps: Iterable[Fraction]) -> dict[Fraction, torch.Tensor]:
         """{t: frame} for each t in (0, 1); frames are (1, 3, H, W) float in [0, 1]."""
         ts = sorted(set(timesteps))

@@ -49,3 +49,45 @@ def ssim(pred: torch.Tensor, target: torch.Tensor, crop_border: int = 0, y_chann
     p = _prepare(pred, crop_border, y_channel, quantize)
     t = _prepare(target, crop_border, y_channel, quantize)
     return _ssim(p, t, data_range=1.0, size_average=False).float()
+
+
+def _gaussian(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    x = torch.arange(size, dtype=torch.float64) - size // 2
+    g = torch.exp(-x**2 / (2 * sigma**2))
+    return g / g.sum()
+
+
+def ssim_3d(pred: torch.Tensor, target: torch.Tensor, quantize: bool = False) -> torch.Tensor:
+    """Per-image SSIM of the VFI papers ('ssim_matlab' of RIFE's benchmark/pytorch_msssim and
+    `calculate_ssim` of IFRNet's metric.py): the colour image is a volume (3, H, W) filtered with an
+    11x11x11 Gaussian (sigma 1.5) after replicate padding by 5 on all three axes, data range 1, the
+    SSIM map averaged over the volume. Shape (N,); inputs (N, 3, H, W) in [0, 1]."""
+    p = _prepare(pred, 0, False, quantize).double()
+    t = _prepare(target, 0, False, quantize).double()
+    g = _gaussian().to(p.device)
+
+    def blur_matrix(n: int) -> torch.Tensor:  # 1-D Gaussian with replicate padding by 5, as an (n, n) matrix
+        m = torch.zeros(n, n, dtype=torch.float64, device=p.device)
+        for k in range(11):
+            idx = (torch.arange(n, device=p.device) + k - 5).clamp(0, n - 1)
+            m[torch.arange(n, device=p.device), idx] += g[k]
+        return m
+
+    mc, mh, mw = (blur_matrix(n) for n in p.shape[1:])
+
+    def filt(x: torch.Tensor) -> torch.Tensor:  # the 11x11x11 Gaussian is separable: one axis at a time
+        return torch.einsum("cd,ndhw->nchw", mc, mh @ x @ mw.T)
+
+    mu1, mu2 = filt(p), filt(t)
+    s11, s22, s12 = filt(p * p) - mu1**2, filt(t * t) - mu2**2, filt(p * t) - mu1 * mu2
+    c1, c2 = 0.01**2, 0.03**2
+    m = ((2 * mu1 * mu2 + c1) * (2 * s12 + c2)) / ((mu1**2 + mu2**2 + c1) * (s11 + s22 + c2))
+    return m.flatten(1).mean(1).float()
+
+
+def interpolation_error(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Middlebury's interpolation error (IE): mean absolute difference of the 8-bit images, RGB, in
+    levels of 0-255 (IFRNet metric.py `calculate_ie`; RIFE benchmark/MiddleBury_Other.py). Shape (N,)."""
+    p = torch.round(pred.detach().double().clamp(0, 1) * 255)
+    t = torch.round(target.detach().double().clamp(0, 1) * 255)
+    return (p - t).abs().flatten(1).mean(1).float()

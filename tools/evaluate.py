@@ -2,6 +2,10 @@
 
     python -m vsrvfi.tools.evaluate -c experiments/demo-vsrnet/checkpoints/best.pth data/demo/data
     python -m vsrvfi.tools.evaluate -c RIFE/flownet.pkl --model rife clip1.mp4 clip2.mp4 --gap 2
+    python -m vsrvfi.tools.evaluate -c RIFE/flownet.pkl --model rife --benchmark vimeo90k vimeo_triplet
+
+`--benchmark NAME ROOT` scores a standard test set with its official protocol instead (Vid4, REDS4,
+Vimeo-90K-T, Vimeo-90K triplets, UCF101, SNU-FILM, Middlebury; tools/evaluate_benchmark.py).
 
 INPUT is a prepared DATA_DIR (its `--split` clips at `--res` are scored) or video files. SR models
 see each frame downscaled x4 (x2) and are compared with the original; VFI models see every `--gap`-th
@@ -33,6 +37,7 @@ from vsrvfi.inference.runtime import pick_device
 from vsrvfi.inference.sr import PADDINGS
 from vsrvfi.inference.video_io import open_source
 from vsrvfi.models.checkpoint import CheckpointMeta
+from vsrvfi.tools import evaluate_benchmark
 from vsrvfi.tools.interpolate_video import scene_cuts
 from vsrvfi.trainers.validation import ValidationResult, Validator, make_runner, plan_clip
 
@@ -56,7 +61,7 @@ def find_videos(inputs: Sequence[str], res: str, split: str) -> tuple[list[Path]
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap = ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    ap.add_argument("inputs", nargs="+", help="DATA_DIR(s) and/or video files")
+    ap.add_argument("inputs", nargs="*", help="DATA_DIR(s) and/or video files (none with --benchmark)")
     add_model_args(ap, None)
     ap.add_argument("--res", help="resolution of a DATA_DIR's clips (default: the training run's, else 540p)")
     ap.add_argument("--split", default="val", choices=("val", "train"))
@@ -75,7 +80,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--min-scene-len", type=int, default=8, help="video files: frames; closer cuts are one cut")
     ap.add_argument("--no-scene-detect", action="store_true", help="video files: score across every frame")
     ap.add_argument("--out", help="folder for scores.json and the pictures (default: next to the checkpoint)")
+    evaluate_benchmark.add_args(ap)
     a = ap.parse_args(argv)
+    if a.benchmark:  # the standard test sets: their own protocols (tools/evaluate_benchmark.py)
+        if a.inputs:
+            raise UsageError("--benchmark NAME ROOT scores a standard set; give no other inputs")
+        return a
+    if not a.inputs:
+        raise UsageError("give a DATA_DIR or video files to score, or --benchmark NAME ROOT")
     if a.gap < 2:
         raise UsageError("--gap must be 2 or more")
     if a.tile < 0 or a.frames < 0 or (a.crop_border or 0) < 0 or a.scale <= 0:
@@ -139,6 +151,8 @@ def labels_of(meta: CheckpointMeta) -> tuple[str, str, str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     a = parse_args(argv)
+    if a.benchmark:
+        return evaluate_benchmark.main(a)
     model, meta = load_task_model(a, None)
     a.res = a.res or meta.res or "540p"
     out_dir = Path(a.out) if a.out else Path(a.checkpoint).parent / f"eval-{Path(a.checkpoint).stem}"

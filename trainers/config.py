@@ -316,6 +316,8 @@ def _check(node: DictConfig, prefix: str = "") -> None:
             raise UsageError(f"{key}: must be at least {low:g}, got {value!r}")
     if cls is DataConfig:
         _check_crop(f"{prefix}crop", node["crop"])
+    if f"{prefix}" == "train." and node["val_benchmark"]:
+        _check_val_benchmark(node["val_benchmark"])
     if cls is AugmentOptions:
         for name in dataclasses.fields(AugmentOptions):
             if not 0.0 <= node[name.name] <= 1.0:
@@ -339,6 +341,19 @@ def _resolve_res(cfg: DictConfig) -> None:
     if cfg.data.res == "auto":
         tiers = layout.existing_tiers(cfg.data.dir, cfg.data.loader)
         cfg.data.res = layout.pick_tier(tiers) or _LOADER_RES
+
+
+def _check_val_benchmark(value: str) -> None:
+    """train.val_benchmark is NAME:ROOT with a known set (the layout itself is read when the trainer starts)."""
+    from vsrvfi.inference import protocols
+
+    name, sep, root = str(value).partition(":")
+    if not sep or not root:
+        raise UsageError(f"train.val_benchmark: {value!r} is not NAME:ROOT (e.g. vimeo90k:/data/vimeo_triplet)")
+    try:
+        protocols.get(name)
+    except ValueError as exc:
+        raise UsageError(f"train.val_benchmark: {exc}") from None
 
 
 def _check_crop(key: str, value: Any) -> None:

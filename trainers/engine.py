@@ -36,7 +36,7 @@ from vsrvfi.trainers.ema import make_ema
 from vsrvfi.trainers.distributed import DistInfo, rng_state, seed_everything, set_rng_state, setup_distributed, unwrap
 from vsrvfi.trainers.schedules import build_scheduler
 from vsrvfi.trainers.step_timer import StepTimer
-from vsrvfi.trainers.validation import ValidationResult, Validator
+from vsrvfi.trainers.validation import BenchmarkValidator, ValidationResult, Validator
 
 HISTORY_LEN = 1000  # (step, loss) pairs kept in TrainState.history (and checkpoints); the full curve is in tb/
 
@@ -159,8 +159,10 @@ class Trainer:
         self._stop_signal: int | None = None  # set by SIGINT/SIGTERM during fit()
         self._stop_agreed: int | None = None  # the largest signal any DDP rank got, as of this step's all-reduce
         self._bar: tqdm | None = None
-        self.validator: Validator | None = None  # built at the first validation
+        self.validator: Validator | BenchmarkValidator | None = None  # built at the first validation
         self.val_history: list[dict] = []  # this process's validations: step + ValidationResult.as_dict()
+        if cfg.train.val_benchmark and self.dist.is_main:
+            self._validator()  # a standard set's layout is checked now, not at the first validation
 
     @property
     def stop_signal(self) -> int | None:
@@ -464,6 +466,10 @@ class Trainer:
         if self.validator is None:
             t = self.cfg.train
             precision = {"bf16": "bf16", "fp16": "fp16"}.get(t.amp, "fp32") if self.device.type == "cuda" else "fp32"
+            if t.val_benchmark:  # a standard test set with its protocol (vsr-evaluate --benchmark)
+                self.validator = BenchmarkValidator(t.val_benchmark, self.task.kind, self.cfg.model.name,
+                                                    int(t.val_frames), precision, int(t.val_tile))
+                return self.validator
             self.validator = Validator.of_data_dir(
                 self.cfg.data.dir, self.cfg.data.res, self.task.kind, Convention(**self.task.metric_kwargs()),
                 frames=int(t.val_frames), window=int(getattr(self.task, "frames", 1)), tile=int(t.val_tile),

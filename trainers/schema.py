@@ -150,6 +150,8 @@ class TrainConfig:
     val_frames: int = opt(24, min=0)       # full frames scored per validation, spread over every val clip (0: all)
     val_tile: int = opt(0, min=0)          # SR validation: LR tile side (0: whole frames; tiles where memory demands)
     val_cache_mb: int = opt(2048, min=0)   # decoded validation frames kept in memory between validations
+    val_benchmark: str = ""                # NAME:ROOT: validate on a standard test set with its protocol instead
+                                           # (vsr-evaluate --benchmark; train.val_frames of its frames, 0: all)
     checkpoint_every: int = opt(500, min=0)
     guard_patience: int = opt(3, min=1)    # non-finite / diverged steps in a row before rolling back
     guard_lr_factor: float = opt(0.5, min=0)

@@ -106,10 +106,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if dist_info.is_main:
         best = f"best.pth at {state.best_line}" if state.best_line else "no validation ran"
         per_clip = trainer.validator.per_clip if trainer.validator else cfg.train.val_frames
+        again = (f"{cfg.data.dir} --res {cfg.data.res} --frames {per_clip}" if not cfg.train.val_benchmark else
+                 "--benchmark {} {} --subset {}".format(*cfg.train.val_benchmark.split(":", 1), per_clip))
         print(f"done: step {state.step}; {best}\n"
               f"run in {run_dir} (tensorboard --logdir {run_dir / 'tb'}); score it again with "
-              f"vsr-evaluate -c {run_dir / 'checkpoints' / 'best.pth'} {cfg.data.dir} --res {cfg.data.res} "
-              f"--frames {per_clip}")
+              f"vsr-evaluate -c {run_dir / 'checkpoints' / 'best.pth'} {again}")
     return 0
 
 

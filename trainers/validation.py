@@ -166,3 +166,57 @@ class Validator:
                                 seconds=time.perf_counter() - t0, convention=self.conv.describe(),
                                 baseline="bicubic" if self.task == "sr" else "blend", scores=scores,
                                 example=first)
+
+
+# ------------------------------------------------------------------------ standard test sets (train.val_benchmark)
+
+@dataclass
+class BenchmarkValidation:
+    """A validation on a standard set: its protocol's first convention (e.g. RGB for REDS4, Y for Vid4)."""
+
+    psnr: float
+    ssim: float
+    frames: int
+    total: int
+    seconds: float
+    title: str
+    convention: str
+    label: str
+    example: Example | None = None
+
+    def line(self) -> str:
+        part = "the full protocol" if self.frames >= self.total else f"a fixed spread subset of {self.total}"
+        return (f"val ({self.title}, {self.label}): {self.psnr:.2f} dB, SSIM {self.ssim:.4f}, on {self.frames} "
+                f"frames ({part}), {self.convention} [{self.seconds:.1f} s]")
+
+    def as_dict(self) -> dict:
+        return {"psnr": self.psnr, "ssim": self.ssim, "frames": self.frames, "seconds": self.seconds}
+
+
+class BenchmarkValidator:
+    """Scores a model on a standard test set (`NAME:ROOT`) with the protocol `vsr-evaluate --benchmark`
+    uses; `frames` > 0 scores that many frames spread over the set, the same ones every time."""
+
+    def __init__(self, spec: str, task: str, model_name: str, frames: int = 0, precision: str = "fp32", tile: int = 0):
+        from vsrvfi.core.errors import UsageError
+        from vsrvfi.inference import protocols
+
+        name, _, self.root = spec.partition(":")
+        self.protocol = protocols.get(name)
+        if self.protocol.task != task:
+            raise UsageError(f"train.val_benchmark: {name} is a {self.protocol.task.upper()} set; this model does {task.upper()}")
+        self.items = protocols.read(self.protocol, self.root)  # a bad layout stops the run before training
+        self.model_name, self.per_clip = model_name, frames
+        self.precision, self.tile = precision, tile
+
+    @torch.no_grad()
+    def __call__(self, model: nn.Module, device: torch.device) -> BenchmarkValidation:
+        from vsrvfi.inference import benchmark
+
+        p = self.protocol
+        runner = make_runner(p.task, model, device, self.precision, self.tile, p.flow_scale(self.model_name))
+        r = benchmark.run(p, self.root, runner, batch=8 if device.type == "cuda" else 1, limit=self.per_clip,
+                          progress=False, items=self.items)
+        sc = p.scorers[0]
+        m = r.means()[sc.label]
+        return BenchmarkValidation(m["psnr"], m["ssim"], len(r.frames), r.total, r.seconds, p.title, sc.describe(), sc.label)
