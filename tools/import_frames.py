@@ -48,9 +48,10 @@ from vsrvfi.core import layout
 from vsrvfi.core.atomic import check_writable_dir
 from vsrvfi.core.errors import DataError, UsageError
 from vsrvfi.core.manifest import Scene, SourceRecord, load_manifest, save_manifest
+from vsrvfi.tools.pack_frames import MAX_PACK_FRAMES, PackResult, pack_frames, packable
 from vsrvfi.tools.split_scenes import MIN_SIDE, PrepareResult
 from vsrvfi.tools.transcode_scenes import (SceneJob, SceneWriter, TranscodeOptions, choose_backend, job_memory,
-                                           make_tiers, missing_tiers, plan_parallelism)
+                                           machine_cpus, make_tiers, missing_tiers, plan_parallelism)
 
 LAYOUTS = ("auto", "vimeo", "reds", "folders")
 REDS_VAL = ("reds4", "val_sharp")
@@ -69,6 +70,7 @@ class FramesOptions:
     val_fraction: float = 0.1          # folders, and Vimeo-90K without its lists
     seed: int = 0
     reds_val: str = "reds4"
+    pack: int = 0                      # sequences per shard (tools/pack_frames.py); 0: one clip per folder
 
 
 @dataclass
@@ -94,6 +96,7 @@ class FramesResult(PrepareResult):
 
     layout: str = ""
     source_bytes: int = 0              # the frames of the kept clips, as found on disk
+    packed: PackResult | None = None   # what the packed import did (--pack)
 
 
 def parse_fps(text: str) -> Fraction:
@@ -375,6 +378,11 @@ def import_frames(root: str | os.PathLike, data_dir: str | os.PathLike, opts: Fr
     opt_dict = {"layout": kind, "fps": fps}  # what decides the clips and their split; a rerun must match
     opt_dict.update({"reds_val": opts.reds_val} if kind == "reds" else
                     {"val_fraction": opts.val_fraction, "seed": opts.seed} if seeded else {})
+    if opts.pack:
+        opt_dict["pack"] = opts.pack
+    if (record is not None and opts.pack and record.get("kind") == KIND and record["options"] == opt_dict
+            and record["fingerprint"] != fp and _adds_only(record, folders)):
+        record = None  # incremental: folders were added to a packed source; its old shards stay as they are
     if record is not None and (record.get("kind") != KIND or record["fingerprint"] != fp
                                or record["options"] != opt_dict):
         what = ("a video" if record.get("kind") != KIND else
@@ -392,7 +400,9 @@ def import_frames(root: str | os.PathLike, data_dir: str | os.PathLike, opts: Fr
         save_manifest(data_dir, manifest)
     check_seconds = time.perf_counter() - t0
 
-    todo = [(sc, t) for sc in scenes if not sc.dropped for t in [missing_tiers(data_dir, sc, tiers)] if t]
+    packed = {f.clip for f in kept if opts.pack and packable(f)}
+    todo = [(sc, t) for sc in scenes if not sc.dropped and sc.clip not in packed
+            for t in [missing_tiers(data_dir, sc, tiers)] if t]
     par = plan_parallelism(len(tiers), transcode.jobs, transcode.threads,
                            memory_per_job=job_memory(width, height, tiers), hw=backend.hw)
     result = FramesResult(scenes=scenes, backend=backend, parallelism=par, tiers=[t.name for t in tiers],
@@ -401,13 +411,29 @@ def import_frames(root: str | os.PathLike, data_dir: str | os.PathLike, opts: Fr
     for w in result.warnings:
         tqdm.write(f"warning: {w}")
     t0 = time.perf_counter()
+    if packed:
+        if keep_orig:
+            tqdm.write("warning: --keep-orig: packed sequences have no full-resolution cut (the frames are it)")
+        # shards are many and short: one process per core keeps them all busy (a process per shard)
+        pack_par = plan_parallelism(len(tiers), transcode.jobs or machine_cpus(), transcode.threads,
+                                    memory_per_job=job_memory(width, height, tiers), hw=backend.hw)
+        result.packed = pack_frames(data_dir, key, root, [f for f in kept if f.clip in packed], width, height, fps,
+                                    transcode, backend, pack_par, opts.pack, show_progress)
     with SceneWriter(data_dir, backend, par, transcode.scaler, show_progress and bool(todo),
                      desc=f"encode {backend.encoder}") as writer:
         for sc, missing in todo:
             writer.submit(frames_job(record, sc, missing))
-    result.encode_seconds = time.perf_counter() - t0 if todo else 0.0
+    result.encode_seconds = time.perf_counter() - t0 if todo or packed else 0.0
     result.clips_written = dict(writer.written)
     return result
+
+
+def _adds_only(record: dict, folders: list[FrameFolder]) -> bool:
+    """Whether `folders` hold every clip of `record` with the same frames (and maybe more): folders added."""
+    now = {f.clip: (f.pattern, f.start, f.count) for f in folders if not f.dropped}
+    before = record.get("frames", {})
+    counts = {s["clip"]: s["num_frames"] for s in record["scenes"] if not s.get("dropped")}
+    return all(c in now and now[c] == (v["pattern"], v["start_number"], counts.get(c)) for c, v in before.items())
 
 
 # ----------------------------------------------------------------------------------- command line
@@ -423,6 +449,10 @@ def add_frames_arguments(ap: argparse.ArgumentParser) -> None:
                    help="vimeo: ROOT/sequences/*/*/im1.png; reds: ROOT/train_sharp/000/00000000.png; folders: "
                         "ROOT/<clip>/<numbered frames>; auto: detected in that order")
     g.add_argument("--fps", default=d.fps, help="frame rate of the clips (frame folders have none; default 24)")
+    g.add_argument("--pack", type=int, default=d.pack, metavar="N",
+                   help=f"write frame folders of up to {MAX_PACK_FRAMES} frames (Vimeo-90K) N to a clip file, one "
+                        "ffmpeg process per shard, each sequence on a keyframe, with DATA_DIR/sequences.json "
+                        "indexing them (256 is a good N); 0 (default): one clip per folder")
     g.add_argument("--reds-val", choices=REDS_VAL, default=d.reds_val,
                    help="reds4: val = REDS4 (000, 011, 015, 020), the rest trains, val_sharp included (EDVR); "
                         "val_sharp: REDS's official train_sharp / val_sharp partition")
@@ -432,5 +462,7 @@ def frames_options(a: argparse.Namespace) -> FramesOptions:
     if not 0.0 <= a.val_fraction < 1.0:
         raise UsageError(f"--val-fraction {a.val_fraction}: must be in [0, 1)")
     parse_fps(a.fps)
+    if a.pack < 0:
+        raise UsageError(f"--pack {a.pack}: must be 0 (off) or a number of sequences per clip file")
     return FramesOptions(layout=a.frames_layout, fps=str(a.fps).strip(), val_fraction=a.val_fraction, seed=a.seed,
-                         reds_val=a.reds_val)
+                         reds_val=a.reds_val, pack=a.pack)
