@@ -187,9 +187,10 @@ def clips_from_index(index: SequenceIndex, data_dir: str | os.PathLike, res: str
             lr_path = None if lr_res is None else layout.clip_path(data_dir, lr_res, split, files["name"][f])
             clips.append(Clip(name, path, n, w, h, lr_path, lr_size, codec, first=first))
         if not clips:
-            raise DataError(layout.scenes_dir(data_dir, res, split),
-                            f"no complete shard with a sequence of {need} frames for split {split} "
-                            f"(index {index.num_files} shards); rerun the import to finish it")
+            longest = max((n for f, n in zip(seq["file"], seq["frames"]) if files["split"][f] == split), default=0)
+            why = (f"every sequence is shorter than the {need} frames one sample needs ({longest})" if longest < need
+                   else "no complete shard (rerun the import to finish it)")
+            raise DataError(layout.scenes_dir(data_dir, res, split), f"split {split}: {why}")
         return clips
     if layout.list_frame_dirs(data_dir, res, split) or lr_res is not None:
         return None  # extracted PNG frames (or an LR tier) are read the usual way

@@ -417,6 +417,7 @@ def import_frames(root: str | os.PathLike, data_dir: str | os.PathLike, opts: Fr
         # shards are many and short: one process per core keeps them all busy (a process per shard)
         pack_par = plan_parallelism(len(tiers), transcode.jobs or machine_cpus(), transcode.threads,
                                     memory_per_job=job_memory(width, height, tiers), hw=backend.hw)
+        result.parallelism = pack_par
         result.packed = pack_frames(data_dir, key, root, [f for f in kept if f.clip in packed], width, height, fps,
                                     transcode, backend, pack_par, opts.pack, show_progress)
     with SceneWriter(data_dir, backend, par, transcode.scaler, show_progress and bool(todo),
