@@ -151,3 +151,23 @@ def test_resume_rewrites_only_missing_shards_and_new_folders_add_shards(packed, 
     assert after.sequences["name"][:11] == index.sequences["name"] and after.sequences["name"][11] == "vimeo-00004-0001"
     assert all(p.read_bytes() == before[p.name] for p in train if p.name in before and p != train[1])
     assert len(_loader(data2, "dali").clips) == 10
+
+
+def test_long_clips_stay_one_file_each_and_are_indexed(tmp_path, monkeypatch):
+    from tests.framefactory import make_reds
+    from vsrvfi.pipelines import sampling
+
+    root = make_reds(tmp_path / "REDS", ("000", "001", "002"), frames=40, size=(128, 64))
+    data = tmp_path / "data"
+    s = _import(root, data)
+    assert "packed" not in s and not (data / RES / "frames").exists()  # 40 frames > 32: not packed; nothing extracted
+    index = load_index(data)
+    assert index.files["name"] == ["reds-000", "reds-001", "reds-002"] and index.files["frames"] == [40] * 3
+    assert [p.stem for p in layout.list_clips(data, RES, "train")] == ["reds-001", "reds-002"]
+    monkeypatch.setattr(sampling, "probe", lambda *_a, **_k: pytest.fail("a clip was probed"))
+    d, p = _loader(data, "dali", batch_size=2), _loader(data, "png", batch_size=2)
+    assert d.sequences == p.sequences and len(d.sequences) == 2 * 38
+    assert p.clips[0].path == root / "train_sharp" / "001" and p.clips[0].frame_pattern == "%08d.png"
+    b = next(iter(p))
+    truth = np.array(__import__("PIL.Image").Image.open(root / "train_sharp" / "001" / "00000001.png").convert("RGB"))
+    assert torch.equal(b["target"][0, 0], torch.from_numpy(truth).permute(2, 0, 1).float() / 255)

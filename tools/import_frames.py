@@ -411,20 +411,24 @@ def import_frames(root: str | os.PathLike, data_dir: str | os.PathLike, opts: Fr
     for w in result.warnings:
         tqdm.write(f"warning: {w}")
     t0 = time.perf_counter()
-    if packed:
-        if keep_orig:
+    if opts.pack:
+        if keep_orig and packed:
             tqdm.write("warning: --keep-orig: packed sequences have no full-resolution cut (the frames are it)")
         # shards are many and short: one process per core keeps them all busy (a process per shard)
         pack_par = plan_parallelism(len(tiers), transcode.jobs or machine_cpus(), transcode.threads,
                                     memory_per_job=job_memory(width, height, tiers), hw=backend.hw)
-        result.parallelism = pack_par
+        if packed:
+            result.parallelism = pack_par
         result.packed = pack_frames(data_dir, key, root, [f for f in kept if f.clip in packed], width, height, fps,
-                                    transcode, backend, pack_par, opts.pack, show_progress)
+                                    transcode, backend, pack_par, opts.pack, show_progress,
+                                    singles=[f for f in kept if f.clip not in packed], tiers=tiers)
     with SceneWriter(data_dir, backend, par, transcode.scaler, show_progress and bool(todo),
                      desc=f"encode {backend.encoder}") as writer:
         for sc, missing in todo:
             writer.submit(frames_job(record, sc, missing))
     result.encode_seconds = time.perf_counter() - t0 if todo or packed else 0.0
+    if result.packed is not None and not packed:
+        result.packed = None  # nothing short enough to pack (REDS): indexed only, clips as usual
     result.clips_written = dict(writer.written)
     return result
 

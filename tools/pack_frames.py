@@ -17,6 +17,7 @@ Sequences longer than `max_frames` (REDS' 100-frame clips) are not packed: they 
 """
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import time
@@ -31,6 +32,8 @@ from vsrvfi.tools.transcode_scenes import (Backend, Parallelism, SceneJob, Scene
                                            make_tiers)
 
 DEFAULT_PACK = 256        # sequences per shard
+MIN_PACK = 32             # smaller shards only when asked for (--pack)
+SHARDS_PER_JOB = 4        # a small import is cut into at least this many shards per process
 MAX_PACK_FRAMES = 32      # longer sequences stay one clip each
 TMP_DIR = ".pack"         # DATA_DIR/.pack/<shard>/: numbered links to a shard's frames while it is encoded
 LINK_PATTERN = "%07d"
@@ -57,10 +60,12 @@ def shard_tiers(transcode: TranscodeOptions, backend: Backend, width: int, heigh
     return tiers
 
 
-def plan_shards(index: SequenceIndex, key: str, root: Path, folders: Sequence, pack: int) -> list[int]:
+def plan_shards(index: SequenceIndex, key: str, root: Path, folders: Sequence, pack: int,
+                min_shards: int = 1) -> list[int]:
     """Add the sequences of `folders` (kept FrameFolders of source `key`) that the index lacks, in new
     shards of at most `pack` sequences each (grouped by split, length and image type, in name order);
-    the positions of the new shards in `index.files`."""
+    the positions of the new shards in `index.files`. A group is cut into at least `min_shards` shards
+    when that leaves MIN_PACK sequences or more in each (a small import still keeps every core busy)."""
     known = set(index.sequences["name"])
     groups: dict[tuple[str, int, str], list] = {}
     for f in folders:
@@ -72,15 +77,16 @@ def plan_shards(index: SequenceIndex, key: str, root: Path, folders: Sequence, p
     new: list[int] = []
     for (split, count, ext), members in sorted(groups.items()):
         members.sort(key=lambda f: f.clip)
+        size = min(pack, max(MIN_PACK, math.ceil(len(members) / max(1, min_shards))))
         stem = f"{key}-{split}-{count}f{ext.replace('.', '-')}"
         n = 0
-        for i in range(0, len(members), pack):
+        for i in range(0, len(members), size):
             while f"{stem}-{n:05d}" in taken:
                 n += 1
             name = f"{stem}-{n:05d}"
             taken.add(name)
             fi = index.add_file(name, split)
-            for f in members[i:i + pack]:
+            for f in members[i:i + size]:
                 index.add_sequence(fi, f.clip, f.count, key, str(f.folder.relative_to(root)), f.pattern, f.start)
             new.append(fi)
     return new
@@ -121,10 +127,22 @@ def _members(index: SequenceIndex, file: int) -> list[int]:
     return cache[0].get(file, [])
 
 
+def index_singles(index: SequenceIndex, key: str, root: Path, folders: Sequence) -> None:
+    """Add the long clips of `folders` (one clip file each, written by the scene writer) to the index as
+    files of one sequence, so the loaders read them without probing too."""
+    known = set(index.sequences["name"])
+    for f in sorted(folders, key=lambda f: f.clip):
+        if f.clip not in known:
+            fi = index.add_file(f.clip, f.split)
+            index.add_sequence(fi, f.clip, f.count, key, str(f.folder.relative_to(root)), f.pattern, f.start)
+
+
 def pack_frames(data_dir: str | os.PathLike, key: str, root: str | os.PathLike, folders: Sequence,
                 width: int, height: int, fps: float, transcode: TranscodeOptions, backend: Backend,
-                par: Parallelism, pack: int = DEFAULT_PACK, show_progress: bool = True) -> PackResult:
-    """Write `folders` (kept FrameFolders of one source, all packable) as shards of `pack` sequences.
+                par: Parallelism, pack: int = DEFAULT_PACK, show_progress: bool = True,
+                singles: Sequence = (), tiers: Sequence[Tier] = ()) -> PackResult:
+    """Write `folders` (kept FrameFolders of one source, all packable) as shards of `pack` sequences;
+    `singles` (written one clip each by the caller, at `tiers`) are only indexed.
 
     The index is updated with the new sequences and saved before any shard is written; then every
     shard of this source without a complete file at every tier is encoded (all of them on a first run,
@@ -134,15 +152,18 @@ def pack_frames(data_dir: str | os.PathLike, key: str, root: str | os.PathLike, 
     index = load_index(data_dir) or SequenceIndex()
     lengths = sorted({f.count for f in folders})
     tiers_of = {n: shard_tiers(transcode, backend, width, height, n) for n in lengths}
-    tiers = tiers_of[lengths[0]] if lengths else []
+    tiers = tiers_of[lengths[0]] if lengths else [t for t in tiers if t.name != layout.ORIG]
     for t in tiers:
         index.tiers[t.name] = {"width": t.width, "height": t.height, "codec": t.codec}
     own = next((t.name for t in tiers if (t.width, t.height) == (width, height)), None)
     index.sources[key] = {"root": str(root), "width": width, "height": height, "frames_res": own, "fps": fps}
-    plan_shards(index, key, root, folders, pack)
+    plan_shards(index, key, root, folders, pack, SHARDS_PER_JOB * par.jobs)
+    index_singles(index, key, root, singles)
     save_index(data_dir, index)
 
-    mine = [fi for fi in range(index.num_files) if index.sequences["source"][_members(index, fi)[0]] == key]
+    single_names = {f.clip for f in singles}
+    mine = [fi for fi in range(index.num_files) if index.sequences["source"][_members(index, fi)[0]] == key
+            and index.files["name"][fi] not in single_names]
     names = [t.name for t in tiers]
     todo = [fi for fi in mine if not shard_complete(data_dir, index, fi, names)]
     result = PackResult(shards=len(mine), sequences=sum(len(_members(index, fi)) for fi in mine))

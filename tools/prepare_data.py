@@ -127,7 +127,7 @@ def _import(a, root: Path, data_dir: Path, f_opts, t_opts, frame_res) -> int:
     tiers = [t for t in prepared.tiers if t != layout.ORIG]
     t0 = time.perf_counter()
     extract_res = sources.frame_tiers(frame_res, tiers)
-    if prepared.packed is not None:  # the PNG loader reads the set's own frames in place (DATA_DIR/sequences.json)
+    if f_opts.pack:  # indexed (DATA_DIR/sequences.json): the PNG loader reads the set's own frames in place
         extract_res = []
     if extract_res:
         extract(data_dir, extract_res, a.jobs)
