@@ -39,7 +39,8 @@ from vsrvfi.core.errors import UsageError
 READER = "reader"
 LR_READER = "lr_reader"
 ONE_SEQUENCE_PER_LINE = 1 << 30  # reader step: each file-list line yields exactly its first sequence
-LIST_CHUNK = 4096  # samples per set of reader file lists (and pipelines) within an epoch
+LIST_CHUNK = 4096  # samples per set of reader file lists (and pipelines) within an epoch, at most
+FIRST_CHUNK = 512  # samples of an epoch's first set (chunks then double up to LIST_CHUNK)
 _DTYPES = {"float32": types.FLOAT, "float16": types.FLOAT16}
 
 
@@ -298,16 +299,19 @@ class DaliLoader(BatchLoader):
         return _largest_window(self.windows(), self.opts.batch_size)
 
     def chunks(self, windows: list[list[list[int]]]) -> list[list[int]]:
-        """The epoch's windows (their indices) in consecutive chunks of at most `list_chunk` samples
-        (at least one window each): each chunk gets its own reader file lists and pipelines."""
+        """The epoch's windows (their indices) in consecutive chunks, each with its own reader file lists
+        and pipelines: the first of FIRST_CHUNK samples (a quick first batch), then twice as many each
+        time up to `list_chunk` (at least one window each)."""
         out: list[list[int]] = []
         cur: list[int] = []
         n = 0
+        limit = min(FIRST_CHUNK, self.list_chunk)
         for j, w in enumerate(windows):
             size = sum(len(b) for b in w)
-            if cur and n + size > self.list_chunk:
+            if cur and n + size > limit:
                 out.append(cur)
                 cur, n = [], 0
+                limit = min(2 * limit, self.list_chunk)
             cur.append(j)
             n += size
         return out + [cur] if cur else out
@@ -353,18 +357,18 @@ class DaliLoader(BatchLoader):
             self._build()
         _, first, windows, orders, chunks = self._built
         self._clean = False
-        # Chunk c + 1's pipelines are built in the background while chunk c is read, so the start of an
-        # epoch (and its memory) does not grow with the number of sequences (DALI's readers open and
-        # index the file of every line of their list when built).
+        # Chunk c + 1's pipelines are built in the background from half-way through chunk c, so the start
+        # of an epoch (and its memory) does not grow with the number of sequences (DALI's readers open
+        # and index the file of every line of their list when built: about a millisecond a line here).
         pool = ThreadPoolExecutor(1, thread_name_prefix="dali-chunk") if len(chunks) > 1 else None
         try:
             upcoming = None
             for c, chunk in enumerate(chunks):
                 iterators = first if c == 0 else upcoming.result()
-                if c + 1 < len(chunks):
-                    upcoming = pool.submit(lambda n=c + 1: self._iterators(
-                        self._chunk_pipelines(windows, orders, chunks, n)))
                 for jj, j in enumerate(chunk):
+                    if jj == len(chunk) // 2 and c + 1 < len(chunks):  # half-way: build the next chunk's
+                        upcoming = pool.submit(lambda n=c + 1: self._iterators(
+                            self._chunk_pipelines(windows, orders, chunks, n)))
                     yield from self._window(next(iterators[jj % len(iterators)])[0], windows[j], orders[j])
                 for it in iterators:  # reach each iterator's end so that it resets itself for the next pass
                     try:
