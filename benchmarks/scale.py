@@ -50,7 +50,7 @@ def _base(index: int, w: int, h: int) -> np.ndarray:
     """A picture 3x the frame size: the photograph matplotlib ships, or a fractal landscape."""
     import cv2
 
-    from tests.framefactory import _photo
+    from benchmarks.fixtures.framefactory import _photo
     from vsrvfi.tools.demo_video import fractal_terrain
 
     big_w, big_h = 3 * w, 3 * h
@@ -306,6 +306,8 @@ def main(argv=None) -> int:
     ap.add_argument("--bound-sequences", type=int, default=256, help="sequences the one-process bound encodes")
     ap.add_argument("--batches", type=int, default=40)
     ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--imports-from", type=Path, help="the output of an earlier run: its import rows are kept and "
+                                                        "only the loaders are measured again, on its sets")
     ap.add_argument("--work", type=Path, default=Path("/tmp/scale-bench"), help="where the sets are made (kept)")
     ap.add_argument("--out", type=Path, default=Path("docs/benchmarks/scale"))
     a = ap.parse_args(argv)
@@ -316,7 +318,16 @@ def main(argv=None) -> int:
     rows: list[dict] = []
     a.work.mkdir(parents=True, exist_ok=True)
     imported: dict[int, tuple[Path, str, str]] = {}
-    for n in [int(v) for v in a.sizes.split(",") if v]:
+    if a.imports_from:  # loaders only, over the sets an earlier run imported (its printed import rows)
+        for line in a.imports_from.read_text().splitlines():
+            if line.startswith('{"what": "import"'):
+                row = json.loads(line)
+                rows.append(row)
+                n = row["sequences"]
+                name = row["set"]
+                if name.startswith("vimeo-") and not name.endswith("unpacked"):
+                    imported[int(name.split("-")[1])] = (a.work / f"{name}-data", row["res"], row["frame_size"])
+    for n in [int(v) for v in a.sizes.split(",") if v and not a.imports_from]:
         size = tuple(int(v) for v in a.size.split("x"))
         name = f"vimeo-{n}-{size[0]}x{size[1]}"
         root, data = a.work / name, a.work / f"{name}-data"
@@ -333,7 +344,7 @@ def main(argv=None) -> int:
         rows.append(row)
         print(json.dumps(row), flush=True)
         imported[n] = (data, row["res"], row["frame_size"])
-    if a.unpacked:  # the import before packing: one ffmpeg process per sequence
+    if a.unpacked and not a.imports_from:  # the import before packing: one ffmpeg process per sequence
         size = tuple(int(v) for v in a.size.split("x"))
         name = f"vimeo-{a.unpacked}-{size[0]}x{size[1]}"
         root, data = a.work / name, a.work / f"{name}-unpacked"
@@ -358,14 +369,17 @@ def main(argv=None) -> int:
         name = f"reds-{clips}x{frames}-{w}x{h}"
         root, data = a.work / name, a.work / f"{name}-data"
         if not root.exists():
-            from tests.framefactory import make_reds
+            from benchmarks.fixtures.framefactory import make_reds
 
             make_reds(root, tuple(f"{i:03d}" for i in range(clips)), frames, (w, h))
-        shutil.rmtree(data, ignore_errors=True)
-        imp = run_import(root, data, a.codec, a.preset, a.pack)  # long clips: indexed, one file each
-        rows.append(_import_row(name, imp["summary"], imp["wall_s"], f"{w}x{h}"))
-        print(json.dumps(rows[-1]), flush=True)
-        reds_res = rows[-1]["res"]
+        if a.imports_from:
+            reds_res = next(r["res"] for r in rows if r["set"] == name)
+        else:
+            shutil.rmtree(data, ignore_errors=True)
+            imp = run_import(root, data, a.codec, a.preset, a.pack)  # long clips: indexed, one file each
+            rows.append(_import_row(name, imp["summary"], imp["wall_s"], f"{w}x{h}"))
+            print(json.dumps(rows[-1]), flush=True)
+            reds_res = rows[-1]["res"]
         for kind in ("dali", "png"):
             r = loader_in_process(kind, data, reds_res, a.batches, a.batch_size)
             rows.append({"what": "loader", "set": name, "loader": kind, "frame_size": f"{w}x{h}", **r})

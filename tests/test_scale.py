@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from tests.clipfactory import decode_frames
-from tests.framefactory import make_vimeo
+from benchmarks.fixtures.framefactory import make_vimeo
 from vsrvfi.core import layout
 from vsrvfi.core.seqindex import load_index
 from vsrvfi.pipelines import build_loader
@@ -154,7 +154,7 @@ def test_resume_rewrites_only_missing_shards_and_new_folders_add_shards(packed, 
 
 
 def test_long_clips_stay_one_file_each_and_are_indexed(tmp_path, monkeypatch):
-    from tests.framefactory import make_reds
+    from benchmarks.fixtures.framefactory import make_reds
     from vsrvfi.pipelines import sampling
 
     root = make_reds(tmp_path / "REDS", ("000", "001", "002"), frames=40, size=(128, 64))

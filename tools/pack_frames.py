@@ -9,7 +9,7 @@ every sequence starts on a keyframe and a read of one sequence decodes only its 
 DATA_DIR/sequences.json (core/seqindex.py) maps each sequence to (shard, first frame, frames, split,
 source); the loaders read it instead of probing clips, and sample inside one sequence only.
 
-Shards are written by the scene writer (tools/transcode_scenes.SceneWriter: temporary names, checked
+Shards are written by the scene writer (tools/preparation/local.SceneWriter: temporary names, checked
 frame counts, renamed when complete), several at once to keep every core busy. A rerun writes only the
 shards without a complete file at every tier (resume); sequences new to the index (a folder added to
 the root) go into new shards after the existing ones, which stay byte-identical (incremental).
@@ -22,14 +22,16 @@ import os
 import shutil
 import time
 from dataclasses import dataclass, replace
-from fractions import Fraction
 from pathlib import Path
 from typing import Sequence
 
 from vsrvfi.core import layout
 from vsrvfi.core.seqindex import SequenceIndex, load_index, save_index
-from vsrvfi.tools.transcode_scenes import (Backend, Parallelism, SceneJob, SceneWriter, Tier, TranscodeOptions,
-                                           make_tiers)
+from vsrvfi.tools.encoding.codecs import TranscodeOptions
+from vsrvfi.tools.encoding.command import Tier, image_sequence_job, make_tiers
+from vsrvfi.tools.encoding.encoders import Backend
+from vsrvfi.tools.encoding.sizing import Parallelism
+from vsrvfi.tools.preparation.local import SceneWriter
 
 DEFAULT_PACK = 256        # sequences per shard
 MIN_PACK = 32             # smaller shards only when asked for (--pack)
@@ -148,7 +150,8 @@ def pack_frames(data_dir: str | os.PathLike, key: str, root: str | os.PathLike, 
     shard of this source without a complete file at every tier is encoded (all of them on a first run,
     the missing ones on a rerun, the new ones after folders were added).
     """
-    data_dir, root = Path(data_dir), Path(root).resolve()
+    data_dir, given = Path(data_dir), Path(root)  # folders are under `given`; the index records it resolved
+    root = given.resolve()
     index = load_index(data_dir) or SequenceIndex()
     lengths = sorted({f.count for f in folders})
     tiers_of = {n: shard_tiers(transcode, backend, width, height, n) for n in lengths}
@@ -157,8 +160,8 @@ def pack_frames(data_dir: str | os.PathLike, key: str, root: str | os.PathLike, 
         index.tiers[t.name] = {"width": t.width, "height": t.height, "codec": t.codec}
     own = next((t.name for t in tiers if (t.width, t.height) == (width, height)), None)
     index.sources[key] = {"root": str(root), "width": width, "height": height, "frames_res": own, "fps": fps}
-    plan_shards(index, key, root, folders, pack, SHARDS_PER_JOB * par.jobs)
-    index_singles(index, key, root, singles)
+    plan_shards(index, key, given, folders, pack, SHARDS_PER_JOB * par.jobs)
+    index_singles(index, key, given, singles)
     save_index(data_dir, index)
 
     single_names = {f.clip for f in singles}
@@ -179,10 +182,8 @@ def pack_frames(data_dir: str | os.PathLike, key: str, root: str | os.PathLike, 
                 length = index.sequences["frames"][members[0]]
                 pattern = _link_frames(index, fi, root, tmp / index.files["name"][fi])
                 frames = index.files["frames"][fi]
-                job = SceneJob(Path(pattern), index.files["name"][fi], 0, frames, fps, tuple(tiers_of[length]),
-                               index.files["split"][fi],
-                               input_args=("-framerate", str(Fraction(fps).limit_denominator(1001)),
-                                           "-start_number", "0", "-f", "image2"))
+                job = image_sequence_job(Path(pattern), index.files["name"][fi], 0, frames, fps, tiers_of[length],
+                                         index.files["split"][fi])
                 writer.submit(job)
                 result.shards_written += 1
                 result.sequences_written += len(members)
