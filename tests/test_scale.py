@@ -171,3 +171,11 @@ def test_long_clips_stay_one_file_each_and_are_indexed(tmp_path, monkeypatch):
     b = next(iter(p))
     truth = np.array(__import__("PIL.Image").Image.open(root / "train_sharp" / "001" / "00000001.png").convert("RGB"))
     assert torch.equal(b["target"][0, 0], torch.from_numpy(truth).permute(2, 0, 1).float() / 255)
+
+
+def test_adding_a_tier_to_packed_shards_is_refused_in_one_line(packed):
+    from vsrvfi.core.errors import UsageError
+    from vsrvfi.tools import transcode_scenes
+
+    with pytest.raises(UsageError, match="--pack"):
+        transcode_scenes.transcode(packed[1], transcode_scenes.TranscodeOptions(codec="vp9", resolutions=("32p",)))
