@@ -126,6 +126,7 @@ def test_chunked_file_lists_keep_the_plan_and_bound_open_files(packed):
     assert max(fds) - min(fds) <= 16, fds
 
 
+@pytest.mark.slow  # two imports (6-8 s on 2 shared cores)
 def test_resume_rewrites_only_missing_shards_and_new_folders_add_shards(packed, tmp_path):
     root, data = packed
     root2, data2 = tmp_path / "vimeo", tmp_path / "data"
@@ -153,6 +154,7 @@ def test_resume_rewrites_only_missing_shards_and_new_folders_add_shards(packed, 
     assert len(_loader(data2, "dali").clips) == 10
 
 
+@pytest.mark.slow  # two imports (6-8 s on 2 shared cores)
 def test_long_clips_stay_one_file_each_and_are_indexed(tmp_path, monkeypatch):
     from benchmarks.fixtures.framefactory import make_reds
     from vsrvfi.pipelines import sampling
