@@ -20,6 +20,7 @@ only_as_subpackage(__name__)
 import dataclasses
 
 from vsrvfi.pipelines.augment import AugmentOptions
+from vsrvfi.core.errors import UsageError
 from vsrvfi.pipelines.bad_clips import BadClip, named_clip
 from vsrvfi.pipelines.batch import AUG_FLAGS, BatchError, batch_keys, validate_batch
 from vsrvfi.pipelines.loader import BatchLoader
@@ -48,7 +49,7 @@ def build_loader(options: LoaderOptions | None = None, /, **fields) -> BatchLoad
         from vsrvfi.pipelines.png_frames import PngLoader
 
         return PngLoader(opts)
-    except BadClip:
+    except (BadClip, UsageError):  # a usage error names a clip (a crop too big for it) but no clip is at fault
         raise
     except Exception as exc:
         bad = named_clip(exc, opts.data_dir)
