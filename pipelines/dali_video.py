@@ -22,6 +22,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator
 
@@ -42,6 +43,8 @@ from vsrvfi.core.errors import DataError, UsageError
 READER = "reader"
 LR_READER = "lr_reader"
 ONE_SEQUENCE_PER_LINE = 1 << 30  # reader step: each file-list line yields exactly its first sequence
+LIST_CHUNK = 4096  # samples per set of reader file lists (and pipelines) within an epoch, at most
+FIRST_CHUNK = 512  # samples of an epoch's first set (chunks then double up to LIST_CHUNK)
 _DTYPES = {"float32": types.FLOAT, "float16": types.FLOAT16}
 
 
@@ -244,7 +247,9 @@ class DaliLoader(BatchLoader):
             self._fit_legacy_reader()
         self._tmp = Path(tempfile.mkdtemp(prefix="dali-filelist-"))
         weakref.finalize(self, shutil.rmtree, self._tmp, True)
-        self._built: tuple[int, list[DALIGenericIterator], list[list[list[int]]], list[list[int]]] | None = None
+        self._built: tuple | None = None  # (epoch, first chunk's iterators, windows, orders, chunks)
+        self._firsts = torch.tensor([c.first for c in self.clips], dtype=torch.int64)
+        self.list_chunk = LIST_CHUNK
         self._clean = False  # True when the built iterators sit at the start of an epoch
 
     def _fit_legacy_reader(self) -> None:
@@ -287,6 +292,7 @@ class DaliLoader(BatchLoader):
         for p in positions:
             c, s = self.sequences[plan[p]]
             clip = self.clips[c]
+            s += clip.first  # a sequence of a shard: its frames start at `first` in the file
             hr.append((clip.path, c, s, s + span))
             if o.lr_res:
                 lr.append((clip.lr_path, c, s, s + span))
@@ -295,50 +301,79 @@ class DaliLoader(BatchLoader):
         return str(hr_list), (str(lr_list) if lr_list else None)
 
     def reader_lists(self, readers: int) -> list[tuple[str, str | None]]:
-        """The reader file lists (HR, LR or None) of `readers` pipelines for the current epoch, in
-        read order: pipeline k reads windows k, k + readers, ..."""
+        """The reader file lists (HR, LR or None) of `readers` pipelines for the current epoch's first
+        chunk (all of it when it fits in one), in read order: pipeline k reads windows k, k + readers, ..."""
         windows = self.windows()
-        return self._write_lists(windows, [self._read_order(w) for w in windows], readers)
+        chunk = self.chunks(windows)[0]
+        ws = [windows[j] for j in chunk]
+        return self._write_lists(ws, [self._read_order(w) for w in ws], readers, f"epoch{self.epoch}-chunk0")
 
     def _write_lists(self, windows: list[list[list[int]]], orders: list[list[int]],
-                     readers: int) -> list[tuple[str, str | None]]:
+                     readers: int, tag: str) -> list[tuple[str, str | None]]:
         lists = []
         for k in range(readers):
             mine = []
             for w, order in zip(windows[k::readers], orders[k::readers]):
                 in_plan_order = [p for b in w for p in b]
                 mine += [in_plan_order[i] for i in order]
-            lists.append(self._file_lists(mine, f"epoch{self.epoch}-reader{k}"))
+            lists.append(self._file_lists(mine, f"{tag}-reader{k}"))
         return lists
 
     def window_samples(self) -> int:
         """Samples per pipeline run: the largest window."""
         return _largest_window(self.windows(), self.opts.batch_size)
 
-    def _define(self) -> tuple[list[list[list[int]]], list[list[int]], list]:
-        """The epoch's windows, read orders and pipelines (defined, not built)."""
+    def chunks(self, windows: list[list[list[int]]]) -> list[list[int]]:
+        """The epoch's windows (their indices) in consecutive chunks, each with its own reader file lists
+        and pipelines: the first of FIRST_CHUNK samples (a quick first batch), then twice as many each
+        time up to `list_chunk` (at least one window each)."""
+        out: list[list[int]] = []
+        cur: list[int] = []
+        n = 0
+        limit = min(FIRST_CHUNK, self.list_chunk)
+        for j, w in enumerate(windows):
+            size = sum(len(b) for b in w)
+            if cur and n + size > limit:
+                out.append(cur)
+                cur, n = [], 0
+                limit = min(2 * limit, self.list_chunk)
+            cur.append(j)
+            n += size
+        return out + [cur] if cur else out
+
+    def _define(self, chunk: int = 0) -> tuple[list[list[list[int]]], list[list[int]], list, list[list[int]]]:
+        """The epoch's windows, read orders, the pipelines of chunk `chunk` (defined, not built) and the chunks."""
         windows = self.windows()
+        chunks = self.chunks(windows)
         orders = [self._read_order(w) for w in windows]
-        readers = max(1, min(self.opts.num_readers, len(windows)))
-        base = int(np.random.default_rng([self.opts.seed, self.epoch, self.shard_id]).integers(2 ** 31 - readers))
+        return windows, orders, self._chunk_pipelines(windows, orders, chunks, chunk), chunks
+
+    def _chunk_pipelines(self, windows, orders, chunks: list[list[int]], chunk: int) -> list:
+        ws = [windows[j] for j in chunks[chunk]] if chunks else []
+        os_ = [orders[j] for j in chunks[chunk]] if chunks else []
+        readers = max(1, min(self.opts.num_readers, len(ws)))
+        key = [self.opts.seed, self.epoch, self.shard_id] + ([chunk] if chunk else [])
+        base = int(np.random.default_rng(key).integers(2 ** 31 - readers))
         run_size = _largest_window(windows, self.opts.batch_size)
-        pipes = [build_pipeline(self.opts, hr_list, lr_list, base + k, readers, batch_size=run_size)
-                 for k, (hr_list, lr_list) in enumerate(self._write_lists(windows, orders, readers))]
-        return windows, orders, pipes
+        return [build_pipeline(self.opts, hr_list, lr_list, base + k, readers, batch_size=run_size)
+                for k, (hr_list, lr_list) in enumerate(
+                    self._write_lists(ws, os_, readers, f"epoch{self.epoch}-chunk{chunk}"))]
 
     def define_pipelines(self) -> list:
-        """The current epoch's DALI pipelines, defined but not built: DALI checks operator and argument
-        names and argument types as the graph is defined, which needs no GPU even for device="gpu"
-        (give opts.device_id then). For checks; iterating the loader builds its own."""
+        """The current epoch's DALI pipelines (of its first chunk), defined but not built: DALI checks
+        operator and argument names and argument types as the graph is defined, which needs no GPU even
+        for device="gpu" (give opts.device_id then). For checks; iterating the loader builds its own."""
         return self._define()[2]
+
+    def _iterators(self, pipes: list) -> list[DALIGenericIterator]:
+        return [DALIGenericIterator(pipe, self.output_names(), reader_name=READER, auto_reset=True,
+                                    last_batch_policy=LastBatchPolicy.PARTIAL, prepare_first_batch=False)
+                for pipe in pipes]
 
     def _build(self) -> None:
         self._built = None  # release the previous pipelines first
-        windows, orders, pipes = self._define()
-        iterators = [DALIGenericIterator(pipe, self.output_names(), reader_name=READER, auto_reset=True,
-                                         last_batch_policy=LastBatchPolicy.PARTIAL, prepare_first_batch=False)
-                     for pipe in pipes]
-        self._built = (self.epoch, iterators, windows, orders)
+        windows, orders, pipes, chunks = self._define()
+        self._built = (self.epoch, self._iterators(pipes), windows, orders, chunks)
         self._clean = True
 
     @reports_bad_clips
@@ -346,37 +381,58 @@ class DaliLoader(BatchLoader):
         # DALI iterators cannot restart mid-epoch: rebuild when the last pass stopped early
         if self._built is None or self._built[0] != self.epoch or not self._clean:
             self._build()
-        _, iterators, windows, orders = self._built
+        _, first, windows, orders, chunks = self._built
         self._clean = False
-        for j, (window, order) in enumerate(zip(windows, orders)):
-            out = next(iterators[j % len(iterators)])[0]  # the window in read order
-            in_order = order == list(range(len(order)))
-            where = None if in_order else torch.from_numpy(np.argsort(order))  # read position of each sample
-            first = 0
-            for b in window:
-                if where is None:  # read in plan order: each batch is a slice (a view, no copy)
-                    yield self._to_contract({k: v[first:first + len(b)] for k, v in out.items()})
-                else:
-                    idx = where[first:first + len(b)]
-                    yield self._to_contract({k: v[idx.to(v.device)] for k, v in out.items()})
-                first += len(b)
-        for it in iterators:  # reach each iterator's end so that it resets itself for the next pass
-            try:
-                next(it)
-            except StopIteration:
-                continue
-            raise RuntimeError("DALI pipeline yielded more batches than planned")
+        # Chunk c + 1's pipelines are built in the background from half-way through chunk c, so the start
+        # of an epoch (and its memory) does not grow with the number of sequences (DALI's readers open
+        # and index the file of every line of their list when built: about a millisecond a line here).
+        pool = ThreadPoolExecutor(1, thread_name_prefix="dali-chunk") if len(chunks) > 1 else None
+        try:
+            upcoming = None
+            for c, chunk in enumerate(chunks):
+                iterators = first if c == 0 else upcoming.result()
+                for jj, j in enumerate(chunk):
+                    if jj == len(chunk) // 2 and c + 1 < len(chunks):  # half-way: build the next chunk's
+                        upcoming = pool.submit(lambda n=c + 1: self._iterators(
+                            self._chunk_pipelines(windows, orders, chunks, n)))
+                    yield from self._window(next(iterators[jj % len(iterators)])[0], windows[j], orders[j])
+                for it in iterators:  # reach each iterator's end so that it resets itself for the next pass
+                    try:
+                        next(it)
+                    except StopIteration:
+                        continue
+                    raise RuntimeError("DALI pipeline yielded more batches than planned")
+                del iterators
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
         self._clean = True
+
+    def _window(self, out: dict[str, torch.Tensor], window: list[list[int]],
+                order: list[int]) -> Iterator[dict[str, torch.Tensor]]:
+        """The batches of one pipeline run (the window in read order), in plan order."""
+        in_order = order == list(range(len(order)))
+        where = None if in_order else torch.from_numpy(np.argsort(order))  # read position of each sample
+        first = 0
+        for b in window:
+            if where is None:  # read in plan order: each batch is a slice (a view, no copy)
+                yield self._to_contract({k: v[first:first + len(b)] for k, v in out.items()})
+            else:
+                idx = where[first:first + len(b)]
+                yield self._to_contract({k: v[idx.to(v.device)] for k, v in out.items()})
+            first += len(b)
 
     def _to_contract(self, d: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         batch = {k: d[k] for k in self.keys if k not in ("clip", "start")}
         device = batch[self.keys[0]].device
         batch["clip"] = d["clip"].reshape(-1).to(device=device, dtype=torch.int64)
-        batch["start"] = d["start"].reshape(-1).to(device=device, dtype=torch.int64)
+        # the reader's frame number is in the file; a packed sequence starts at its clip's `first`
+        batch["start"] = (d["start"].reshape(-1).to(device=device, dtype=torch.int64)
+                          - self._firsts.to(device)[batch["clip"]])
         batch["aug"] = batch["aug"].to(device)
         batch["crop"] = d["crop"].to(device)
         if "lr_clip" in d and not (torch.equal(d["lr_clip"].reshape(-1).cpu(), batch["clip"].cpu()) and
-                                   torch.equal(d["lr_start"].reshape(-1).cpu(), batch["start"].cpu())):
+                                   torch.equal(d["lr_start"].reshape(-1).cpu(), d["start"].reshape(-1).cpu())):
             raise RuntimeError("DALI HR and LR readers went out of step")  # would be a DALI bug
         if "timesteps" in batch:
             batch["timesteps"] = batch["timesteps"].to(device=device, dtype=torch.float32)

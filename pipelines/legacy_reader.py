@@ -110,19 +110,22 @@ def fit_clips(clips: Sequence[Clip], need: int, view=legacy_view) -> list[Clip]:
     """The clips as the legacy reader can read them: frame counts cut to its own count, and the clips it
     would reject (or too short once cut, below `need` frames) left out, one warning line each."""
     out = []
+    views: dict = {}  # one view per file: the sequences of a packed shard (core/seqindex.py) share it
     for clip in clips:
         paths = [clip.path] + ([clip.lr_path] if clip.lr_path is not None else [])
         usable, problem = clip.num_frames, None
         for p in paths:
-            v = view(p)
+            if p not in views:
+                views[p] = view(p)
+            v = views[p]
             if v.problem:
                 problem = f"{p}: {v.problem}"
                 break
-            if v.frame_count is not None and v.frame_count < usable:
+            if v.frame_count is not None and v.frame_count - clip.first < usable:  # a sequence starts at `first`
                 warnings.warn(f"{p}: the legacy GPU reader counts {v.frame_count} frames (duration x average rate) "
-                              f"of its {clip.num_frames}; sequences past frame {v.frame_count} left out "
+                              f"of its {clip.first + clip.num_frames}; sequences past frame {v.frame_count} left out "
                               f"(data.gpu_reader=experimental reads them all)", LegacyReaderWarning, stacklevel=3)
-                usable = v.frame_count
+                usable = max(0, v.frame_count - clip.first)
         if problem is None and usable < need:
             problem = (f"{clip.path}: the legacy GPU reader counts {usable} frames, fewer than the {need} one "
                        f"sequence needs")

@@ -37,11 +37,15 @@ def read_png(path: str) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
-def read_frames(folder, indices, box: tuple[int, int, int, int] | None) -> torch.Tensor:
-    """Frames `indices` (0-based) of a frame folder, cropped to box (y, x, h, w), as uint8 (T, 3, H, W)."""
+def read_frames(folder, indices, box: tuple[int, int, int, int] | None, pattern: str = layout.FRAME_PATTERN,
+                first: int = 1) -> torch.Tensor:
+    """Frames `indices` (0-based) of a frame folder, cropped to box (y, x, h, w), as uint8 (T, 3, H, W).
+
+    Frame i is the file `pattern % (first + i)` (extracted frames: 000001.png ...; an imported set
+    read in place: its own names, e.g. Vimeo-90K's im1.png ...)."""
     frames = []
     for i in indices:
-        img = read_png(os.path.join(folder, layout.FRAME_PATTERN % (i + 1)))
+        img = read_png(os.path.join(folder, pattern % (first + i)))
         if box is not None:
             y, x, h, w = box
             img = img[y:y + h, x:x + w]
@@ -132,15 +136,15 @@ class SequenceDataset(Dataset):
             n = o.neighbors
             if o.lr_res is None:
                 if box is None:
-                    seq, margins = read_frames(clip.path, idx, None), (0, 0, 0, 0)
+                    seq, margins = read_frames(clip.path, idx, None, clip.frame_pattern, clip.frame_start), (0, 0, 0, 0)
                 else:
                     grown, margins = with_margins(box, (clip.height, clip.width), 2 * o.scale)
-                    seq = read_frames(clip.path, idx, grown)
+                    seq = read_frames(clip.path, idx, grown, clip.frame_pattern, clip.frame_start)
                 lr = downscale(seq, o.scale, margins)
                 top, _, left, _ = margins
                 hr = seq[n, :, top:top + lr.shape[-2] * o.scale, left:left + lr.shape[-1] * o.scale]
             else:
-                hr = read_frames(clip.path, [idx[n]], box)[0]
+                hr = read_frames(clip.path, [idx[n]], box, clip.frame_pattern, clip.frame_start)[0]
                 lr_box = None if box is None else tuple(v // o.scale for v in box)
                 lr = read_frames(clip.lr_path, idx, lr_box)
             lr = augment(lr)
@@ -149,7 +153,7 @@ class SequenceDataset(Dataset):
             out["lr"] = self._float(lr)
             out["hr"] = self._float(augment(hr))
         else:
-            seq = augment(read_frames(clip.path, idx, box))
+            seq = augment(read_frames(clip.path, idx, box, clip.frame_pattern, clip.frame_start))
             inputs = seq[[0, -1]]
             t = torch.arange(1, o.targets + 1, dtype=torch.float32) / (o.targets + 1)
             if rev:

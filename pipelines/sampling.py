@@ -24,6 +24,7 @@ import numpy as np
 from vsrvfi.core import layout
 from vsrvfi.core.errors import DataError
 from vsrvfi.core.media import probe
+from vsrvfi.core.seqindex import SequenceIndex, load_index
 
 
 class ShortClipWarning(UserWarning):
@@ -32,7 +33,12 @@ class ShortClipWarning(UserWarning):
 
 @dataclass(frozen=True)
 class Clip:
-    """One clip as a loader sees it: the mp4 file (DALI) or the PNG frame folder (PNG)."""
+    """One clip as a loader sees it: the mp4 file (DALI) or the PNG frame folder (PNG).
+
+    A sequence of a packed data set (core/seqindex.py) is a clip too: frames [first, first +
+    num_frames) of its shard file, so a sample never reaches into the next sequence. A PNG clip
+    read in place (an imported frame folder) names its frames `frame_pattern % (frame_start + i)`.
+    """
 
     name: str
     path: Path
@@ -42,6 +48,9 @@ class Clip:
     lr_path: Path | None = None     # the same scene at the LR resolution (SR with lr_res)
     lr_size: tuple[int, int] | None = None  # its (width, height)
     codec: str = ""                 # the video codec ("png" for frame folders)
+    first: int = 0                  # the clip's first frame in its file (a sequence in a shard)
+    frame_pattern: str = layout.FRAME_PATTERN  # PNG frame names inside `path` (printf pattern)
+    frame_start: int = 1            # the number of frame 0 in frame_pattern
 
 
 def frames_needed(length: int, stride: int) -> int:
@@ -94,6 +103,11 @@ def discover_clips(data_dir: str | os.PathLike, res: str, split: str, kind: str,
     """
     if not Path(data_dir).is_dir():
         raise DataError(data_dir, "data directory not found")
+    index = load_index(data_dir)
+    if index is not None:
+        clips = clips_from_index(index, data_dir, res, split, kind, length, stride, lr_res, exclude)
+        if clips is not None:
+            return clips
     if kind == "dali":
         paths = layout.list_clips(data_dir, res, split)
         info = _video_info
@@ -126,6 +140,72 @@ def discover_clips(data_dir: str | os.PathLike, res: str, split: str, kind: str,
         clips.append(Clip(name, path, n, w, h, lr_path, lr_size, codec))
     if not clips:
         raise DataError(paths[0].parent, f"every clip is shorter than the {need} frames one sequence needs")
+    return clips
+
+
+def clips_from_index(index: SequenceIndex, data_dir: str | os.PathLike, res: str, split: str, kind: str,
+                     length: int, stride: int, lr_res: str | None = None,
+                     exclude: Sequence[str] = ()) -> list[Clip] | None:
+    """The clips of a packed data set from its index alone: one per sequence, no probe, one stat per shard.
+
+    kind "dali": frames [first, first + frames) of each complete shard at `res` (sequences of shards
+    not written yet are left out). kind "png": the sequences' own frame folders, read in place, when
+    `res` is the tier of the frames' own size and no PNG frames were extracted for it. None when the
+    index does not cover `res` for this kind (the caller then lists and probes clips as usual).
+    `exclude` takes sequence or shard names.
+    """
+    need = frames_needed(length, stride)
+    seq, files = index.sequences, index.files
+    if kind == "dali":
+        tier = index.tiers.get(res)
+        if tier is None:
+            return None
+        lr_tier = None
+        if lr_res is not None:
+            lr_tier = index.tiers.get(lr_res)
+            if lr_tier is None:
+                raise DataError(Path(data_dir) / lr_res, f"missing: lr_res={lr_res} needs every {res} shard at "
+                                                         f"{lr_res} too (the index has {', '.join(index.tiers)})")
+        paths: dict[int, Path | None] = {}  # shard -> its file when complete at res (one stat each)
+
+        def shard(f: int) -> Path | None:
+            if f not in paths:
+                p = layout.clip_path(data_dir, res, files["split"][f], files["name"][f])
+                lr = None if lr_res is None else layout.clip_path(data_dir, lr_res, files["split"][f], files["name"][f])
+                paths[f] = p if p.exists() and (lr is None or lr.exists()) else None
+            return paths[f]
+        w, h, codec = tier["width"], tier["height"], tier["codec"]
+        lr_size = None if lr_tier is None else (lr_tier["width"], lr_tier["height"])
+        clips = []
+        excluded = set(exclude)
+        for i, (name, f, first, n) in enumerate(zip(seq["name"], seq["file"], seq["first"], seq["frames"])):
+            if files["split"][f] != split or n < need or name in excluded or files["name"][f] in excluded:
+                continue
+            path = shard(f)
+            if path is None:
+                continue
+            lr_path = None if lr_res is None else layout.clip_path(data_dir, lr_res, split, files["name"][f])
+            clips.append(Clip(name, path, n, w, h, lr_path, lr_size, codec, first=first))
+        if not clips:
+            longest = max((n for f, n in zip(seq["file"], seq["frames"]) if files["split"][f] == split), default=0)
+            why = (f"every sequence is shorter than the {need} frames one sample needs ({longest})" if longest < need
+                   else "no complete shard (rerun the import to finish it)")
+            raise DataError(layout.scenes_dir(data_dir, res, split), f"split {split}: {why}")
+        return clips
+    if layout.list_frame_dirs(data_dir, res, split) or lr_res is not None:
+        return None  # extracted PNG frames (or an LR tier) are read the usual way
+    roots = {name: src for name, src in index.sources.items() if src.get("frames_res") == res and src.get("root")}
+    if not roots:
+        return None
+    clips = []
+    for i, (name, f, n, source) in enumerate(zip(seq["name"], seq["file"], seq["frames"], seq["source"])):
+        src = roots.get(source)
+        if src is None or files["split"][f] != split or n < need or name in exclude:
+            continue
+        clips.append(Clip(name, Path(src["root"]) / seq["folder"][i], n, src["width"], src["height"], codec="png",
+                          frame_pattern=seq["pattern"][i], frame_start=seq["start_number"][i]))
+    if not clips:
+        raise DataError(next(iter(roots.values()))["root"], f"no frame folder of split {split} with {need} frames")
     return clips
 
 

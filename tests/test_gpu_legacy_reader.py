@@ -17,7 +17,7 @@ from vsrvfi.core.errors import DataError, UsageError
 from vsrvfi.core.media import probe
 from vsrvfi.pipelines import build_loader
 from vsrvfi.pipelines.legacy_reader import LegacyReaderWarning, legacy_view
-from tests.clipfactory import ffmpeg, vp9_args, write_clip
+from benchmarks.fixtures.clipfactory import ffmpeg, vp9_args, write_clip
 
 RES = "144p"
 

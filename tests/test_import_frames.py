@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.clipfactory import decode_frames
-from tests.framefactory import _photo, make_reds, make_vimeo
+from benchmarks.fixtures.clipfactory import decode_frames
+from benchmarks.fixtures.framefactory import _photo, make_reds, make_vimeo
 from vsrvfi.core import layout
 from vsrvfi.core.cli import run_cli
 from vsrvfi.core.manifest import load_manifest
@@ -236,7 +236,7 @@ def test_frame_name_patterns(names, pattern, start, tmp_path):
 def test_cuts_in_a_1_over_fps_time_base_are_frame_accurate(tmp_path):
     """Image sequences and AVI time frames in 1/fps: a trim bound half a frame before frame 10 once rounded
     down onto frame 9 (the clip started a frame early); bounds are now rounded up to the microsecond."""
-    from tests.clipfactory import ffmpeg
+    from benchmarks.fixtures.clipfactory import ffmpeg
     from vsrvfi.core.ffmpeg import run_ffmpeg
 
     src = tmp_path / "t.avi"

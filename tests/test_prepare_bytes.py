@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.clipfactory import ffmpeg
+from benchmarks.fixtures.clipfactory import ffmpeg
 from vsrvfi.core.cli import run_cli
 from vsrvfi.tools import prepare_data, transcode_scenes
 

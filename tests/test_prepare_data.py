@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.clipfactory import DEMO_FPS, DEMO_SCENE_SECONDS, DEMO_SCENES, decode_frames, ffmpeg
+from benchmarks.fixtures.clipfactory import DEMO_FPS, DEMO_SCENE_SECONDS, DEMO_SCENES, decode_frames, ffmpeg
 from vsrvfi.core import layout
 from vsrvfi.core.manifest import load_manifest
 from vsrvfi.tools import prepare_data, split_scenes, transcode_scenes

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.clipfactory import ffmpeg
+from benchmarks.fixtures.clipfactory import ffmpeg
 from vsrvfi.core import layout
 from vsrvfi.core.cli import run_cli
 from vsrvfi.core.manifest import load_manifest

@@ -51,6 +51,7 @@ class FramesOptions:
     val_fraction: float = 0.1          # folders, and Vimeo-90K without its lists
     seed: int = 0
     reds_val: str = "reds4"
+    pack: int = 0                      # sequences per shard (tools/pack_frames.py); 0: one clip per folder
 
 
 @dataclass

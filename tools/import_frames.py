@@ -29,9 +29,10 @@ from vsrvfi.core.atomic import check_writable_dir
 from vsrvfi.core.errors import DataError, UsageError
 from vsrvfi.core.manifest import PutSource, load_manifest
 from vsrvfi.tools.encoding.codecs import TranscodeOptions
-from vsrvfi.tools.encoding.sizing import job_memory, plan_parallelism
+from vsrvfi.tools.encoding.sizing import job_memory, machine_cpus, plan_parallelism
 from vsrvfi.tools.frame_folders import LAYOUTS, REDS_VAL, FramesOptions, check_sizes, frames_record, list_frames
 from vsrvfi.tools.preparation.executor import PrepareResult, commit, run_jobs
+from vsrvfi.tools.pack_frames import MAX_PACK_FRAMES, PackResult, pack_frames, packable
 from vsrvfi.tools.preparation.planner import plan_frames
 
 @dataclass
@@ -40,6 +41,7 @@ class FramesResult(PrepareResult):
 
     layout: str = ""
     source_bytes: int = 0              # the frames of the kept clips, as found on disk
+    packed: PackResult | None = None   # what the packed import did (--pack)
 
 
 def parse_fps(text: str) -> Fraction:
@@ -77,8 +79,17 @@ def import_frames(root: str | os.PathLike, data_dir: str | os.PathLike, opts: Fr
     options = {"layout": kind, "fps": fps}  # what decides the clips and their split; a rerun must match
     options.update({"reds_val": opts.reds_val} if kind == "reds" else
                    {"val_fraction": opts.val_fraction, "seed": opts.seed} if seeded else {})
-    plan = plan_frames(data_dir, load_manifest(data_dir), key, frames_record(root, kind, folders, size, fps, options),
-                       transcode, keep_orig, orig_crf)
+    if opts.pack:
+        options["pack"] = opts.pack
+    manifest = load_manifest(data_dir)
+    record = frames_record(root, kind, folders, size, fps, options)
+    old = manifest.sources.get(key)
+    if opts.pack and old is not None and old.options == options and _adds_only(old, folders):
+        del manifest.sources[key]  # folders were added to a packed source: new record; its old shards stay
+    plan = plan_frames(data_dir, manifest, key, record, transcode, keep_orig, orig_crf)
+    packed = {f.clip for f in folders if opts.pack and not f.dropped and packable(f)}
+    if packed:  # shards, written below; the planner's one-clip jobs are for the long clips only
+        plan.jobs = [j for j in plan.jobs if j.clip not in packed]
     check_writable_dir(data_dir)
     if plan.commit:
         commit(data_dir, [PutSource(key, plan.record)])
@@ -93,9 +104,40 @@ def import_frames(root: str | os.PathLike, data_dir: str | os.PathLike, opts: Fr
     for w in result.warnings:
         tqdm.write(f"warning: {w}")
     t0 = time.perf_counter()
+    if opts.pack:
+        _pack(data_dir, key, root, folders, packed, size, fps, transcode, plan, opts.pack, keep_orig, show_progress,
+              result)
     result.clips_written = run_jobs(data_dir, plan.backend, par, plan.jobs, transcode.scaler, show_progress)
-    result.encode_seconds = time.perf_counter() - t0 if plan.jobs else 0.0
+    result.encode_seconds = time.perf_counter() - t0 if plan.jobs or packed else 0.0
     return result
+
+
+def _pack(data_dir: Path, key: str, root: Path, folders, packed: set[str], size: tuple[int, int], fps: float,
+          transcode: TranscodeOptions, plan, pack: int, keep_orig: bool, show_progress: bool,
+          result: FramesResult) -> None:
+    """The packed part of an import (tools/pack_frames.py): shards of the short folders, the long ones
+    indexed; result.packed says what it did (None when nothing was short enough to pack)."""
+    kept = [f for f in folders if not f.dropped]
+    if keep_orig and packed:
+        tqdm.write("warning: --keep-orig: packed sequences have no full-resolution cut (the frames are it)")
+    # shards are many and short: one process per core keeps them all busy (a process per shard)
+    pack_par = plan_parallelism(len(plan.tiers), transcode.jobs or machine_cpus(), transcode.threads,
+                                memory_per_job=job_memory(*size, plan.tiers), hw=plan.backend.hw)
+    done = pack_frames(data_dir, key, root, [f for f in kept if f.clip in packed], *size, fps, transcode,
+                       plan.backend, pack_par, pack, show_progress,
+                       singles=[f for f in kept if f.clip not in packed], tiers=plan.tiers)
+    if packed:
+        result.parallelism, result.packed = pack_par, done
+
+
+def _adds_only(record, folders) -> bool:
+    """Whether `record` is a frame import whose every clip `folders` still hold with the same frames (maybe
+    more of them, or under a moved root): folders were added, or the root moved; its shards stay valid."""
+    if not record.is_frames:
+        return False
+    now = {f.clip: (f.pattern, f.start, f.count) for f in folders if not f.dropped}
+    counts = {s.clip: s.num_frames for s in record.kept()}
+    return all(c in now and now[c] == (v.pattern, v.start_number, counts.get(c)) for c, v in record.frames.items())
 
 
 # ----------------------------------------------------------------------------------- command line
@@ -111,6 +153,10 @@ def add_frames_arguments(ap: argparse.ArgumentParser) -> None:
                    help="vimeo: ROOT/sequences/*/*/im1.png; reds: ROOT/train_sharp/000/00000000.png; folders: "
                         "ROOT/<clip>/<numbered frames>; auto: detected in that order")
     g.add_argument("--fps", default=d.fps, help="frame rate of the clips (frame folders have none; default 24)")
+    g.add_argument("--pack", type=int, default=d.pack, metavar="N",
+                   help=f"write frame folders of up to {MAX_PACK_FRAMES} frames (Vimeo-90K) N to a clip file, one "
+                        "ffmpeg process per shard, each sequence on a keyframe, with DATA_DIR/sequences.json "
+                        "indexing them (256 is a good N); 0 (default): one clip per folder")
     g.add_argument("--reds-val", choices=REDS_VAL, default=d.reds_val,
                    help="reds4: val = REDS4 (000, 011, 015, 020), the rest trains, val_sharp included (EDVR); "
                         "val_sharp: REDS's official train_sharp / val_sharp partition")
@@ -120,5 +166,7 @@ def frames_options(a: argparse.Namespace) -> FramesOptions:
     if not 0.0 <= a.val_fraction < 1.0:
         raise UsageError(f"--val-fraction {a.val_fraction}: must be in [0, 1)")
     parse_fps(a.fps)
+    if a.pack < 0:
+        raise UsageError(f"--pack {a.pack}: must be 0 (off) or a number of sequences per clip file")
     return FramesOptions(layout=a.frames_layout, fps=str(a.fps).strip(), val_fraction=a.val_fraction, seed=a.seed,
-                         reds_val=a.reds_val)
+                         reds_val=a.reds_val, pack=a.pack)

@@ -130,10 +130,23 @@ def _import(a, root: Path, data_dir: Path, f_opts, t_opts, frame_res) -> int:
     tiers = [t for t in prepared.tiers if t != layout.ORIG]
     t0 = time.perf_counter()
     extract_res = sources.frame_tiers(frame_res, tiers)
+    if f_opts.pack:  # indexed (DATA_DIR/sequences.json): the PNG loader reads the set's own frames in place
+        extract_res = []
     if extract_res:
         extract(data_dir, extract_res, a.jobs)
     times["extract"] = time.perf_counter() - t0
-    _write_summary(data_dir, summarize(data_dir, prepared.scenes, tiers, times, prepared))
+    summary = summarize(data_dir, prepared.scenes, tiers, times, prepared)
+    p = prepared.packed
+    if p is not None:
+        summary["packed"] = {"sequences": p.sequences, "shards": p.shards, "sequences_written": p.sequences_written,
+                             "shards_written": p.shards_written, "frames_written": p.frames_written,
+                             "encode_seconds": round(p.encode_seconds, 2)}
+    _write_summary(data_dir, summary)
+    if p is not None:
+        rate = f", {p.sequences_written / p.encode_seconds:.1f} sequences/s" if p.encode_seconds else ""
+        print(f"packed: {p.sequences} sequences in {p.shards} clip files (DATA_DIR/sequences.json); this run wrote "
+              f"{p.sequences_written} sequences in {p.shards_written} files in {p.encode_seconds:.1f} s{rate}; "
+              f"no PNG frames extracted: data.loader=png reads the frames in place")
     return 0
 
 

@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from vsrvfi.core import layout
 from vsrvfi.core.cli import ArgumentParser, entry_point
+from vsrvfi.core.errors import UsageError
 from vsrvfi.core.lock import folder_lock
 from vsrvfi.core.manifest import AddResolutions, load_manifest
 from vsrvfi.tools.encoding.codecs import CODECS, ENCODERS, TranscodeOptions, check_options, parse_resolutions
@@ -47,7 +48,12 @@ def transcode(data_dir: str | os.PathLike, opts: TranscodeOptions | None = None,
     opts = opts or TranscodeOptions()
     data_dir = Path(data_dir)
     backend = choose_backend(opts.codec, opts.encoder)
-    plan = plan_transcode(data_dir, load_manifest(data_dir), opts, backend)
+    manifest = load_manifest(data_dir)
+    packed = [key for key, rec in manifest.sources.items() if rec.options.get("pack")]
+    if packed:  # its clips are shards of many sequences (tools/pack_frames.py), not one file per scene
+        raise UsageError(f"{data_dir}: {packed[0]} was imported with --pack: adding a tier to packed shards is not "
+                         "supported yet; import again into a new DATA_DIR with --resolutions listing every tier")
+    plan = plan_transcode(data_dir, manifest, opts, backend)
     for w in plan.warnings:
         tqdm.write(f"warning: {w}")
     if plan.jobs:
