@@ -42,7 +42,7 @@ import torch
 from benchmarks.procfs import Sampler, cpu_seconds, pss_bytes, tree
 from vsrvfi.core.errors import UsageError
 from vsrvfi.pipelines import LoaderOptions, build_loader
-from vsrvfi.pipelines.colour import TOLERANCE, batch_difference, summary as colour_summary, within_tolerance
+from vsrvfi.pipelines.colour import PEER_TOLERANCE, batch_difference, summary as colour_summary, within_tolerance
 from vsrvfi.pipelines.dali_video import check_cpu_codecs
 from vsrvfi.pipelines.peers import PEERS, PeerLoader, PeerUnavailable, check_peer
 from vsrvfi.pipelines.augment import AugmentOptions
@@ -192,7 +192,7 @@ def check_first_batches(rows: list[dict]) -> None:
                 r["check"] = f"FAILED: {exc}"
                 continue
             r["first_batch_difference"] = diff
-            r["check"] = ("= PNG" if within_tolerance(diff) else "OUTSIDE tolerance") + f" ({colour_summary(diff)})"
+            r["check"] = ("= PNG" if within_tolerance(diff, PEER_TOLERANCE) else "OUTSIDE tolerance") + f" ({colour_summary(diff)})"
         elif r["kind"] == "png" and first is not None:
             r["check"] = "reference"
 
@@ -449,7 +449,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"note: {note}")
     if any(r.get("check") for r in rows):
         print("check: the peer's first batch against the PNG loader's (same samples, crops and flags), 8-bit levels; "
-              f"tolerance {TOLERANCE} (pipelines.colour)")
+              f"tolerance {PEER_TOLERANCE} (pipelines.colour.PEER_TOLERANCE)")
     if a.repeats > 1:
         print("frames/s per run: " + "; ".join(
             f"{r['loader']}: {', '.join(f'{v:.0f}' for v in r['frames_per_s_runs'])}" for r in rows))
@@ -460,7 +460,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "setting": setting, "options": {k: (list(v) if isinstance(v, tuple) else v)
                                         for k, v in base.__dict__.items() if k not in ("augment", "data_dir")},
         "augment": base.augment.__dict__, "data_dirs": {c: str(d) for c, d, _, _ in sets},
-        "decode_amplification": amp, "rows": rows, "skipped": skipped, "colour_tolerance": TOLERANCE,
+        "decode_amplification": amp, "rows": rows, "skipped": skipped, "colour_tolerance": PEER_TOLERANCE,
         "machine": {"cpus": os.cpu_count(), "load_avg_after": os.getloadavg(), "platform": platform.platform(),
                     "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
                     "torch": torch.__version__, "dali": __import__("nvidia.dali").dali.__version__,

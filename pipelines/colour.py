@@ -13,6 +13,15 @@ from typing import Mapping
 import torch
 
 TOLERANCE = {"luma_mean": 1.0, "luma_p99": 6.0, "rgb_mean": 4.0}  # 8-bit levels
+# The peer loaders (pipelines.peers) convert with swscale's default flags (torchcodec: SWS_BILINEAR;
+# decord: its FFmpeg's default), without accurate rounding or full chroma interpolation: G and B come
+# out about one level low on average, and saturated colour edges differ by much more once clipped. On
+# the tiny synthetic test clips (144p test patterns, small crops) that measured luma mean 1.06-1.62,
+# luma p99 9.5-20.3 and RGB mean 2.4-5.2 levels: over TOLERANCE. Their check therefore holds the luma
+# mean to 2 levels and the tails loosely: another sample of the batch measured about 50 levels, the
+# same frames shifted by one pixel 2.8 (so the crop position is checked exactly, through the "crop"
+# metadata, not through the pixels).
+PEER_TOLERANCE = {"luma_mean": 2.0, "luma_p99": 24.0, "rgb_mean": 6.0}
 _LUMA = (0.299, 0.587, 0.114)
 _SAMPLE = 1_000_000  # quantiles of at most this many values (torch.quantile's input limit is 16M)
 
