@@ -14,6 +14,9 @@ stage that fails or runs out of time is reported and the suite goes on:
     data       a 720p H.264 data set made with the project's tools (demo footage, 4 scenes, PNG frames)
     tests      pytest -m gpu: DALI GPU pipelines == PNG loader (both readers, every augmentation), two GPUs
     loader     benchmarks.dataloader at the seed's setting on the GPU: DALI (both readers) vs PNG vs NVDEC
+    peers      the same with --peers: torchcodec (CUDA and CPU) and decord rows, each peer's first batch
+               checked against PNG's, and DALI's frames/s over each peer's (a row whose library or FFmpeg
+               libraries are missing is skipped with the reason)
     train      benchmarks.train_speed: all four models, DALI and PNG loaders, AMP (data share of a step)
     inference  benchmarks.inference_speed at 1080p and 4K in fp16
 
@@ -389,6 +392,31 @@ def stage_loader(suite: Suite) -> str:
     return "; ".join(f"{name}: {r['frames_per_s']:.0f} frames/s" for name, r in rows.items())
 
 
+def stage_peers(suite: Suite) -> str:
+    """The loader benchmark with --peers (issue 23): DALI ahead of every peer row, reported as a ratio."""
+    data = _need_data(suite)
+    out = suite.report / "dataloader_peers"
+    if suite.dry:
+        args = ["--res", suite.facts["res"], "--crop", "64", "--batch-size", "2", "--device", "cpu", "--workers", "1",
+                "--iters", "2", "--warmup", "1", "--repeats", "1", "--no-ceiling"]
+    else:
+        if not suite.facts.get("nvdec"):
+            raise SkipStage("no libnvcuvid: DALI's GPU readers and torchcodec's CUDA decoder cannot decode here")
+        args = ["--device", "gpu", "--gpu-readers", ",".join(GPU_READERS), "--iters", "30", "--warmup", "5",
+                "--repeats", "2"]
+    suite.python("-m", "benchmarks.dataloader", "--data", str(data), "--preset", "seed", "--peers", *args,
+                 "--out", str(out))
+    result = json.loads(out.with_suffix(".json").read_text())
+    rows = result["rows"]
+    dali = max((r for r in rows if r["kind"] == "dali"), key=lambda r: r["frames_per_s"], default=None)
+    peers = [r for r in rows if r["kind"] in ("torchcodec", "decord")]
+    result["dali_over_peers"] = {r["loader"]: dali["frames_per_s"] / r["frames_per_s"] for r in peers} if dali else {}
+    suite.results["peers"] = result
+    parts = [f"{name}: DALI {ratio:.2f}x" for name, ratio in result["dali_over_peers"].items()]
+    parts += [f"{r['loader']} check {r.get('check', '-').split(' (')[0]}" for r in peers]
+    return "; ".join(parts + result.get("skipped", [])) or "no peer rows"
+
+
 def stage_train(suite: Suite) -> str:
     data = _need_data(suite)
     out = suite.report / "train_speed"
@@ -429,7 +457,8 @@ def _need_data(suite: Suite) -> Path:
 
 def make_stages() -> list[Stage]:
     return [Stage("install", 90, stage_install), Stage("env", 45, stage_env), Stage("data", 100, stage_data),
-            Stage("tests", 120, stage_tests), Stage("loader", 100, stage_loader), Stage("train", 150, stage_train),
+            Stage("tests", 120, stage_tests), Stage("loader", 100, stage_loader), Stage("peers", 120, stage_peers),
+            Stage("train", 150, stage_train),
             Stage("inference", 80, stage_inference)]
 
 

@@ -27,8 +27,8 @@ def test_dry_run_runs_every_stage_on_the_cpu(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["results.json", "suite.tar.gz", "summary.md"]
     results = json.loads((out / "results.json").read_text())
     status = {s["name"]: s["status"] for s in results["stages"]}
-    assert status == {"install": "skipped", "env": "ok", "data": "ok", "tests": "ok", "loader": "ok", "train": "ok",
-                      "inference": "ok"}, results["stages"]
+    assert status == {"install": "skipped", "env": "ok", "data": "ok", "tests": "ok", "loader": "ok", "peers": "ok",
+                      "train": "ok", "inference": "ok"}, results["stages"]
     assert results["dry_run"] and results["env"]["nvidia.dali"].startswith("2.")
     assert results["gpu_tests"]["skipped"] > 0 and results["gpu_tests"]["failed"] == 0  # no GPU: all skipped
     kinds = {r["kind"] for r in results["dataloader"]["rows"]}
@@ -36,6 +36,9 @@ def test_dry_run_runs_every_stage_on_the_cpu(tmp_path):
     assert {(r["model"], r["loader"]) for r in results["train_speed"]["rows"]} == {
         ("vsrnet", "dali"), ("vsrnet", "png"), ("rife", "dali"), ("rife", "png")}
     assert results["inference"]["rows"][0]["frames_per_s"] > 0
+    peer_kinds = {r["kind"] for r in results["peers"]["rows"]}  # a peer not installed here: skipped, with the reason
+    assert {"dali", "png"} <= peer_kinds and peer_kinds - {"dali", "png"} <= {"torchcodec", "decord"}
+    assert len(peer_kinds) + len(results["peers"]["skipped"]) == 4
     targets = results["targets"]
     assert [t["status"] for t in targets] == ["n/a (dry run)"] * 3
     assert "vsrnet" in targets[0]["measured"] and "x" in targets[1]["measured"]
@@ -44,7 +47,7 @@ def test_dry_run_runs_every_stage_on_the_cpu(tmp_path):
     with tarfile.open(out / "suite.tar.gz") as tar:
         names = set(tar.getnames())
     for name in ("logs/env.log", "logs/data.log", "logs/tests.log", "logs/loader.log", "logs/train.log",
-                 "logs/inference.log", "env.json", "gpu_tests.xml", "dataloader_seed.json", "dataloader_seed.png",
+                 "logs/inference.log", "logs/peers.log", "dataloader_peers.json", "env.json", "gpu_tests.xml", "dataloader_seed.json", "dataloader_seed.png",
                  "train_speed.json", "train_speed.png", "inference_speed.json", "summary.md", "results.json"):
         assert f"gpu_suite/{name}" in names, name
     assert "summary" not in res.stderr
