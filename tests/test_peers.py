@@ -75,6 +75,7 @@ def test_torchcodec_without_ffmpeg_libraries_names_the_system_packages(monkeypat
     assert "\n" not in msg and msg.startswith("torchcodec: ") and "apt-get install libavcodec59" in msg
 
 
+@pytest.mark.slow
 def test_benchmark_peer_rows_check_their_first_batch_and_skip_a_missing_peer(tiny_data_dir, tmp_path, monkeypatch,
                                                                              capsys):
     need("torchcodec")
