@@ -199,7 +199,7 @@ def check_first_batches(rows: list[dict]) -> None:
 
 def add_shares(rows: list[dict]) -> None:
     """Each loader's frames/s as a percentage of the ceilings measured in the same run."""
-    ceilings = {r["loader"].split(" (")[0]: r["frames_per_s"] for r in rows if r["kind"] == "ceiling"}
+    ceilings = {r["loader"].split(": ")[-1].split(" (")[0]: r["frames_per_s"] for r in rows if r["kind"] == "ceiling"}
     for r in rows:
         if r["kind"] != "ceiling":
             if "ffmpeg decode" in ceilings:
@@ -402,6 +402,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 set_rows.append(raw_decode(clips, a.workers, rgb=True))
                 if a.device == "gpu":
                     set_rows.append(raw_decode(clips, 1, nvdec=True))
+                for r in set_rows:
+                    r["loader"], r["codec"] = prefix + r["loader"], codec
             for kind in here:
                 peer, _, peer_device = kind.partition(":")
                 readers = [None] if kind != "dali" or not a.dali_readers else [int(r) for r in parse_list(a.dali_readers)]
