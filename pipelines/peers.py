@@ -29,7 +29,7 @@ from typing import Callable
 import torch
 from torch.utils.data import DataLoader
 
-from vsrvfi.core.errors import UsageError
+from vsrvfi.core.errors import MediaError, UsageError
 from vsrvfi.pipelines.options import LoaderOptions
 from vsrvfi.pipelines.png_frames import PngLoader, SequenceDataset
 
@@ -108,7 +108,11 @@ class VideoSequenceDataset(SequenceDataset):
 
     def read(self, path, indices, box):
         unique = sorted(set(indices))  # decoded in frame order, once each
-        frames = self._decoder(str(path))(unique)
+        try:
+            frames = self._decoder(str(path))(unique)
+        except Exception as exc:  # the library's own error types: one line naming the clip, as the other loaders
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise MediaError(path, f"{self.peer} cannot decode frames {unique[0]}-{unique[-1]}: {first[:160]}") from None
         if box is not None:
             y, x, h, w = box
             frames = frames[..., y:y + h, x:x + w]

@@ -43,7 +43,7 @@ def test_peer_batches_are_the_png_batches(peer, codec, task, kw, tiny_data_dir, 
     opts = LoaderOptions(kind="png", task=task, data_dir=str(data), res="144p", split="train", device="cpu",
                          batch_size=4, workers=1, epoch_size=4, augment=ALL, **kw)
     ref = list(build_loader(opts))
-    got = list(PeerLoader(opts, peer))
+    got = list(build_loader(opts, kind=peer))  # data.loader=torchcodec|decord in a trainer config
     assert len(got) == len(ref) == 1
     for b, r in zip(got, ref):
         validate_batch(b, task, scale=kw.get("scale"))
@@ -53,6 +53,24 @@ def test_peer_batches_are_the_png_batches(peer, codec, task, kw, tiny_data_dir, 
         rolled = {k: v.roll(1, 0) for k, v in r.items()}
         rolled.update({k: b[k] for k in ("clip", "start", "aug", "crop", "timesteps") if k in b})
         assert not within_tolerance(batch_difference(b, rolled), PEER_TOLERANCE)
+
+
+def test_a_clip_the_peer_cannot_decode_is_one_line_naming_it(tiny_data_dir, monkeypatch):
+    need("torchcodec")
+
+    def broken(path, device):
+        def decode(indices):
+            raise RuntimeError("Requested next frame while there are no more frames left to decode.\nmore")
+        return decode
+
+    monkeypatch.setitem(peers_mod.OPENERS, "torchcodec", broken)  # forked workers inherit it
+    ld = build_loader(kind="torchcodec", task="sr", data_dir=str(tiny_data_dir), res="144p", split="train",
+                      device="cpu", crop=64, batch_size=2, workers=1, shuffle=False)
+    with pytest.raises(Exception) as exc:  # a worker's MediaError comes back wrapped, as the PNG loader's does
+        next(iter(ld))
+    last = str(exc.value).strip().splitlines()[-1]
+    assert last.endswith(f"MediaError: {ld.clips[0].path}: torchcodec cannot decode frames 0-2: "
+                         "Requested next frame while there are no more frames left to decode."), last
 
 
 def test_a_peer_without_its_library_is_one_line_naming_the_extra(monkeypatch):
