@@ -40,7 +40,8 @@ def test_dry_run_runs_every_stage_on_the_cpu(tmp_path):
     assert {"dali", "png"} <= peer_kinds and peer_kinds - {"dali", "png"} <= {"torchcodec", "decord"}
     assert len(peer_kinds) + len(results["peers"]["skipped"]) == 4
     targets = results["targets"]
-    assert [t["status"] for t in targets] == ["n/a (dry run)"] * 3
+    assert [t["status"] for t in targets] == ["n/a (dry run)"] * 4
+    assert "DALI" in targets[3]["measured"] or targets[3]["measured"] == "not measured"
     assert "vsrnet" in targets[0]["measured"] and "x" in targets[1]["measured"]
     summary = (out / "summary.md").read_text()
     assert "| stage | status |" in summary and "dry run" in summary and len(summary.splitlines()) < 40
@@ -154,8 +155,12 @@ def test_targets_from_measured_numbers():
         {"loader": "DALI GPU experimental", "kind": "dali", "device": "gpu", "gpu_reader": "experimental",
          "data_ms_mean": 8.0, "share_nvdec": 30.0},
         {"loader": "PNG", "kind": "png", "device": "gpu", "data_ms_mean": 30.0}]}
-    good = evaluate_targets({"train_speed": {"rows": train(0.01)}, "dataloader": loader})
-    assert [t["status"] for t in good] == ["PASS", "PASS", "PASS"]
+    peers = {"dali_over_peers": {"torchcodec CUDA (main process)": 1.6, "decord CPU (8 workers)": 4.2}}
+    good = evaluate_targets({"train_speed": {"rows": train(0.01)}, "dataloader": loader, "peers": peers})
+    assert [t["status"] for t in good] == ["PASS", "PASS", "PASS", "PASS"]
+    assert "torchcodec CUDA (main process) 1.60x" in good[3]["measured"]
+    behind = evaluate_targets({"peers": {"dali_over_peers": {"torchcodec CUDA (main process)": 0.9}}})
+    assert behind[3]["status"] == "FAIL"
     assert "legacy 15.0x" in good[1]["measured"] and "experimental 3.8x" in good[1]["measured"]
     assert "legacy 85%" in good[2]["measured"]
 
@@ -164,4 +169,4 @@ def test_targets_from_measured_numbers():
     assert [t["status"] for t in bad[:2]] == ["FAIL", "FAIL"]
     missing_model = evaluate_targets({"train_speed": {"rows": train(0.01)[1:]}})
     assert missing_model[0]["status"] == "FAIL"  # every model must have been measured
-    assert [t["status"] for t in evaluate_targets({})] == ["n/a"] * 3
+    assert [t["status"] for t in evaluate_targets({})] == ["n/a"] * 4
