@@ -402,8 +402,8 @@ def stage_peers(suite: Suite) -> str:
     else:
         if not suite.facts.get("nvdec"):
             raise SkipStage("no libnvcuvid: DALI's GPU readers and torchcodec's CUDA decoder cannot decode here")
-        args = ["--device", "gpu", "--gpu-readers", ",".join(GPU_READERS), "--iters", "30", "--warmup", "5",
-                "--repeats", "2"]
+        args = ["--device", "gpu", "--gpu-readers", ",".join(GPU_READERS), "--iters", "20", "--warmup", "3",
+                "--repeats", "1"]
     suite.python("-m", "benchmarks.dataloader", "--data", str(data), "--preset", "seed", "--peers", *args,
                  "--out", str(out))
     result = json.loads(out.with_suffix(".json").read_text())
@@ -457,7 +457,7 @@ def _need_data(suite: Suite) -> Path:
 
 def make_stages() -> list[Stage]:
     return [Stage("install", 90, stage_install), Stage("env", 45, stage_env), Stage("data", 100, stage_data),
-            Stage("tests", 120, stage_tests), Stage("loader", 100, stage_loader), Stage("peers", 120, stage_peers),
+            Stage("tests", 120, stage_tests), Stage("loader", 100, stage_loader), Stage("peers", 100, stage_peers),
             Stage("train", 150, stage_train),
             Stage("inference", 80, stage_inference)]
 
