@@ -35,7 +35,7 @@ from vsrvfi.pipelines.png_frames import PngLoader, SequenceDataset
 
 PEERS = ("torchcodec", "decord")
 EXTRA = "pip install 'dali-vsr-vfi[peers]'"
-# Debian 12's FFmpeg 5.1 libraries, which torchcodec loads (any FFmpeg 4-8 works; the `ffmpeg` package has them too)
+# Debian 12's FFmpeg 5.1 libraries, which torchcodec loads (it loads FFmpeg 4-9; the `ffmpeg` package has them too)
 FFMPEG_LIBS_APT = "apt-get install libavcodec59 libavformat59 libavutil57 libswscale6 libswresample4 " \
                   "libavfilter8 libavdevice59"
 OPEN_DECODERS = 8  # decoders a worker keeps open (one per clip, least recently used closed first)
@@ -139,8 +139,3 @@ class PeerLoader(PngLoader):
         o = self.opts  # NVDEC in the main process: CUDA cannot be used in forked workers
         ds = self.dataset(o, self.clips, self.sequences, self.plan(), self.epoch, self.shard_id)
         return DataLoader(ds, batch_sampler=self.batches(), num_workers=0)
-
-
-def build_peer_loader(peer: str, options: LoaderOptions) -> PeerLoader:
-    """A peer loader for `options` (kind is ignored: frames come from the clips)."""
-    return PeerLoader(options.validate(), peer)

@@ -6,14 +6,13 @@ import json
 import types
 
 import pytest
-import torch
 
 from benchmarks import dataloader
 from tests.clipfactory import build_data_dir
 from vsrvfi.pipelines import AugmentOptions, LoaderOptions, build_loader, validate_batch
 from vsrvfi.pipelines import peers as peers_mod
 from vsrvfi.pipelines.colour import PEER_TOLERANCE, batch_difference, within_tolerance
-from vsrvfi.pipelines.peers import PEERS, PeerLoader, PeerUnavailable, check_peer
+from vsrvfi.pipelines.peers import PEERS, PeerUnavailable, check_peer
 
 ALL = AugmentOptions(hflip=0.5, vflip=0.5, rot90=0.5, reverse=0.5, swap_rgb=0.5)
 
