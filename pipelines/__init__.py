@@ -9,7 +9,8 @@
             ...
 
 Both loaders take the same LoaderOptions, visit the same sequences and yield the same batch layout,
-so a trainer switches between them with `kind`.
+so a trainer switches between them with `kind`; so do the peer loaders ("torchcodec", "decord":
+the PNG loader's DataLoader decoding the clips with those libraries, pipelines.peers).
 """
 from __future__ import annotations
 
@@ -46,6 +47,10 @@ def build_loader(options: LoaderOptions | None = None, /, **fields) -> BatchLoad
             from vsrvfi.pipelines.dali_video import DaliLoader
 
             return DaliLoader(opts)
+        if opts.kind in ("torchcodec", "decord"):
+            from vsrvfi.pipelines.peers import PeerLoader
+
+            return PeerLoader(opts, opts.kind)
         from vsrvfi.pipelines.png_frames import PngLoader
 
         return PngLoader(opts)

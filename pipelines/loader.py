@@ -18,10 +18,12 @@ from vsrvfi.core.errors import UsageError
 class BatchLoader:
     """Base class: an iterable of contract batches (pipelines.batch) with len() = batches per epoch."""
 
+    clip_kind: str | None = None  # which files to list (sampling.discover_clips' kind); None: opts.kind
+
     def __init__(self, opts: LoaderOptions):
         self.opts = opts.validate()
         self.shard_id, self.num_shards = opts.shard()
-        self.clips: list[Clip] = discover_clips(opts.data_dir, opts.res, opts.split, opts.kind,
+        self.clips: list[Clip] = discover_clips(opts.data_dir, opts.res, opts.split, self.clip_kind or opts.kind,
                                                 opts.sequence_length, opts.stride, opts.lr_res, opts.exclude)
         self._check_sizes()
         self.sequences: list[tuple[int, int]] = all_sequences(self.clips, opts.sequence_length, opts.stride,

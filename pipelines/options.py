@@ -10,7 +10,7 @@ from vsrvfi.pipelines.augment import AugmentOptions
 from vsrvfi.pipelines.batch import IMAGE_DTYPES, TASKS
 from vsrvfi.core.errors import UsageError
 
-KINDS = ("dali", "png")
+KINDS = ("dali", "png", "torchcodec", "decord")  # the last two: pipelines.peers (optional extra [peers])
 DEVICES = ("cpu", "gpu")
 LAST_BATCH = ("drop", "partial", "fill")
 GPU_READERS = ("legacy", "experimental", "cpu")  # cpu: VP9 decoded on the CPU, augmented on the GPU (no NVDEC)
@@ -38,7 +38,7 @@ class LoaderOptions:
     both readers at clip_run 1 and 2 (benchmarks/gpu_suite.py, loader stage).
     """
 
-    kind: str = "dali"                 # dali | png
+    kind: str = "dali"                 # dali | png | torchcodec | decord (pipelines.peers)
     task: str = "sr"                   # sr | vfi
     data_dir: str = "data"
     res: str = "540p"                  # clips the samples come from (HR for SR)

@@ -98,6 +98,13 @@ class SequenceDataset(Dataset):
     def __len__(self) -> int:
         return len(self.plan)
 
+    def read(self, clip: Clip, indices, box: tuple[int, int, int, int] | None, lr: bool = False) -> torch.Tensor:
+        """Frames `indices` (0-based) of `clip` (its LR frames if `lr`), cropped to box (y, x, h, w), as
+        uint8 (T, 3, H, W). Here a PNG frame folder; the peer loaders (pipelines.peers) decode a video file."""
+        if lr:
+            return read_frames(clip.lr_path, indices, box)
+        return read_frames(clip.path, indices, box, clip.frame_pattern, clip.frame_start)
+
     def _generator(self, index: int) -> torch.Generator:
         seed = np.random.SeedSequence([self.opts.seed, self.epoch, self.shard_id, index]).generate_state(1)[0]
         return torch.Generator().manual_seed(int(seed))
@@ -136,24 +143,24 @@ class SequenceDataset(Dataset):
             n = o.neighbors
             if o.lr_res is None:
                 if box is None:
-                    seq, margins = read_frames(clip.path, idx, None, clip.frame_pattern, clip.frame_start), (0, 0, 0, 0)
+                    seq, margins = self.read(clip, idx, None), (0, 0, 0, 0)
                 else:
                     grown, margins = with_margins(box, (clip.height, clip.width), 2 * o.scale)
-                    seq = read_frames(clip.path, idx, grown, clip.frame_pattern, clip.frame_start)
+                    seq = self.read(clip, idx, grown)
                 lr = downscale(seq, o.scale, margins)
                 top, _, left, _ = margins
                 hr = seq[n, :, top:top + lr.shape[-2] * o.scale, left:left + lr.shape[-1] * o.scale]
             else:
-                hr = read_frames(clip.path, [idx[n]], box, clip.frame_pattern, clip.frame_start)[0]
+                hr = self.read(clip, [idx[n]], box)[0]
                 lr_box = None if box is None else tuple(v // o.scale for v in box)
-                lr = read_frames(clip.lr_path, idx, lr_box)
+                lr = self.read(clip, idx, lr_box, lr=True)
             lr = augment(lr)
             if rev:
                 lr = lr.flip(0)
             out["lr"] = self._float(lr)
             out["hr"] = self._float(augment(hr))
         else:
-            seq = augment(read_frames(clip.path, idx, box, clip.frame_pattern, clip.frame_start))
+            seq = augment(self.read(clip, idx, box))
             inputs = seq[[0, -1]]
             t = torch.arange(1, o.targets + 1, dtype=torch.float32) / (o.targets + 1)
             if rev:
@@ -190,12 +197,14 @@ def _worker_init(_: int) -> None:
 class PngLoader(BatchLoader):
     """Contract batches from PNG frames through a torch DataLoader (workers, pinned memory)."""
 
+    dataset = SequenceDataset  # what reads a sample's frames (the peer loaders' reads video files)
+
     def __init__(self, opts: LoaderOptions):
         super().__init__(opts)
 
     def dataloader(self) -> DataLoader:
         o = self.opts
-        ds = SequenceDataset(o, self.clips, self.sequences, self.plan(), self.epoch, self.shard_id)
+        ds = self.dataset(o, self.clips, self.sequences, self.plan(), self.epoch, self.shard_id)
         # Its own generator: iterating a DataLoader draws its workers' base seed from the generator, which
         # would otherwise be torch's global one, so a resumed run (which builds the epoch's loader again
         # mid-epoch) would leave the global RNG elsewhere than an uninterrupted run does.

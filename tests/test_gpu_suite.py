@@ -27,8 +27,8 @@ def test_dry_run_runs_every_stage_on_the_cpu(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["results.json", "suite.tar.gz", "summary.md"]
     results = json.loads((out / "results.json").read_text())
     status = {s["name"]: s["status"] for s in results["stages"]}
-    assert status == {"install": "skipped", "env": "ok", "data": "ok", "tests": "ok", "loader": "ok", "train": "ok",
-                      "inference": "ok"}, results["stages"]
+    assert status == {"install": "skipped", "env": "ok", "data": "ok", "tests": "ok", "loader": "ok", "peers": "ok",
+                      "train": "ok", "inference": "ok"}, results["stages"]
     assert results["dry_run"] and results["env"]["nvidia.dali"].startswith("2.")
     # the plan came first, and fitted; the NVDEC probe answered for both readers (no GPU here)
     assert res.stdout.index("total") < res.stdout.index("== install") and "fits" in res.stdout
@@ -40,15 +40,21 @@ def test_dry_run_runs_every_stage_on_the_cpu(tmp_path):
     assert {(r["model"], r["loader"]) for r in results["train_speed"]["rows"]} == {
         ("vsrnet", "dali"), ("vsrnet", "png"), ("rife", "dali"), ("rife", "png")}
     assert results["inference"]["rows"][0]["frames_per_s"] > 0
+    peer_kinds = {r["kind"] for r in results["peers"]["rows"]}  # a peer not installed here: skipped, with the reason
+    assert "png" in peer_kinds and peer_kinds - {"png"} <= {"torchcodec", "decord"}
+    assert len(peer_kinds) + len(results["peers"]["skipped"]) == 3
+    assert set(results["peers"]["dali_over_peers"]) == {r["loader"] for r in results["peers"]["rows"]
+                                                         if r["kind"] in ("torchcodec", "decord")}
     targets = results["targets"]
-    assert [t["status"] for t in targets] == ["n/a (dry run)"] * 3
+    assert [t["status"] for t in targets] == ["n/a (dry run)"] * 4
+    assert "DALI" in targets[3]["measured"] or targets[3]["measured"] == "not measured"
     assert "vsrnet" in targets[0]["measured"] and "x" in targets[1]["measured"]
     summary = (out / "summary.md").read_text()
     assert "| stage | status |" in summary and "dry run" in summary and len(summary.splitlines()) < 40
     with tarfile.open(out / "suite.tar.gz") as tar:
         names = set(tar.getnames())
     for name in ("logs/env.log", "logs/data.log", "logs/tests.log", "logs/loader.log", "logs/train.log",
-                 "logs/inference.log", "env.json", "gpu_tests.xml", "dataloader_seed.json", "dataloader_seed.png",
+                 "logs/inference.log", "logs/peers.log", "dataloader_peers.json", "env.json", "gpu_tests.xml", "dataloader_seed.json", "dataloader_seed.png",
                  "train_speed.json", "train_speed.png", "inference_speed.json", "summary.md", "results.json"):
         assert f"gpu_suite/{name}" in names, name
     assert "summary" not in res.stderr
@@ -155,8 +161,12 @@ def test_targets_from_measured_numbers():
         {"loader": "DALI GPU experimental", "kind": "dali", "device": "gpu", "gpu_reader": "experimental",
          "data_ms_mean": 8.0, "share_nvdec": 30.0},
         {"loader": "PNG", "kind": "png", "device": "gpu", "data_ms_mean": 30.0}]}
-    good = evaluate_targets({"train_speed": {"rows": train(0.01)}, "dataloader": loader})
-    assert [t["status"] for t in good] == ["PASS", "PASS", "PASS"]
+    peers = {"dali_over_peers": {"torchcodec CUDA (main process)": 1.6, "decord CPU (8 workers)": 4.2}}
+    good = evaluate_targets({"train_speed": {"rows": train(0.01)}, "dataloader": loader, "peers": peers})
+    assert [t["status"] for t in good] == ["PASS", "PASS", "PASS", "PASS"]
+    assert "torchcodec CUDA (main process) 1.60x" in good[3]["measured"]
+    behind = evaluate_targets({"peers": {"dali_over_peers": {"torchcodec CUDA (main process)": 0.9}}})
+    assert behind[3]["status"] == "FAIL"
     assert "legacy 15.0x" in good[1]["measured"] and "experimental 3.8x" in good[1]["measured"]
     assert "legacy 85%" in good[2]["measured"]
 
@@ -165,7 +175,7 @@ def test_targets_from_measured_numbers():
     assert [t["status"] for t in bad[:2]] == ["FAIL", "FAIL"]
     missing_model = evaluate_targets({"train_speed": {"rows": train(0.01)[1:]}})
     assert missing_model[0]["status"] == "FAIL"  # every model must have been measured
-    assert [t["status"] for t in evaluate_targets({})] == ["n/a"] * 3
+    assert [t["status"] for t in evaluate_targets({})] == ["n/a"] * 4
 
 
 # ------------------------------------------------------------------------- the plan and the NVDEC probe
