@@ -3,7 +3,7 @@ is scored on full held-out frames along the way, the way `vsr-evaluate` scores (
 
     python -m benchmarks.quality --data data/demo/data
     python -m benchmarks.quality --data DATA --models vsrnet,rife --steps vsrnet=2000,rife=800 --val-frames 24
-    python -m benchmarks.quality --data data/demo/data --overfit demo4k-s0001     # train and score on one clip
+    python -m benchmarks.quality --data data/demo/data --overfit demo4k-s0000     # train and score on one clip
 
 For each model: its configs/<model>.yaml plus `--set` overrides (and the per-model defaults below,
 sized for a CPU), `--steps` steps with validation every `--val-every` steps and at step 0 (the
@@ -56,6 +56,7 @@ def run_model(model: str, data: str, steps: int, val_every: int, val_frames: int
         first = trainer.validate()  # step 0: the untrained model (a residual model starts at the baseline)
         if first is not None:
             trainer.val_history.append({"step": 0, **first.as_dict()})
+            print(f"{model} step 0: {first.line()}", flush=True)
         trainer.fit()
     finally:
         trainer.close()
@@ -108,10 +109,11 @@ def format_overfit_table(rows: list[dict]) -> str:
     lines = [head, "-" * len(head)]
     for r in rows:
         first, last, best = r["curve"][0], r["last"], r["best"]
+        step0 = f"{first['psnr']:>9.2f}" if first["step"] == 0 else f"{'-':>9}"
         at = steps_to_beat(r["curve"])
         met = "met" if last["psnr"] > last["baseline_psnr"] else "not met"
         lines.append(f"{r['model']:<8} {last['step']:>6} {r['train_minutes']:>9.1f} {last['baseline_psnr']:>12.2f} "
-                     f"{first['psnr']:>9.2f} {last['psnr']:>9.2f} {last['psnr'] - last['baseline_psnr']:>+6.2f} "
+                     f"{step0} {last['psnr']:>9.2f} {last['psnr'] - last['baseline_psnr']:>+6.2f} "
                      f"{'step ' + str(at) if at is not None else 'never':>17} "
                      f"{best['psnr'] - best['baseline_psnr']:>+9.2f}  {met} (> {r['baseline']})")
     for kind in dict.fromkeys(r["baseline"] for r in rows):
