@@ -2,7 +2,7 @@
 
 The source is tools.demo_video at the chosen size (a photo zoom, a pan over a fractal landscape, a
 Mandelbrot zoom, moving test patterns; nothing downloaded). Each scene becomes one clip encoded the
-way tools/transcode_scenes.py encodes VP9 (its codec_args, so the benchmark measures the project's
+way tools/encoding/codecs.py encodes VP9 (its codec_args, so the benchmark measures the project's
 real settings) with the chosen GOP, and its frames are extracted to PNG with DALI's YUV->RGB
 conversion (tools.extract_frames). Layout as core/layout.py; existing files are reused.
 """
@@ -18,7 +18,7 @@ from vsrvfi.core.atomic import atomic_path
 from vsrvfi.core.ffmpeg import run_ffmpeg
 from vsrvfi.core.media import probe
 from vsrvfi.tools.extract_frames import extract_clip
-from vsrvfi.tools.transcode_scenes import TranscodeOptions, codec_args
+from vsrvfi.tools.encoding.codecs import TranscodeOptions, codec_args
 
 
 def make_bench_data(root: str | Path, res: str = "720p", gop: int = 4, scene_seconds: float = 2.0,

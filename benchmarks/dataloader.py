@@ -102,6 +102,7 @@ def measure_loader(label: str, opts: LoaderOptions, iters: int, warmup: int, ste
         "loader": label, "kind": opts.kind, "device": opts.device, "workers": opts.workers,
         "readers": opts.num_readers if opts.kind == "dali" else None,
         "gpu_reader": opts.gpu_reader if opts.kind == "dali" and opts.device == "gpu" else None,
+        "clip_run": opts.clip_run if opts.kind == "dali" else None,
         "data_ms_mean": statistics.fmean(ms), "data_ms_median": statistics.median(ms),
         "data_ms_p95": ms[min(len(ms) - 1, int(round(0.95 * (len(ms) - 1))))],
         "frames_per_s": iters * frames_per_batch / wall, "cpu_cores": cpu / wall,

@@ -6,7 +6,7 @@ For each fault: how many were injected, how many the project recovered from, how
 beyond what the design allows (must be 0), and the worst time to recover. What counts:
 
 - trainer kill -9: 3 kills per run at random steps, validations and checkpoint writes (reproducible
-  points, tests/fault_harness.py) plus one from outside at a random moment; recovered when every
+  points, benchmarks/fixtures/fault_harness.py) plus one from outside at a random moment; recovered when every
   restart resumes from the last complete checkpoint, every checkpoint file stays readable and the
   final weights, optimizer, RNG states equal an uninterrupted run's bit for bit. Lost: restarts that
   resumed from an older checkpoint than the last one written, unreadable checkpoints, a final state
@@ -45,13 +45,12 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from benchmarks.fixtures import inject as tf  # the test suite's way to inject each fault
+from benchmarks.fixtures.clipfactory import build_data_dir
+from vsrvfi.core.cli import Interrupted, entry_point
+from vsrvfi.models.checkpoint import load_checkpoint
 
-from tests import test_faults as tf  # noqa: E402  (the suite's helpers: one way to inject each fault)
-from tests.clipfactory import build_data_dir  # noqa: E402
-from vsrvfi.core.cli import Interrupted, entry_point  # noqa: E402
-from vsrvfi.models.checkpoint import load_checkpoint  # noqa: E402
+ROOT = tf.ROOT
 
 
 def _stopped(trainer) -> None:
@@ -232,7 +231,7 @@ def prepare_kill9(source: Path, work: Path, rng: random.Random, repeats: int, t:
 
 
 def bad_clips(data: Path, work: Path, rng: random.Random, repeats: int, t: Tally) -> None:
-    from vsrvfi.trainers.engine import BadClip
+    from vsrvfi.pipelines import BadClip
 
     for r in range(repeats):
         own = Path(shutil.copytree(data, work / f"bad{r}"))

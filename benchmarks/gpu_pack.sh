@@ -90,8 +90,10 @@ cat <<MSG
 
 $n part(s) of at most $chunk bytes in $out/ (checkout: $tree bytes). The GPU machine keeps git-ignored
 files between calls only while it is warm (about 30 s after each call): make these calls back to back,
-the suite last, from the checkout they send (docs/benchmarks.md, "GPU suite"):
+the suite last, from the checkout they send (docs/benchmarks.md, "GPU suite"; the device-time plan:
+python -m benchmarks.gpu_suite --plan):
 MSG
+suite_timeout=$("$PY" -c 'from benchmarks.gpu_suite import CALL_TIMEOUT_S; print(CALL_TIMEOUT_S)')  # the device plan
 i=0
 for p in "${parts[@]}"; do
   i=$((i+1))
@@ -100,7 +102,7 @@ for p in "${parts[@]}"; do
   elif [ "$i" -lt "$n" ]; then
     echo "  run(carry=[\"$p\", \"$out/SHA256SUMS\"], timeout_s=60, command=\"ls -la $out\")"
   else
-    echo "  run(carry=[\"$p\", \"$out/SHA256SUMS\"], timeout_s=540, command=\"bash benchmarks/gpu_suite.sh\")"
+    echo "  run(carry=[\"$p\", \"$out/SHA256SUMS\"], timeout_s=$suite_timeout, command=\"bash benchmarks/gpu_suite.sh\")"
   fi
 done
 echo "Then hand the machine back; the suite's summary.md, results.json and suite.tar.gz come back from \$OUT."

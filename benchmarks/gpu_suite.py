@@ -1,21 +1,32 @@
-"""The GPU check in one command: install, data, GPU tests, loader, training and inference benchmarks, summary.
+"""The GPU check in one command: install, environment and NVDEC probe, data, training speed, GPU tests, loader and inference benchmarks.
 
     bash benchmarks/gpu_suite.sh                       # on a GPU machine, from the repository root
+    python -m benchmarks.gpu_suite --plan              # anywhere, at once: the stage plan against the device budget
     python -m benchmarks.gpu_suite --dry-run --out runs/gpu-dry    # anywhere: CPU and VP9, installs nothing
 
-Made for a lent GPU machine that reaches no package registry and gives few minutes (docs/benchmarks.md,
-"GPU suite", has the calls that carry the packages there, and what was measured). The stages run one
-after the other, each in its own processes with its own time limit, all within `--budget` seconds; a
-stage that fails or runs out of time is reported and the suite goes on:
+Made for a lent GPU machine that reaches no package registry and gives 15 minutes of device time in
+all, its start and every call's transfers included (docs/benchmarks.md, "GPU suite", has the calls
+that carry the packages there). The stages run one after the other, in the order of what they prove
+(STAGES below: the first ones are what a cut-short run must still show), each in its own processes
+with its own time limit, all within `--budget` seconds; a stage that fails or runs out of time is
+reported and the suite goes on. Every run starts by printing the plan (each stage's limit, their
+total, and how the budget follows from the device time) and refuses one that does not fit:
 
     install    unpack .gpu/part-* (made here by benchmarks/gpu_pack.sh: DALI and the small packages the
                machine lacks, ffmpeg from the imageio-ffmpeg wheel) into --site, unless all import already
-    env        versions, nvidia-smi, whether the driver's libnvcuvid (NVDEC) is there, GPUs seen by torch and DALI
+    env        versions, nvidia-smi, libnvcuvid, GPUs seen by torch and DALI, and the NVDEC probe: one H.264
+               clip decoded by each DALI GPU reader (vsrvfi.pipelines.nvdec); what needs NVDEC is skipped
+               with the probe's reason, what does not (PNG training, inference) still runs
     data       a 720p H.264 data set made with the project's tools (demo footage, 4 scenes, PNG frames)
+    train      benchmarks.train_speed: all four models, DALI (a reader that decoded) and PNG loaders, AMP:
+               the headline target, data time under 2 % of a step
     tests      pytest -m gpu: DALI GPU pipelines == PNG loader (both readers, every augmentation), two GPUs
-    loader     benchmarks.dataloader at the seed's setting on the GPU: DALI (both readers) vs PNG vs NVDEC
-    train      benchmarks.train_speed: all four models, DALI and PNG loaders, AMP (data share of a step)
+    loader     benchmarks.dataloader at the seed's setting: both GPU readers x clip_run 1 and 2, PNG, NVDEC
     inference  benchmarks.inference_speed at 1080p and 4K in fp16
+
+Another stage is added by a row in STAGES (name, limit, function, what it proves), placed by what it
+proves, with its seconds taken from the other rows: tests/test_gpu_suite.py checks that the plan
+still fits the device budget.
 
 The output folder ($OUT, else --out) gets three files, rewritten after every stage so a cut-off run
 still leaves its results: summary.md (one screen: stages, the targets, the colour tolerance measured),
@@ -52,6 +63,19 @@ DATA_SHARE_MAX = 0.02       # data time below 2 % of a training step, every mode
 PNG_RATIO_MIN = 10.0        # at least 10x less data time than the PNG loader
 NVDEC_SHARE_MIN = 80.0      # the loader delivers at least 80 % of NVDEC's frames/s
 MIN_STAGE_S = 10.0          # a stage left less time than this by the budget is skipped
+# The device budget (the `run` tool's notes: 15 minutes of device time per task, start and transfers
+# included, at most 600 s per command). The numbers below are estimates until a first run measures
+# them (its lease's held_s); the plan prints them so they can be corrected in one place.
+DEVICE_S = 900              # all device time: the machine's start, every call, idle gaps, the give-back
+MACHINE_START_S = 150       # a cold machine's start ("a minute or more")
+CALLS = 5                   # the packed parts need five calls (the last one runs this suite)
+PER_CALL_S = 30             # each call: up to 64 MiB sent, its start, the gap to the next call
+RESULTS_S = 40              # the outputs coming back, give_back
+PYTHON_S = 20               # this process's own start, the final summary and archive, the kill margin
+OUTPUTS_S = 5               # kept at the end of the budget for writing the outputs
+DRY_FACTOR = 4              # a dry run (CPU, tiny sizes) gives each stage this many times its GPU limit
+CALL_TIMEOUT_S = DEVICE_S - MACHINE_START_S - CALLS * PER_CALL_S - RESULTS_S   # the suite call's timeout_s
+DEFAULT_BUDGET_S = CALL_TIMEOUT_S - PYTHON_S                                   # --budget: all stages
 # What the install stage must make importable (module names)
 NEEDED = ("nvidia.dali", "av", "imageio_ffmpeg", "scenedetect", "ffmpeg", "tensorboardX", "pytorch_msssim")
 
@@ -69,6 +93,7 @@ class Stage:
     name: str
     limit: float                      # seconds, at most
     func: Callable[["Suite"], str]    # returns a one-line note; raises StageFailed
+    proves: str = ""                  # what the stage shows (printed in the plan)
     status: str = "pending"           # ok | failed | timeout | skipped
     seconds: float = 0.0
     note: str = ""
@@ -303,14 +328,55 @@ def stage_env(suite: Suite) -> str:
         info["nvidia_smi"] = None
     ld = suite.run("ldconfig -p | grep -E 'nvcuvid|nvidia-encode' || true", check=False, timeout=30)
     info["ldconfig_nvcuvid"] = [ln.strip() for ln in (ld.stdout or "").splitlines() if "lib" in ln]
-    info["nvdec"] = bool(info.get("libnvcuvid_loads"))
+    # A libnvcuvid that loads can still fail at the first decode: the proof is one decoded H.264 frame
+    # per reader, each in its own process with a time limit (vsrvfi.pipelines.nvdec)
+    probe = suite.python("-m", "vsrvfi.pipelines.nvdec", "--timeout", str(NVDEC_PROBE_S // 2 - 5), check=False,
+                         timeout=NVDEC_PROBE_S)
+    lines = [ln for ln in (probe.stdout or "").splitlines() if ln.startswith("{")]
+    if lines:
+        info["nvdec_probe"] = json.loads(lines[-1])
+    else:
+        why = f"the NVDEC probe gave no answer (exit {probe.returncode}; logs/env.log)"
+        info["nvdec_probe"] = {r: why for r in GPU_READERS}
+    record_nvdec(suite, info["nvdec_probe"])
+    info["nvdec"] = suite.facts["nvdec"]
     suite.results["env"] = info
     suite.facts["gpus"] = len(info.get("gpus") or [])
-    suite.facts["nvdec"] = info["nvdec"]
     (suite.report / "env.json").write_text(json.dumps(info, indent=1))
     gpus = ", ".join(info.get("gpus") or []) or "no GPU"
     return (f"{gpus}; torch {info.get('torch')} (CUDA {info.get('torch_cuda')}), DALI {info.get('nvidia.dali')}; "
-            f"libnvcuvid {'loads' if info['nvdec'] else 'NOT found'}")
+            f"libnvcuvid {'loads' if info.get('libnvcuvid_loads') else 'NOT found'}; {nvdec_note(suite)}")
+
+
+NVDEC_PROBE_S = 50  # both readers' probes (a hung decoder is cut off inside the probe at 20 s each)
+
+
+def record_nvdec(suite: Suite, probe: dict) -> None:
+    """Keep the NVDEC probe's answer ({reader: None or why not}) for the later stages."""
+    suite.facts["nvdec_probe"] = {r: probe.get(r, "not probed") for r in GPU_READERS}
+    suite.facts["nvdec_readers"] = [r for r in GPU_READERS if suite.facts["nvdec_probe"][r] is None]
+    suite.facts["nvdec"] = bool(suite.facts["nvdec_readers"])
+
+
+def nvdec_readers(suite: Suite) -> list[str]:
+    """The DALI GPU readers that decoded the probe clip (none before the env stage ran)."""
+    return list(suite.facts.get("nvdec_readers") or [])
+
+
+def nvdec_reason(suite: Suite) -> str:
+    """Why NVDEC cannot be used: the probe's first reason, one line."""
+    probe = suite.facts.get("nvdec_probe") or {}
+    reasons = [v for v in probe.values() if v]
+    return reasons[0] if reasons else "NVDEC not probed (the env stage did not finish)"
+
+
+def nvdec_note(suite: Suite) -> str:
+    readers = nvdec_readers(suite)
+    if len(readers) == len(GPU_READERS):
+        return "NVDEC decodes (both readers)"
+    if readers:
+        return f"NVDEC decodes with the {readers[0]} reader only; {nvdec_reason(suite)}"
+    return f"no NVDEC: {nvdec_reason(suite)}"
 
 
 def stage_data(suite: Suite) -> str:
@@ -337,6 +403,8 @@ def stage_tests(suite: Suite) -> str:
     tolerance = suite.report / "gpu_tolerance.json"
     tolerance.unlink(missing_ok=True)
     env["VSRVFI_GPU_REPORT"] = str(tolerance)
+    if suite.facts.get("nvdec_probe"):  # the tests skip what needs NVDEC with the probe's reason
+        env["VSRVFI_NVDEC_PROBE"] = json.dumps(suite.facts["nvdec_probe"])
     if suite.facts.get("data") and suite.facts.get("res") == "720p":
         env["VSRVFI_GPU_DATA"] = str(suite.facts["data"])
     junit = suite.report / "gpu_tests.xml"
@@ -365,10 +433,17 @@ def junit_counts(path: Path) -> dict:
     failed = sum(int(s.get("failures", 0)) for s in suites)
     errors = sum(int(s.get("errors", 0)) for s in suites)
     skipped = sum(int(s.get("skipped", 0)) for s in suites)
-    reasons = sorted({(sk.get("message") or "").split(": ", 1)[-1][:100]
-                      for s in suites for sk in s.iter("skipped")})
+    reasons = sorted({_skip_reason(sk.get("message") or "") for s in suites for sk in s.iter("skipped")})
     return {"passed": tests - failed - errors - skipped, "failed": failed, "errors": errors, "skipped": skipped,
             "skip_reasons": reasons}
+
+
+def _skip_reason(message: str) -> str:
+    """A junit skip message as the reason given (the NVDEC probe's lines hold colons of their own)."""
+    for prefix in ("Skipped: ", "skipped: "):
+        if message.startswith(prefix):
+            message = message[len(prefix):]
+    return message[:160]
 
 
 def stage_loader(suite: Suite) -> str:
@@ -378,33 +453,63 @@ def stage_loader(suite: Suite) -> str:
         args = ["--res", suite.facts["res"], "--crop", "64", "--batch-size", "2", "--device", "cpu", "--workers", "1",
                 "--iters", "2", "--warmup", "1", "--repeats", "1"]
     else:
-        if not suite.facts.get("nvdec"):
-            raise SkipStage("no libnvcuvid: DALI's GPU readers and the NVDEC ceiling cannot decode here")
-        args = ["--device", "gpu", "--gpu-readers", ",".join(GPU_READERS), "--iters", "30", "--warmup", "5",
-                "--repeats", "3"]
+        readers = nvdec_readers(suite)
+        if not readers:
+            raise SkipStage(f"DALI's GPU readers cannot decode here: {nvdec_reason(suite)}")
+        # both readers (that decode) x clip_run 1 and 2: the legacy reader seeks and flushes for every
+        # sequence, so clip_run helps only the experimental one; the fastest pairing is reported
+        # one repeat: the benchmark writes its JSON at the end, so a stage cut short would lose every row
+        args = ["--device", "gpu", "--gpu-readers", ",".join(readers), "--clip-run", "1,2", "--iters", "30",
+                "--warmup", "5", "--repeats", "1"]
     suite.python("-m", "benchmarks.dataloader", "--data", str(data), "--preset", "seed", *args, "--out", str(out))
     result = json.loads(out.with_suffix(".json").read_text())
     suite.results["dataloader"] = result
+    best = fastest_gpu_pairing(result.get("rows") or [])
+    if best:
+        suite.results["fastest_gpu_pairing"] = best
     rows = {r["loader"]: r for r in result["rows"]}
-    return "; ".join(f"{name}: {r['frames_per_s']:.0f} frames/s" for name, r in rows.items())
+    note = "; ".join(f"{name}: {r['frames_per_s']:.0f} frames/s" for name, r in rows.items())
+    return (f"fastest GPU pairing {best['gpu_reader']} reader, clip_run {best['clip_run']}; " if best else "") + note
+
+
+def fastest_gpu_pairing(rows: list[dict]) -> dict | None:
+    """The DALI GPU row (reader, clip_run) with the most frames/s: the default to set on the GPU."""
+    gpu = [r for r in rows if r.get("kind") == "dali" and r.get("gpu_reader")]
+    if not gpu:
+        return None
+    best = max(gpu, key=lambda r: r["frames_per_s"])
+    return {"gpu_reader": best["gpu_reader"], "clip_run": best.get("clip_run") or 1,
+            "frames_per_s": best["frames_per_s"], "loader": best["loader"]}
 
 
 def stage_train(suite: Suite) -> str:
     data = _need_data(suite)
     out = suite.report / "train_speed"
-    loaders = "dali,png" if suite.dry or suite.facts.get("nvdec") else "png"
+    readers = nvdec_readers(suite)
+    loaders = "dali,png" if suite.dry or readers else "png"
     if suite.dry:
         args = ["--models", "vsrnet,rife", "--loaders", loaders, "--steps", "1", "--warmup", "0",
                 f"data.res={suite.facts['res']}", "data.crop=64", "data.batch_size=1", "data.workers=1"]
     else:
         args = ["--models", ",".join(MODELS), "--loaders", loaders, "--steps", "20", "--warmup", "5",
                 f"data.res={suite.facts['res']}", f"train.amp={suite.amp}", "data.workers=8"]
-    suite.python("-m", "benchmarks.train_speed", "--data", str(data), "--out", str(out), *args)
-    result = json.loads(out.with_suffix(".json").read_text())
-    suite.results["train_speed"] = result
+        if readers:
+            args.append(f"data.gpu_reader={readers[0]}")
+    cut = None
+    try:
+        suite.python("-m", "benchmarks.train_speed", "--data", str(data), "--out", str(out), *args)
+    except StageFailed as exc:  # train_speed writes its JSON after every pair: keep what finished
+        cut = exc
+    path = out.with_suffix(".json")
+    if path.exists():
+        suite.results["train_speed"] = json.loads(path.read_text())
+    if cut is not None:
+        done = len((suite.results.get("train_speed") or {}).get("rows") or [])
+        raise StageFailed(f"{cut} ({done} model/loader pairs finished and kept)")
+    result = suite.results["train_speed"]
     note = "; ".join(f"{r['model']}/{r['loader']} {r['steps_per_s']:.3g} steps/s, data {100 * r['data_share']:.1f}%"
                      for r in result["rows"])
-    return note + ("" if "dali" in loaders else " (PNG only: no NVDEC)")
+    return note + ("" if "dali" in loaders else f" (PNG only: {nvdec_reason(suite)})")
 
 
 def stage_inference(suite: Suite) -> str:
@@ -427,10 +532,57 @@ def _need_data(suite: Suite) -> Path:
     return suite.facts["data"]
 
 
+# The plan, in the order of what the stages prove (a run cut short loses the last ones): the hook for
+# other stages is a row here (name, limit in seconds, function, what it proves), its seconds taken
+# from the others so that check_plan() still passes (tests/test_gpu_suite.py runs it).
+STAGES: list[tuple[str, float, Callable[[Suite], str], str]] = [
+    ("install", 45, stage_install, "the packages import (nothing else runs without them)"),
+    ("env", 60, stage_env, "GPU, driver, versions; NVDEC decodes one H.264 frame (else what needs it is skipped)"),
+    ("data", 70, stage_data, "the project's own tools make a 720p H.264 data set"),
+    ("train", 150, stage_train, "the headline: DALI data time < 2% of a training step, every model (vs PNG)"),
+    ("tests", 90, stage_tests, "DALI GPU batches == PNG batches (both readers, every augmentation)"),
+    ("loader", 75, stage_loader, "loader vs NVDEC and PNG; the faster reader x clip_run pairing for the default"),
+    ("inference", 35, stage_inference, "inference frames/s at 1080p and 4K (fp16)"),
+]
+
+
 def make_stages() -> list[Stage]:
-    return [Stage("install", 90, stage_install), Stage("env", 45, stage_env), Stage("data", 100, stage_data),
-            Stage("tests", 120, stage_tests), Stage("loader", 100, stage_loader), Stage("train", 150, stage_train),
-            Stage("inference", 80, stage_inference)]
+    return [Stage(name, limit, func, proves) for name, limit, func, proves in STAGES]
+
+
+def plan_problems(stages: Sequence[Stage], budget: float) -> list[str]:
+    """Why the plan does not fit the device time (empty when it does)."""
+    problems = []
+    total = sum(s.limit for s in stages)
+    if total > budget - OUTPUTS_S:
+        problems.append(f"the stage limits add up to {total:.0f} s, over the {budget:.0f} s budget less "
+                        f"{OUTPUTS_S} s for the outputs")
+    if budget > DEFAULT_BUDGET_S:
+        problems.append(f"--budget {budget:.0f} s is over the {DEFAULT_BUDGET_S} s the device time leaves "
+                        f"(plan_lines)")
+    if CALL_TIMEOUT_S > 600:
+        problems.append(f"the suite call would need timeout_s {CALL_TIMEOUT_S}, over the 600 s per command")
+    short = [s.name for s in stages if s.limit < MIN_STAGE_S]
+    if short:
+        problems.append(f"stages with less than {MIN_STAGE_S:.0f} s would always be skipped: {', '.join(short)}")
+    return problems
+
+
+def plan_lines(stages: Sequence[Stage], budget: float) -> list[str]:
+    """The plan as printed before the first stage: each stage's limit and purpose, the total, and how
+    the budget follows from the device time."""
+    lines = [f"device time {DEVICE_S} s = machine start {MACHINE_START_S} + {CALLS} calls x {PER_CALL_S} "
+             f"(transfers, gaps) + results and give-back {RESULTS_S} + the suite call's timeout_s {CALL_TIMEOUT_S}",
+             f"suite call {CALL_TIMEOUT_S} s = python and outputs {PYTHON_S} + budget {DEFAULT_BUDGET_S}; "
+             f"this run's budget {budget:.0f} s",
+             f"{'stage':<10} {'limit s':>7} {'ends by':>7}  proves"]
+    t = 0.0
+    for s in stages:
+        t += s.limit
+        lines.append(f"{s.name:<10} {s.limit:>7.0f} {t:>7.0f}  {s.proves}")
+    lines.append(f"{'total':<10} {t:>7.0f}          of {budget - OUTPUTS_S:.0f} s (budget less {OUTPUTS_S} s "
+                 f"for the outputs): {'fits' if t <= budget - OUTPUTS_S else 'DOES NOT FIT'}")
+    return lines
 
 
 # ----------------------------------------------------------------------------------------- targets
@@ -489,7 +641,7 @@ def summary_markdown(suite: Suite) -> str:
              "",
              f"{', '.join(env.get('gpus') or []) or 'no GPU'} | driver {_driver(env)} | "
              f"torch {env.get('torch', '?')} CUDA {env.get('torch_cuda', '?')} | DALI {env.get('nvidia.dali', '?')} | "
-             f"libnvcuvid {'yes' if env.get('nvdec') else 'NO'} | {env.get('cpus', '?')} CPUs | "
+             f"NVDEC {'decodes' if env.get('nvdec') else 'NO'} | {env.get('cpus', '?')} CPUs | "
              f"{time.strftime('%Y-%m-%d %H:%M')}",
              "", "| stage | status | s | note |", "| --- | --- | ---: | --- |"]
     for s in suite.stages:
@@ -511,6 +663,12 @@ def summary_markdown(suite: Suite) -> str:
                   + "; ".join(f"{g}: luma mean {w['luma_mean']:.2f} p99 {w['luma_p99']:.1f} max {w['luma_max']:.0f}, "
                               f"RGB mean {w['rgb_mean']:.2f} p99 {w['rgb_p99']:.1f} max {w['rgb_max']:.0f}"
                               for g, w in worst.items())]
+    if suite.facts.get("nvdec_probe") and not suite.dry:
+        lines += ["", f"NVDEC probe (one H.264 frame per DALI GPU reader): {nvdec_note(suite)}"]
+    best = r.get("fastest_gpu_pairing")
+    if best:
+        lines += ["", f"fastest GPU loader pairing (seed setting): {best['gpu_reader']} reader, clip_run "
+                      f"{best['clip_run']}, {best['frames_per_s']:.0f} frames/s: the default to set on the GPU"]
     inf = (r.get("inference") or {}).get("rows") or []
     if inf:
         lines += ["", "inference frames/s: " + "; ".join(f"{x['model']} {x['res']} {x['precision']} "
@@ -545,13 +703,24 @@ def run_suite(suite: Suite, only: Sequence[str] | None = None, stages: list[Stag
     """Run the stages in order (each within its limit and the budget), writing the outputs after each."""
     suite.stages = stages if stages is not None else make_stages()
     (suite.report / "logs").mkdir(parents=True, exist_ok=True)
+    gpu_budget = DEFAULT_BUDGET_S if suite.dry else suite.budget
+    print("\n".join(plan_lines(suite.stages, gpu_budget)), flush=True)
+    for problem in plan_problems(suite.stages, gpu_budget):
+        print(f"warning: {problem}", flush=True)
+    factor = DRY_FACTOR if suite.dry else 1
+    if suite.dry:
+        print(f"dry run: on the CPU each stage gets {DRY_FACTOR} x its limit, within --budget {suite.budget:.0f} s",
+              flush=True)
+    suite.results["plan"] = {"stages": [{"name": s.name, "limit": s.limit, "proves": s.proves} for s in suite.stages],
+                             "budget": suite.budget, "device_s": DEVICE_S, "machine_start_s": MACHINE_START_S,
+                             "calls": CALLS, "per_call_s": PER_CALL_S, "call_timeout_s": CALL_TIMEOUT_S}
     end = suite.start + suite.budget
     for stage in suite.stages:
         if only and stage.name not in only:
             stage.status, stage.note = "skipped", "not selected"
             continue
         t0 = time.monotonic()
-        suite._deadline = min(t0 + stage.limit, end - 5)  # 5 s kept for the outputs
+        suite._deadline = min(t0 + factor * stage.limit, end - OUTPUTS_S)  # kept for the outputs
         suite._log = suite.report / "logs" / f"{stage.name}.log"
         if suite._deadline - t0 < MIN_STAGE_S:
             stage.status, stage.note = "skipped", "out of time (--budget)"
@@ -587,11 +756,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--work", default=None, help="scratch folder: data set, logs (default /tmp/gpu_suite, "
                                                   "or OUT/../gpu_suite-work in a dry run)")
     ap.add_argument("--site", default="/tmp/site", help="where the install stage unpacks the packages")
-    ap.add_argument("--budget", type=float, default=470.0, help="seconds for all stages together")
+    ap.add_argument("--budget", type=float, default=None,
+                    help=f"seconds for all stages together (default {DEFAULT_BUDGET_S}: what the device time leaves; "
+                         f"a dry run: {DRY_FACTOR} times that)")
+    ap.add_argument("--plan", action="store_true", help="print the stage plan against the device budget and exit "
+                                                        "(status 1 when it does not fit)")
     ap.add_argument("--amp", default="bf16", choices=["bf16", "fp16", "off"], help="train.amp of the training stage")
     ap.add_argument("--stages", default=None, help="comma list: run only these stages (others reported as skipped)")
     ap.add_argument("--dry-run", action="store_true", help="CPU and VP9, tiny sizes, nothing installed")
     a = ap.parse_args(argv)
+    if a.budget is None:
+        a.budget = float(DEFAULT_BUDGET_S * (DRY_FACTOR if a.dry_run else 1))
+    if a.plan:
+        stages = make_stages()
+        print("\n".join(plan_lines(stages, a.budget)))
+        problems = plan_problems(stages, a.budget)
+        for problem in problems:
+            print(f"error: {problem}")
+        return 1 if problems else 0
     out = Path(a.out).resolve()
     work = Path(a.work).resolve() if a.work else (out.parent / f"{out.name}-work" if a.dry_run else
                                                    Path("/tmp/gpu_suite"))

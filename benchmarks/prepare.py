@@ -110,17 +110,17 @@ def largest_scene(data_dir: Path) -> int:
 
 def lower_bound_cmd(src: Path, out_dir: Path, tiers: Sequence[str], args: argparse.Namespace) -> list[str]:
     """One ffmpeg: decode the source once, encode every tier with prepare_data's own settings."""
-    from vsrvfi.tools import transcode_scenes as ts
+    from vsrvfi.tools.encoding import codecs, command, encoders
 
     info = probe(src)
-    opts = ts.TranscodeOptions(resolutions=tuple(tiers), codec=args.codec, preset=args.preset)
-    backend = ts.choose_backend(args.codec, args.encoder)
-    tier_list, _ = ts.make_tiers(opts, backend, info.width, info.height)
-    job = ts.SceneJob(src, "all", 0, info.num_frames, float(info.fps), tuple(tier_list),
-                      hw_decode=backend.hw and ts.nvdec_works(src))
+    opts = codecs.TranscodeOptions(resolutions=tuple(tiers), codec=args.codec, preset=args.preset)
+    backend = encoders.choose_backend(args.codec, args.encoder)
+    tier_list, _ = command.make_tiers(opts, backend, info.width, info.height)
+    job = command.SceneJob(src, "all", 0, info.num_frames, float(info.fps), tuple(tier_list),
+                           hw_decode=backend.hw and encoders.nvdec_works(src))
     outs = [out_dir / f"{t.name}{layout.CLIP_EXT}" for t in tier_list]
     return [ffmpeg_binary(), "-hide_banner", "-nostdin", "-loglevel", "error",
-            *ts.scene_command(job, outs, hw=backend.hw)]
+            *command.scene_command(job, outs, hw=backend.hw)]
 
 
 def prepare_cmd(src: Path, out_dir: Path, tiers: Sequence[str], args: argparse.Namespace) -> list[str]:
@@ -149,13 +149,13 @@ def two_pass(src: Path, data_dir: Path, tiers: Sequence[str], codec: str, preset
 
     from vsrvfi.core.ffmpeg import run_ffmpeg, run_ffmpeg_jobs
     from vsrvfi.core.media import even_size
-    from vsrvfi.tools.split_scenes import SplitOptions, detect_scenes, plan_scenes
-    from vsrvfi.tools.transcode_scenes import TranscodeOptions, codec_args
+    from vsrvfi.tools.preparation.scenes import SplitOptions, detect, plan_scenes
+    from vsrvfi.tools.encoding.codecs import TranscodeOptions, codec_args
 
     info = probe(src)
     fps = float(info.fps)
     opts = SplitOptions()
-    ranges = detect_scenes(src, opts, fps, show_progress=False)
+    ranges = detect(src, opts, fps, show_progress=False)
     scenes = [s for s in plan_scenes(ranges, src, fps, opts, info.num_frames) if not s.dropped]
     for s in scenes:  # pass 1: the full-resolution cut, one scene after another
         out = layout.clip_path(data_dir, layout.ORIG, s.split, s.clip)

@@ -5,10 +5,12 @@
 
 Each (model, loader) pair trains `--warmup` + `--steps` steps through the real trainer (its
 configs/<model>.yaml with the overrides below), in one process, one pair after the other; the
-warm-up steps are dropped. Data time is the trainer's own: the wait for the next batch, measured
-from the end of the previous step; its share is the sum of data time over the sum of step time, the
-number that says whether the loader keeps the device busy (the target on a GPU: under 2%). Prints a
-table, writes JSON and a PNG plot.
+warm-up steps are dropped. Data time is the trainer's own (trainers.step_timer): from the end of the
+previous step to the batch being on the device, on a GPU measured with CUDA events on the training
+stream (so DALI output not yet ready for that stream counts, and DALI's own streams are never waited
+for as part of a step); its share is the sum of data time over the sum of step time, the number that
+says whether the loader keeps the device busy (the target on a GPU: under 2%). Prints a table, writes
+JSON (after every pair) and a PNG plot.
 """
 from __future__ import annotations
 
@@ -105,14 +107,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UsageError(f"{a.data}: no such data directory")
     models, loaders = parse_list(a.models), parse_list(a.loaders)
     rows = []
+    meta = {"steps": a.steps, "warmup": a.warmup, "overrides": a.overrides, "data": a.data}
     with tempfile.TemporaryDirectory(prefix="train-speed-") as root:
         for model in models:
             for loader in loaders:
                 rows.append(run_pair(model, loader, a.data, a.steps, a.warmup, a.overrides, root))
                 print(format_table(rows[-1:]).splitlines()[-1], flush=True)
+                # after every pair: a run cut short (the GPU suite's time limit) keeps the pairs it finished
+                save_results(a.out, meta, rows, plot)
     print()
     print(format_table(rows))
-    save_results(a.out, {"steps": a.steps, "warmup": a.warmup, "overrides": a.overrides, "data": a.data}, rows, plot)
     return 0
 
 

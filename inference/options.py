@@ -6,9 +6,9 @@ import argparse
 from torch import nn
 
 from vsrvfi.inference.runtime import PRECISIONS
-from vsrvfi.models.load import load_model
-from vsrvfi.models.registry import spec
 from vsrvfi.core.errors import UsageError
+from vsrvfi.models.checkpoint import CheckpointMeta
+from vsrvfi.models.load import load_model
 
 
 def add_model_args(ap: argparse.ArgumentParser, task: str | None) -> None:
@@ -30,11 +30,10 @@ def add_output_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
 
-def load_task_model(args: argparse.Namespace, task: str | None) -> nn.Module:
-    """The checkpoint's model, checked to be a `task` ('sr' or 'vfi'; None: either) model."""
-    model = load_model(args.checkpoint, name=args.model, size=args.size)
-    kind = spec(model.model_name, model.model_size).task
-    if task is not None and kind != task:
+def load_task_model(args: argparse.Namespace, task: str | None) -> tuple[nn.Module, CheckpointMeta]:
+    """(model, metadata) of the checkpoint, checked to be a `task` ('sr' or 'vfi'; None: either) model."""
+    model, meta = load_model(args.checkpoint, name=args.model, size=args.size)
+    if task is not None and meta.task != task:
         want = "an interpolation (rife, ifrnet)" if task == "vfi" else "a super-resolution (vsrnet, edvr)"
-        raise UsageError(f"{args.checkpoint}: holds {model.model_name}, not {want} model")
-    return model
+        raise UsageError(f"{args.checkpoint}: holds {meta.model}, not {want} model")
+    return model, meta

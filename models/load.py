@@ -4,11 +4,12 @@
 checkpoint I/O and layout detection come from `models.checkpoint`, key renaming from the model's
 registered converter, and every mismatch is reported as one line naming the file.
 
-Project checkpoints are `{'model': state_dict, 'model_name': str, 'size': str, 'kwargs': dict}`
-(training checkpoints may add 'ema', 'optimizer', ...); `load_model` rebuilds a model from one.
+Project checkpoints are `{'model': state_dict, **CheckpointMeta.entries()}` (training checkpoints add
+'ema', 'optimizer', ...); `load_model` rebuilds a model from one and returns it with its metadata.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from vsrvfi.models.checkpoint import extract_state_dict, load_checkpoint
+from vsrvfi.models.checkpoint import CheckpointMeta, extract_state_dict, load_checkpoint
 from vsrvfi.models.registry import build_model, convert_state_dict
 from vsrvfi.core.errors import CheckpointError
 
@@ -68,8 +69,9 @@ def read_state_dict(path: str | os.PathLike, name: str, prefer_ema: bool = True)
 
 def state_dict_of(ckpt: Any, name: str, path: str | os.PathLike, prefer_ema: bool = True) -> dict:
     """The weights of an already loaded checkpoint object, renamed to our keys for model `name`."""
-    if isinstance(ckpt, dict) and isinstance(ckpt.get("model_name"), str) and ckpt["model_name"].lower() != name.lower():
-        raise CheckpointError(path, f"checkpoint is for model {ckpt['model_name']!r}, not {name!r}")
+    meta = CheckpointMeta.read(ckpt)
+    if meta is not None and meta.model != name.lower():
+        raise CheckpointError(path, f"checkpoint is for model {meta.model!r}, not {name!r}")
     try:
         state_dict = extract_state_dict(ckpt, prefer_ema=prefer_ema)
     except ValueError as exc:
@@ -120,35 +122,26 @@ def official_config(name: str, state_dict: dict, size: str | None,
     return size or inferred, kwargs
 
 
-def _project_meta(ckpt: Any) -> tuple[str, str | None, dict] | None:
-    """(name, size, builder kwargs) of a project checkpoint (converted or training), else None."""
-    if not (isinstance(ckpt, dict) and isinstance(ckpt.get("model_name"), str)):
-        return None
-    kwargs = ckpt.get("kwargs", ckpt.get("model_kwargs")) or {}
-    return ckpt["model_name"].lower(), ckpt.get("size"), dict(kwargs)
-
-
 def load_model(path: str | os.PathLike, name: str | None = None, size: str | None = None,
-               prefer_ema: bool = True, **overrides: Any) -> nn.Module:
-    """Build a model from any checkpoint and load it strictly; returned in eval mode.
+               prefer_ema: bool = True, **overrides: Any) -> tuple[nn.Module, CheckpointMeta]:
+    """(model, its metadata) from any checkpoint, loaded strictly; the model is returned in eval mode.
 
-    A project checkpoint (converted or from training) names its model, size and builder kwargs. An
-    official checkpoint needs `name` (rife, ifrnet, edvr, vsrnet); its size and kwargs are inferred
-    from the weights' shapes where the model registers an inferer, else `size` or the default.
-    `overrides` replace builder kwargs (e.g. `num_frame`). The model's registry name is set as
-    `model.model_name` (and `model.train_config`, the training run's configuration, when there is one).
+    A project checkpoint (converted or from training) names its model, size and builder kwargs in its
+    `CheckpointMeta`. An official checkpoint needs `name` (rife, ifrnet, edvr, vsrnet); its size and
+    kwargs are inferred from the weights' shapes where the model registers an inferer, else `size` or
+    the default, and its metadata names it as the source. `overrides` replace builder kwargs (e.g.
+    `num_frame`).
     """
     from vsrvfi.models.registry import spec
 
     ckpt = load_checkpoint(path)
-    meta = _project_meta(ckpt)
+    meta = CheckpointMeta.read(ckpt)
     if meta is not None:
-        if name and name.lower() != meta[0]:
-            raise CheckpointError(path, f"checkpoint is for model {meta[0]!r}, not {name!r}")
-        name, ckpt_size, kwargs = meta
-        if size and ckpt_size and size.lower() != str(ckpt_size).lower():
-            raise CheckpointError(path, f"holds {name} size {ckpt_size!r}, not {size!r}")
-        size = size or ckpt_size
+        if name and name.lower() != meta.model:
+            raise CheckpointError(path, f"checkpoint is for model {meta.model!r}, not {name!r}")
+        if size and meta.size and size.lower() != meta.size.lower():
+            raise CheckpointError(path, f"holds {meta.model} size {meta.size!r}, not {size!r}")
+        name, size, kwargs = meta.model, size or meta.size, meta.kwargs
         state_dict = state_dict_of(ckpt, name, path, prefer_ema)
     else:
         if not name:
@@ -158,11 +151,14 @@ def load_model(path: str | os.PathLike, name: str | None = None, size: str | Non
         state_dict = state_dict_of(ckpt, name, path, prefer_ema)
         size, kwargs = official_config(name, state_dict, size, path)
     try:
-        size = spec(name, size).size
-        model = build_model(name, size, **{**kwargs, **overrides})
+        model_spec = spec(name, size)
+        model = build_model(name, model_spec.size, **{**kwargs, **overrides})
     except (ValueError, TypeError) as exc:
         raise CheckpointError(path, f"cannot build {name}/{size}: {exc}") from None
     apply_state_dict(model, state_dict, True, path, name)
-    model.model_name, model.model_size = name, size
-    model.train_config = ckpt.get("config") if meta is not None else None  # training runs keep theirs
-    return model.eval()
+    if meta is None:
+        meta = CheckpointMeta(model=name, size=model_spec.size, kwargs=dict(kwargs), task=model_spec.task,
+                              source=str(path))
+    else:
+        meta = dataclasses.replace(meta, size=model_spec.size, task=meta.task or model_spec.task)
+    return model.eval(), meta

@@ -1,7 +1,8 @@
 """DALI loader: sequences decoded straight from the clips, cropped and augmented inside DALI.
 
 Decoding runs on the GPU (NVDEC; the legacy `fn.readers.video`, or `fn.experimental.readers.video`)
-or on the CPU (`fn.experimental.readers.video(device="cpu")`: VP8, VP9 and MJPEG only). The epoch's
+or on the CPU (`fn.experimental.readers.video(device="cpu")`: VP8, VP9 and MJPEG only), whose frames
+go on to the GPU with gpu_reader="cpu" (GPU augmentation without NVDEC). The epoch's
 plan (pipelines.sampling) is written as the reader's file list, one line per sequence
 (`clip label start end`, frame numbers), and read in order: shuffling, sharding and epoch size are the
 plan's, so the PNG loader can visit exactly the same sequences.
@@ -31,9 +32,12 @@ from nvidia.dali import math as dmath
 from nvidia.dali.plugin.base_iterator import LastBatchPolicy
 from nvidia.dali.plugin.pytorch import DALIGenericIterator
 
+from vsrvfi.pipelines.bad_clips import reports_bad_clips
+from vsrvfi.pipelines.legacy_reader import check_one_size, clips_dir, fit_clips
 from vsrvfi.pipelines.loader import BatchLoader
 from vsrvfi.pipelines.options import LoaderOptions
-from vsrvfi.core.errors import UsageError
+from vsrvfi.pipelines.sampling import all_sequences, frames_needed
+from vsrvfi.core.errors import DataError, UsageError
 
 READER = "reader"
 LR_READER = "lr_reader"
@@ -59,8 +63,11 @@ def _read(opts: LoaderOptions, file_list: str, name: str):
         video, label, start = fn.readers.video(device="gpu", file_list_frame_num=True, dtype=types.UINT8,
                                                image_type=types.RGB, **common)
     else:
-        video, label, start = fn.experimental.readers.video(device=opts.device, file_list_format="frames",
+        decode_on = "cpu" if opts.gpu_reader == "cpu" else opts.device  # cpu: decode here, augment on the GPU
+        video, label, start = fn.experimental.readers.video(device=decode_on, file_list_format="frames",
                                                             file_list_include_end=False, **common)
+        if decode_on != opts.device:
+            video = video.gpu()
     return video, label, start
 
 
@@ -231,12 +238,30 @@ class DaliLoader(BatchLoader):
 
     def __init__(self, opts: LoaderOptions):
         super().__init__(opts)
-        if opts.device == "cpu":
+        if opts.device == "cpu" or opts.gpu_reader == "cpu":
             check_cpu_codecs(self.clips)
+        elif opts.gpu_reader == "legacy":
+            self._fit_legacy_reader()
         self._tmp = Path(tempfile.mkdtemp(prefix="dali-filelist-"))
         weakref.finalize(self, shutil.rmtree, self._tmp, True)
         self._built: tuple[int, list[DALIGenericIterator], list[list[list[int]]], list[list[int]]] | None = None
         self._clean = False  # True when the built iterators sit at the start of an epoch
+
+    def _fit_legacy_reader(self) -> None:
+        """The legacy GPU reader's limits (pipelines.legacy_reader), checked before any pipeline is built:
+        one frame size per pipeline (else one line), and its own frame count and frame-rate check per
+        clip (clips cut or left out, one warning line each), so no epoch's pipeline build fails on them."""
+        o = self.opts
+        where = clips_dir(self.clips)
+        check_one_size(self.clips, where)
+        clips = fit_clips(self.clips, frames_needed(o.sequence_length, o.stride))
+        if not clips:
+            raise DataError(where, "no clip is readable by DALI's legacy GPU reader (the warnings say why); "
+                                   "set data.gpu_reader=experimental")
+        if clips != self.clips:
+            self.clips = clips
+            self.sequences = all_sequences(clips, o.sequence_length, o.stride, o.step)
+            self._plan = None
 
     def output_names(self) -> list[str]:
         meta = ["clip", "start", "aug", "crop"]
@@ -316,6 +341,7 @@ class DaliLoader(BatchLoader):
         self._built = (self.epoch, iterators, windows, orders)
         self._clean = True
 
+    @reports_bad_clips
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         # DALI iterators cannot restart mid-epoch: rebuild when the last pass stopped early
         if self._built is None or self._built[0] != self.epoch or not self._clean:

@@ -13,7 +13,7 @@ from vsrvfi.core.errors import UsageError
 KINDS = ("dali", "png")
 DEVICES = ("cpu", "gpu")
 LAST_BATCH = ("drop", "partial", "fill")
-GPU_READERS = ("legacy", "experimental")
+GPU_READERS = ("legacy", "experimental", "cpu")  # cpu: VP9 decoded on the CPU, augmented on the GPU (no NVDEC)
 
 
 @dataclass
@@ -30,6 +30,12 @@ class LoaderOptions:
     then made of runs of `clip_run` adjacent sequences of a clip, one seek each instead of one per
     sample, spread over `clip_run` consecutive batches (each batch still holds `batch_size`
     different runs; pipelines.sampling.adjacent_runs). Crops and augmentations stay per sample.
+    What it saves is seeks, so it helps the readers that decode a run straight through: DALI's CPU
+    reader and the experimental GPU reader. The legacy GPU reader (`gpu_reader="legacy"`) seeks and
+    flushes its decoder for every sequence (DALI's video_loader.cc, read_file), so clip_run gains it
+    nothing; the experimental reader makes a decoder per file-list line at pipeline build and a new
+    one whenever the file changes, and the pipelines are rebuilt every epoch. The GPU suite measures
+    both readers at clip_run 1 and 2 (benchmarks/gpu_suite.py, loader stage).
     """
 
     kind: str = "dali"                 # dali | png
@@ -61,7 +67,7 @@ class LoaderOptions:
     shard_id: int | None = None        # None: torch.distributed rank when initialised, else 0
     num_shards: int | None = None      # None: torch.distributed world size when initialised, else 1
     readers: int | None = None         # DALI: parallel pipelines, one decoding thread each; None: 1 on GPU, workers on CPU
-    gpu_reader: str = "legacy"         # legacy (fn.readers.video) | experimental (fn.experimental.readers.video)
+    gpu_reader: str = "legacy"         # legacy (fn.readers.video) | experimental (fn.experimental.readers.video) | cpu (CPU decoding, GPU augmentation)
     device_id: int | None = None       # GPU index; None: torch.cuda.current_device()
 
     # ------------------------------------------------------------------------------- derived values
@@ -98,7 +104,7 @@ class LoaderOptions:
         """DALI pipelines run side by side: a CPU video reader decodes on one thread, so one per core."""
         if self.readers is not None:
             return int(self.readers)
-        return 1 if self.device == "gpu" else self.workers
+        return 1 if self.device == "gpu" and self.gpu_reader != "cpu" else self.workers
 
     @property
     def last_batch_policy(self) -> str:

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
+from vsrvfi.pipelines.bad_clips import reports_bad_clips
 from vsrvfi.pipelines.augment import apply_spatial, draw_flags
 from vsrvfi.pipelines.batch import IMAGE_DTYPES
 from vsrvfi.pipelines.loader import BatchLoader
@@ -199,6 +200,7 @@ class PngLoader(BatchLoader):
                           prefetch_factor=o.prefetch, worker_init_fn=_worker_init, persistent_workers=False,
                           generator=torch.Generator().manual_seed(int(seed)))
 
+    @reports_bad_clips
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         device = None
         if self.opts.device == "gpu":

@@ -1,5 +1,5 @@
 """Shared fixtures, each built once per session: a small generated video and a tiny prepared data set
-(nothing is downloaded). The helpers that make them are in tests/clipfactory.py."""
+(nothing is downloaded). The helpers that make them are in benchmarks/fixtures/clipfactory.py."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.clipfactory import DEMO_FPS, DEMO_SCENE_SECONDS, DEMO_SCENES, DEMO_SIZE, build_data_dir
+from benchmarks.fixtures.clipfactory import DEMO_FPS, DEMO_SCENE_SECONDS, DEMO_SCENES, DEMO_SIZE, build_data_dir
 from vsrvfi.tools.demo_video import make_demo_video
 
 

@@ -25,7 +25,7 @@ from typing import Callable
 
 import pytest
 
-from tests.clipfactory import ffmpeg, random_checkpoints
+from benchmarks.fixtures.clipfactory import ffmpeg, random_checkpoints
 from vsrvfi.models.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent

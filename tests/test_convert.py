@@ -173,7 +173,8 @@ def test_convert_cli_round_trip(tmp_path, capsys):
     assert "edvr/m" in out and "3,300,131 parameters" in out and "all keys match" in out
     ckpt = torch.load(dst, weights_only=False)
     assert ckpt["model_name"] == "edvr" and ckpt["size"] == "m" and ckpt["kwargs"]["num_frame"] == 5
-    converted = load_model(dst)
+    converted, meta = load_model(dst)
+    assert (meta.model, meta.size, meta.task, meta.source, meta.step) == ("edvr", "m", "sr", str(src), None)
     direct = build_model("edvr", "m").eval()
     load_pretrained(direct, src, "edvr")
     x = torch.rand(1, 5, 3, 8, 8, generator=torch.Generator().manual_seed(0))
@@ -192,7 +193,7 @@ def test_convert_cli_infers_frames_and_tsa(tmp_path, capsys):
     assert convert_main(["--model", "edvr", str(src), str(dst)]) == 0
     ckpt = torch.load(dst, weights_only=False)
     assert ckpt["kwargs"]["num_frame"] == 7 and ckpt["kwargs"]["with_tsa"] is False
-    assert load_model(dst).num_frame == 7
+    assert load_model(dst)[0].num_frame == 7
     capsys.readouterr()
     assert convert_main(["--model", "edvr", "--set", "num_frame=5", str(src), str(dst)]) == 2  # forced wrong
     captured = capsys.readouterr()
@@ -232,7 +233,7 @@ def test_convert_flownet_vsrnet(tmp_path, capsys, flownet_tar):
     dst = tmp_path / "v_out.pth"
     assert convert_main(["--model", "vsrnet", str(src), str(dst)]) == 0
     assert "vsrnet/base (num_frame=5, flow=tiny)" in capsys.readouterr().out
-    rebuilt = load_model(dst)
+    rebuilt, _ = load_model(dst)
     assert rebuilt.num_frame == 5 and rebuilt.flow == "tiny"
     with pytest.raises(CheckpointError, match="not a project checkpoint"):
         load_model(src)

@@ -2,7 +2,8 @@
 
 kill -9 of the trainer (in a step, in validation, in a checkpoint write) and of prepare_data; clips
 and frames that go bad after preparation; a full disk; two writers on one folder; non-finite inputs.
-The longer form, every fault many times with a table, is `python -m benchmarks.faults`.
+The longer form, every fault many times with a table, is `python -m benchmarks.faults`; both cause
+the faults with benchmarks/fixtures/inject.py.
 """
 from __future__ import annotations
 
@@ -12,63 +13,17 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
-from typing import Callable
 
 import pytest
 import torch
 
 from vsrvfi.core.errors import PathError, UsageError
+from benchmarks.fixtures.inject import (ENV, PREPARE, PY, ROOT, STAGES, DamageAt, Poison, alive, assert_same_state,
+                                       checkpoint_files, damage, in_process_trainer, prepare, rank_pids, run_train,
+                                       sigterm_cases, sigterm_when, temp_files, train_args, tree)
 from vsrvfi.models.checkpoint import load_checkpoint
-
-ROOT = Path(__file__).resolve().parent.parent
-PY = sys.executable
-HARNESS = ROOT / "tests" / "fault_harness.py"
-ENV = {**os.environ, "PYTHONPATH": str(ROOT), "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
-
-
-def train_args(data_dir: Path, root: Path, name: str, *extra: str) -> list[str]:
-    return ["vsrnet", f"data.dir={data_dir}", "data.res=144p", "data.loader=png", "data.workers=1",
-            "data.batch_size=2", "data.crop=32", "model.kwargs.flow=tiny", "train.val_frames=1",
-            "train.device=cpu", "train.log_every=1", f"experiment.root={root}", f"experiment.name={name}", *extra]
-
-
-def run_train(fault: str, args: list[str], resume: bool = False, timeout: float = 300) -> subprocess.CompletedProcess:
-    """The training command with a SIGKILL planted at `fault` ('none:0' for none), under tests/fault_harness.py."""
-    cmd = [PY, str(HARNESS), fault, "--", *args, *(["--resume"] if resume else [])]
-    return subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout)
-
-
-def checkpoint_files(run_dir: Path) -> list[Path]:
-    return sorted(p for p in (run_dir / "checkpoints").glob("*.pth") if not p.name.startswith("."))
-
-
-def temp_files(folder: Path) -> list[Path]:
-    return sorted(folder.rglob(".*.tmp.*"))
-
-
-def assert_same_state(a: dict, b: dict) -> None:
-    """Bit-equal weights, optimizer and scheduler state, RNG states and step counters."""
-    for key in ("model", "optimizer"):
-        x, y = a[key], b[key]
-        if key == "optimizer":
-            assert x["param_groups"] == y["param_groups"]
-            x, y = x["state"], y["state"]
-            x = {f"{k}.{n}": v for k, s in x.items() for n, v in s.items()}
-            y = {f"{k}.{n}": v for k, s in y.items() for n, v in s.items()}
-        assert x.keys() == y.keys()
-        diff = [k for k in x if not torch.equal(torch.as_tensor(x[k]), torch.as_tensor(y[k]))]
-        assert not diff, f"{key} differs in {diff[:5]}"
-    assert a["scheduler"] == b["scheduler"]
-    sa, sb = dict(a["state"]), dict(b["state"])
-    assert sa.pop("history") == sb.pop("history")
-    clock = re.compile(r" \[[0-9.]+ s\]$")  # the validation's wall time, logged in best_line
-    sa["best_line"], sb["best_line"] = clock.sub("", sa["best_line"]), clock.sub("", sb["best_line"])
-    assert sa == sb
-    assert torch.equal(a["rng"]["torch"], b["rng"]["torch"]), "torch RNG state differs"
-    assert a["rng"]["python"] == b["rng"]["python"]
 
 
 # ---------------------------------------------------------------------------- 1. kill -9 of the trainer
@@ -212,19 +167,6 @@ def test_a_new_holder_removes_the_temporaries_a_killed_one_left(tmp_path):
 
 # ---------------------------------------------------------------- 3. clips that go bad after preparation
 
-def damage(path: Path, how: str) -> None:
-    """Delete, truncate, overwrite with garbage or empty a clip file or frame (a frame folder: every other
-    frame, so that the first batches that visit the clip meet one)."""
-    if path.is_dir():
-        for frame in sorted(path.glob("*.png"))[::2]:
-            damage(frame, how)
-        return
-    if how == "deleted":
-        path.unlink()
-        return
-    data = path.read_bytes()
-    path.write_bytes({"truncated": data[: len(data) // 3], "garbage": os.urandom(len(data)), "empty": b""}[how])
-
 
 @pytest.fixture
 def own_data(tiny_data_dir, tmp_path) -> Path:
@@ -232,32 +174,6 @@ def own_data(tiny_data_dir, tmp_path) -> Path:
     import shutil
 
     return Path(shutil.copytree(tiny_data_dir, tmp_path / "data"))
-
-
-def in_process_trainer(data: Path, run_dir: Path, *extra: str, task_wrapper=None):
-    from vsrvfi.trainers.config import load_config
-    from vsrvfi.trainers.engine import Trainer
-    from vsrvfi.trainers.tasks import make_task
-
-    args = train_args(data, run_dir.parent, run_dir.name, "train.val_every=0", "train.checkpoint_every=0", *extra)
-    cfg = load_config(args[0], args[1:])
-    task = make_task(cfg)
-    return Trainer(cfg, task_wrapper(task) if task_wrapper else task, run_dir)
-
-
-class DamageAt:
-    """Wraps a task: damages `path` as `how` says when step `at` runs (while the loader is running)."""
-
-    def __init__(self, task, at: int, path: Path, how: str):
-        self._task, self.at, self.path, self.how = task, at, path, how
-
-    def __getattr__(self, name):
-        return getattr(self._task, name)
-
-    def training_loss(self, model, batch, step):
-        if step == self.at:
-            damage(self.path, self.how)
-        return self._task.training_loss(model, batch, step)
 
 
 @pytest.mark.parametrize("how", ["deleted", "truncated", "garbage", "empty"])
@@ -273,7 +189,7 @@ def test_png_frame_gone_bad_before_training_is_skipped_and_counted(own_data, tmp
 
 def test_png_frame_gone_bad_while_training_stops_with_a_checkpoint_naming_the_clip(own_data, tmp_path,
                                                                                    seeded_single_thread):
-    from vsrvfi.trainers.engine import BadClip
+    from vsrvfi.pipelines import BadClip
 
     clip = own_data / "144p" / "frames" / "train" / "tiny-s0002"
     trainer = in_process_trainer(own_data, tmp_path / "run", "train.steps=30",
@@ -311,7 +227,7 @@ def test_dali_clip_gone_bad_while_training_is_named_and_skipped(own_data, tmp_pa
 def test_dali_clip_with_garbage_inside_an_intact_container_is_found_and_named(own_data, tmp_path,
                                                                              seeded_single_thread):
     """DALI's decoder error then names no file ("Failed to send packet to decoder"): the trainer finds the clip."""
-    from vsrvfi.trainers.engine import BadClip
+    from vsrvfi.pipelines import BadClip
 
     clip = own_data / "144p" / "scenes" / "train" / "tiny-s0001.mp4"
     data = clip.read_bytes()
@@ -343,71 +259,6 @@ def test_bad_clip_stops_the_training_command_in_one_line_with_a_checkpoint(own_d
 
 
 # ------------------------------------------------------------------------------ 2. kill -9 of prepare_data
-
-PREPARE = ["--codec", "vp9", "--resolutions", "144p,72p", "--frame-resolutions", "144p,72p", "--min-scene-len", "0.5s",
-           "--jobs", "1"]
-
-
-def prepare(src: Path, data: Path, kill_when=None, timeout: float = 120) -> tuple[int, list[int]]:
-    """prepare_data SRC DATA; with `kill_when(data)`, SIGKILL it once that holds. Returns (status, children at the kill)."""
-    proc = subprocess.Popen([PY, "-m", "vsrvfi.tools.prepare_data", str(src), str(data), *PREPARE], cwd=ROOT, env=ENV,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    kids: list[int] = []
-    if kill_when is not None:
-        t0 = time.monotonic()
-        while not kill_when(data) and proc.poll() is None and time.monotonic() - t0 < timeout:
-            time.sleep(0.005)
-        kids = children(proc.pid)
-        proc.kill()
-    err = proc.communicate(timeout=timeout)[1]
-    if kill_when is None:
-        assert proc.returncode == 0, err[-2000:]
-    return proc.returncode, kids
-
-
-def children(pid: int) -> list[int]:
-    kids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                kids.append(int(stat.parent.name))
-        except (OSError, ValueError, IndexError):
-            continue
-    return kids
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def tree(data: Path) -> dict[str, bytes]:
-    """Every file of a data set with its bytes; summary.json without what differs from run to run (its
-    wall-clock stage times and what this run itself wrote)."""
-    import json
-
-    out = {}
-    for p in sorted(data.rglob("*")):
-        if p.is_file() and p.name != ".lock":
-            b = p.read_bytes()
-            if p.name == "summary.json":
-                d = json.loads(b)
-                d.pop("stage_seconds")
-                d.pop("this_run")
-                b = json.dumps(d, sort_keys=True).encode()
-            out[str(p.relative_to(data))] = b
-    return out
-
-
-# the moments prepare_data is killed at: while detecting scenes (it holds the lock, no clip is written
-# yet), while encoding the tiers (one pass per scene), while extracting frames
-STAGES = {
-    "split": lambda d: (d / ".lock").exists() and not any(d.rglob("*.mp4")),
-    "transcode": lambda d: any("scenes" in p.parts for p in d.rglob("*.tmp.*")),
-    "extract": lambda d: any(d.glob("*/frames/*/.*.tmp.*")),
-}
 
 
 @pytest.mark.slow
@@ -474,27 +325,6 @@ def test_a_second_prepare_data_and_a_second_training_on_one_folder_are_refused(d
 
 # ------------------------------------------------------------------------ 6. non-finite inputs and losses
 
-class Poison:
-    """Wraps a task: a NaN pixel in the batch of the first pass through each of `nan_steps`, and a loss
-    multiplied by 1e30 (then inf) at `explode_steps`; a rollback replays those steps cleanly."""
-
-    def __init__(self, task, nan_steps=(), explode_steps=()):
-        self._task, self.nan, self.explode = task, set(nan_steps), set(explode_steps)
-
-    def __getattr__(self, name):
-        return getattr(self._task, name)
-
-    def training_loss(self, model, batch, step):
-        if step in self.nan:
-            self.nan.discard(step)
-            batch = dict(batch, lr=batch["lr"].clone())
-            batch["lr"][0, 0, 0, 0, 0] = float("nan")
-        loss, parts = self._task.training_loss(model, batch, step)
-        if step in self.explode:
-            self.explode.discard(step)
-            loss = loss * 1e30 * 1e30
-        return loss, parts
-
 
 def test_nan_frames_and_exploding_losses_are_skipped_rolled_back_and_logged(tiny_data_dir, tmp_path, capsys,
                                                                          seeded_single_thread):
@@ -516,22 +346,6 @@ def test_nan_frames_and_exploding_losses_are_skipped_rolled_back_and_logged(tiny
 
 
 # ------------------------------------------------------------- 1b. kill -9 of one of two DDP processes
-
-def rank_pids(launcher_pid: int) -> dict[int, int]:
-    """LOCAL_RANK -> pid of the training processes under a launcher."""
-    out, todo = {}, [launcher_pid]
-    while todo:  # breadth first: a rank before its DataLoader workers, which share its environment
-        pid = todo.pop(0)
-        for kid in children(pid):
-            todo.append(kid)
-            try:
-                env = Path(f"/proc/{kid}/environ").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            rank = [e.split(b"=", 1)[1] for e in env if e.startswith(b"LOCAL_RANK=")]
-            if rank and b"vsrvfi.trainers.train" in Path(f"/proc/{kid}/cmdline").read_bytes():
-                out.setdefault(int(rank[0]), kid)
-    return out
 
 
 @pytest.mark.slow
@@ -572,72 +386,6 @@ def test_kill9_of_one_ddp_process_stops_the_other_in_one_line_and_resume_continu
 
 
 # --------------------------------------------------------------- 7. SIGTERM to every long-running command
-
-def sigterm_cases(data: Path, source: Path, work: Path):
-    """(what, command, ready(), message pattern) for each long-running command, in an order where the
-    evaluation finds the checkpoint the one-process training left."""
-    work.mkdir(parents=True, exist_ok=True)
-    steps = ["train.steps=100000", "train.val_every=0", "train.checkpoint_every=1"]
-    stopped = re.compile(r"^interrupted by SIGTERM: stopped at step \d+ of 100000; checkpoint saved to \S+last\.pth; "
-                         r"--resume continues from it$")
-    run1, run2 = work / "exp" / "one", work / "exp" / "two"
-    started: dict[str, float] = {}
-
-    def after(key: str, secs: float) -> Callable[[], bool]:
-        def ready() -> bool:
-            t0 = started.setdefault(key, time.monotonic())
-            return time.monotonic() - t0 >= secs
-        return ready
-
-    yield ("prepare_data", [PY, "-m", "vsrvfi.tools.prepare_data", str(source), str(work / "prep"), *PREPARE],
-           lambda: STAGES["transcode"](work / "prep"),
-           re.compile(r"^interrupted by SIGTERM: complete outputs are kept; a rerun resumes$"), work / "prep")
-    yield ("run.sh, 1 process", ["env", "NPROC=1", str(ROOT / "run.sh"), *train_args(data, work / "exp", "one", *steps)],
-           (run1 / "checkpoints" / "last.pth").exists, stopped, run1)
-    yield ("run.sh, 2 processes", ["env", "NPROC=2", str(ROOT / "run.sh"),
-                                   *train_args(data, work / "exp", "two", *steps)],
-           (run2 / "checkpoints" / "last.pth").exists, stopped, run2)
-    # Ready once it made its output folder (its handlers are in place by then): a fixed delay sent the
-    # signal while a loaded machine was still importing torch, before any handler (exit -15, no line).
-    yield ("vsr-evaluate", [PY, "-m", "vsrvfi.tools.evaluate", "-c", str(run1 / "checkpoints" / "last.pth"), str(data),
-                            "--frames", "0", "--device", "cpu", "--out", str(work / "eval" / "out")],
-           (work / "eval" / "out").is_dir, re.compile(r"^interrupted by SIGTERM: scores\.json was not written"),
-           work / "eval")
-    yield ("benchmarks.faults", [PY, "-m", "benchmarks.faults", "--only", "nonfinite", "--repeats", "50"],
-           after("bench", 10), re.compile(r"^interrupted by SIGTERM: stopped; its work folder was removed$"),
-           work / "tmp")
-
-
-def sigterm_when(cmd: list[str], ready: Callable[[], bool], folder: Path, settle: float = 0.3,
-                 timeout: float = 180) -> tuple[int, list[str], float, list[Path], list[int]]:
-    """Start `cmd`, SIGTERM it once `ready()`; (status, stderr lines, seconds to exit, temporaries left under
-    `folder`, descendants still alive 5 s later)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    env = {**ENV, "TMPDIR": str(folder)}
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    t0 = time.monotonic()
-    while not ready():
-        if proc.poll() is not None or time.monotonic() - t0 > timeout:
-            proc.kill()
-            raise AssertionError(f"{cmd[:4]} not ready (exit {proc.returncode}): {proc.communicate()[1][-2000:]}")
-        time.sleep(0.05)
-    time.sleep(settle)
-    family, todo = [], [proc.pid]
-    while todo:
-        kids = children(todo.pop())
-        family += kids
-        todo += kids
-    t1 = time.monotonic()
-    proc.send_signal(signal.SIGTERM)
-    err = proc.communicate(timeout=120)[1]
-    secs = time.monotonic() - t1
-    t2 = time.monotonic()
-    while any(alive(p) for p in family) and time.monotonic() - t2 < 5:
-        time.sleep(0.1)
-    lines = [ln.strip() for ln in err.replace("\r", "\n").splitlines() if ln.strip() and "step/s" not in ln
-             and "frame/s" not in ln]
-    temps = temp_files(folder) + [p for p in folder.glob("vsr-*") if p.is_dir()]
-    return proc.returncode, lines, secs, temps, [p for p in family if alive(p)]
 
 
 @pytest.mark.slow

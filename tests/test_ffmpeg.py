@@ -10,7 +10,7 @@ import stat
 
 import numpy as np
 
-from tests.clipfactory import write_clip
+from benchmarks.fixtures.clipfactory import write_clip
 from vsrvfi.core import ffmpeg as ff
 from vsrvfi.inference.video_io import read_frames
 from vsrvfi.pipelines.png_frames import read_png

@@ -66,7 +66,7 @@ VARIANTS = {
 }
 
 
-@pytest.mark.parametrize("reader", ["legacy", "experimental"])
+@pytest.mark.parametrize("reader", ["legacy", "experimental", "cpu"])
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_gpu_pipeline_graph_is_well_defined(tiny_data_dir, variant, reader):
     loader, pipes = define(tiny_data_dir, gpu_reader=reader, **VARIANTS[variant])
@@ -75,7 +75,8 @@ def test_gpu_pipeline_graph_is_well_defined(tiny_data_dir, variant, reader):
         placed = check_graph(pipe)
         reader_op = "readers__Video" if reader == "legacy" else "experimental__readers__Video"
         readers = [op for op in placed if op[0] == reader_op]
-        assert readers and all(device == "gpu" for _, device in readers), placed
+        decoder = "cpu" if reader == "cpu" else "gpu"  # cpu: CPU decoding, everything after it on the GPU
+        assert readers and all(device == decoder for _, device in readers), placed
         # one output per name the iterator is given; the images leave the pipeline on the GPU
         assert len(pipe._graph_outputs) == len(loader.output_names())
         assert [o.device for o in pipe._graph_outputs[:2]] == ["gpu", "gpu"]

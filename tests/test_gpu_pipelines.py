@@ -1,8 +1,12 @@
 """On a GPU: DALI's GPU pipelines (NVDEC decoding, augmentation on the GPU) give the PNG loader's batches.
 
 Marker `gpu`; every test here is skipped, with the reason, where torch sees no CUDA device or DALI
-sees no GPU (`pytest -m gpu` on a GPU machine; benchmarks/gpu_suite.sh runs them). The clips are
-the tiny test set (tests/clipfactory.py) in H.264, which NVDEC decodes; with VSRVFI_GPU_DATA=DATA_DIR
+sees no GPU (`pytest -m gpu` on a GPU machine; benchmarks/gpu_suite.sh runs them). A test whose reader
+needs NVDEC is skipped with the NVDEC probe's reason when that reader cannot decode one H.264 frame
+here (vsrvfi.pipelines.nvdec; the suite hands its probe down in $VSRVFI_NVDEC_PROBE, else it is run
+once): a libnvcuvid that loads can still fail at the first decode. GPU augmentation after CPU
+decoding (gpu_reader="cpu", VP9 clips) needs no NVDEC and runs regardless. The clips are
+the tiny test set (benchmarks/fixtures/clipfactory.py) in H.264, which NVDEC decodes; with VSRVFI_GPU_DATA=DATA_DIR
 (a prepared 720p H.264 set, as the suite makes) the seed's setting is compared on it too.
 
 What must be equal: the plan and the augmentation (clip, start, flags, crop: exactly) and the
@@ -26,7 +30,8 @@ import torch
 
 from vsrvfi.pipelines import AugmentOptions, build_loader
 from vsrvfi.pipelines.augment import apply_flags
-from tests.clipfactory import build_data_dir
+from vsrvfi.pipelines.nvdec import probe_from_env, probe_nvdec
+from benchmarks.fixtures.clipfactory import build_data_dir
 
 LUMA_MEAN = float(os.environ.get("VSRVFI_GPU_LUMA_MEAN", 1.0))  # 8-bit levels
 LUMA_P99 = float(os.environ.get("VSRVFI_GPU_LUMA_P99", 6.0))
@@ -55,6 +60,15 @@ ON_CPU = os.environ.get("VSRVFI_GPU_TESTS_ON_CPU") == "1"
 NO_GPU = None if ON_CPU else _no_gpu_reason()
 DEVICE = "cpu" if ON_CPU else "gpu"
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(NO_GPU is not None, reason=NO_GPU or "")]
+# The NVDEC probe (one H.264 frame per reader), at collection so that a skipped test builds no fixture;
+# with VSRVFI_GPU_TESTS_ON_CPU=1 only a probe handed down in $VSRVFI_NVDEC_PROBE counts (none: no skip)
+NVDEC: dict[str, str | None] = {} if NO_GPU else (probe_from_env() or ({} if ON_CPU else probe_nvdec()))
+
+
+def nvdec_readers(*readers: str) -> list:
+    """`readers` as parameters, each skipped with the probe's reason where it cannot decode H.264 here."""
+    return [pytest.param(r, marks=pytest.mark.skipif(bool(NVDEC.get(r)), reason=NVDEC.get(r) or ""))
+            for r in readers]
 
 
 def worst(rows: list[dict]) -> list[dict]:
@@ -151,7 +165,7 @@ VARIANTS = {
 }
 
 
-@pytest.mark.parametrize("reader", READERS)
+@pytest.mark.parametrize("reader", nvdec_readers(*READERS))
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_gpu_loader_gives_the_png_batches(h264_data_dir, variant, reader):
     task, kw = VARIANTS[variant]
@@ -161,11 +175,22 @@ def test_gpu_loader_gives_the_png_batches(h264_data_dir, variant, reader):
     compare_batches(f"{variant}/{reader}", gpu, ref)
 
 
+@pytest.mark.parametrize("task", ["sr", "vfi"])
+def test_gpu_augmentation_after_cpu_decoding(tiny_data_dir, task):
+    """gpu_reader="cpu": VP9 decoded by DALI's CPU reader, cropped, resized and augmented on the GPU,
+    gives the PNG batches: the GPU path that needs no NVDEC (run even where the probe failed)."""
+    kw = dict(task=task, split="val", crop=64, **(dict(neighbors=1) if task == "sr" else dict(targets=1)))
+    gpu = list(loader(tiny_data_dir, "dali", gpu_reader="cpu", **kw))
+    assert all(b[k].is_cuda != ON_CPU for b in gpu for k in b)
+    ref = list(loader(tiny_data_dir, "png", **kw))
+    compare_batches(f"cpu-decode-{task}/cpu", gpu, ref)
+
+
 def samples(batches) -> list[dict]:
     return [{k: v[i].cpu() for k, v in b.items()} for b in batches for i in range(len(b["clip"]))]
 
 
-@pytest.mark.parametrize("reader", READERS)
+@pytest.mark.parametrize("reader", nvdec_readers(*READERS))
 @pytest.mark.parametrize("task", ["sr", "vfi"])
 def test_gpu_augmentations_are_the_reference_transform(h264_data_dir, task, reader):
     """Each augmented sample equals apply_flags of the un-augmented PNG sample, with the flags and
@@ -199,6 +224,7 @@ def test_gpu_augmentations_are_the_reference_transform(h264_data_dir, task, read
     assert ((flags > 0.1) & (flags < 0.9)).all(), flags
 
 
+@pytest.mark.skipif(bool(NVDEC.get("legacy")), reason=NVDEC.get("legacy") or "")
 def test_gpu_loaders_on_two_devices_agree(h264_data_dir):
     if ON_CPU or torch.cuda.device_count() < 2:
         pytest.skip(f"{torch.cuda.device_count()} GPU visible; two are needed")
@@ -221,7 +247,7 @@ def real_data() -> Path:
     return Path(path)
 
 
-@pytest.mark.parametrize("reader", READERS)
+@pytest.mark.parametrize("reader", nvdec_readers(*READERS))
 @pytest.mark.parametrize("task", ["sr", "vfi"])
 def test_gpu_loader_gives_the_png_batches_at_720p(task, reader):
     """The seed's setting (SR: 540x960 crops, batch 3, 3 frames, x4; VFI: 256x256, x8) on real clips."""

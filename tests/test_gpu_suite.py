@@ -20,8 +20,8 @@ from benchmarks.gpu_suite import ROOT, Stage, StageFailed, Suite, evaluate_targe
 def test_dry_run_runs_every_stage_on_the_cpu(tmp_path):
     out = tmp_path / "out"
     t0 = time.monotonic()
-    res = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_suite.sh"), "--dry-run", "--out", str(out),
-                          "--budget", "400"], capture_output=True, text=True, timeout=600)
+    res = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_suite.sh"), "--dry-run", "--out", str(out)],
+                         capture_output=True, text=True, timeout=600)
     elapsed = time.monotonic() - t0
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
     assert sorted(p.name for p in out.iterdir()) == ["results.json", "suite.tar.gz", "summary.md"]
@@ -30,6 +30,10 @@ def test_dry_run_runs_every_stage_on_the_cpu(tmp_path):
     assert status == {"install": "skipped", "env": "ok", "data": "ok", "tests": "ok", "loader": "ok", "train": "ok",
                       "inference": "ok"}, results["stages"]
     assert results["dry_run"] and results["env"]["nvidia.dali"].startswith("2.")
+    # the plan came first, and fitted; the NVDEC probe answered for both readers (no GPU here)
+    assert res.stdout.index("total") < res.stdout.index("== install") and "fits" in res.stdout
+    assert [s["name"] for s in results["plan"]["stages"]] == list(status)
+    assert set(results["env"]["nvdec_probe"]) == {"legacy", "experimental"} and not results["env"]["nvdec"]
     assert results["gpu_tests"]["skipped"] > 0 and results["gpu_tests"]["failed"] == 0  # no GPU: all skipped
     kinds = {r["kind"] for r in results["dataloader"]["rows"]}
     assert kinds == {"ceiling", "dali", "png"}
@@ -162,3 +166,107 @@ def test_targets_from_measured_numbers():
     missing_model = evaluate_targets({"train_speed": {"rows": train(0.01)[1:]}})
     assert missing_model[0]["status"] == "FAIL"  # every model must have been measured
     assert [t["status"] for t in evaluate_targets({})] == ["n/a"] * 3
+
+
+# ------------------------------------------------------------------------- the plan and the NVDEC probe
+
+def test_the_plan_fits_the_device_budget_with_the_headline_first():
+    stages = gpu_suite.make_stages()
+    assert not gpu_suite.plan_problems(stages, gpu_suite.DEFAULT_BUDGET_S)
+    device = (gpu_suite.MACHINE_START_S + gpu_suite.CALLS * gpu_suite.PER_CALL_S + gpu_suite.RESULTS_S +
+              gpu_suite.PYTHON_S + gpu_suite.OUTPUTS_S + sum(s.limit for s in stages))
+    assert device <= gpu_suite.DEVICE_S == 900 and gpu_suite.CALL_TIMEOUT_S <= 600
+    names = [s.name for s in stages]
+    assert names[:3] == ["install", "env", "data"]  # what every later stage needs
+    assert names.index("train") < names.index("tests") < names.index("loader")  # the 2% target is not cut short
+    assert all(s.proves for s in stages)
+
+
+def test_plan_prints_each_limit_and_refuses_a_plan_over_budget(capsys, monkeypatch):
+    assert gpu_suite.main(["--plan"]) == 0
+    out = capsys.readouterr().out
+    for s in gpu_suite.make_stages():
+        assert f"\n{s.name:<10} {s.limit:>7.0f}" in out
+    assert "total" in out and "fits" in out and f"timeout_s {gpu_suite.CALL_TIMEOUT_S}" in out
+    monkeypatch.setattr(gpu_suite, "STAGES", gpu_suite.STAGES + [("extra", 60, lambda s: "", "more")])
+    assert gpu_suite.main(["--plan"]) == 1
+    out = capsys.readouterr().out
+    assert "DOES NOT FIT" in out and "error: the stage limits add up to" in out
+
+
+def fake_runs(suite: Suite, monkeypatch) -> list:
+    """Record the stages' commands instead of running them; train_speed 'writes' one PNG row."""
+    calls = []
+
+    def run(cmd, check=True, env=None, timeout=None):
+        cmd = [str(c) for c in cmd]
+        calls.append((cmd, env))
+        if "benchmarks.train_speed" in cmd:
+            Path(cmd[cmd.index("--out") + 1]).with_suffix(".json").write_text(json.dumps(
+                {"rows": [dict(model="vsrnet", loader="png", steps_per_s=3.0, data_share=0.3, data_ms_mean=9.0)]}))
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(suite, "run", run)
+    return calls
+
+
+def later_stages() -> list[Stage]:
+    return [Stage(n, limit, f) for n, limit, f, _ in gpu_suite.STAGES if n in ("train", "tests", "loader")]
+
+
+def test_without_nvdec_the_stages_skip_or_fall_back_with_the_probes_reason(tmp_path, monkeypatch):
+    why = {"legacy": "NVDEC (legacy reader): RuntimeError: CUDA_ERROR_NO_DEVICE",
+           "experimental": "NVDEC (experimental reader): RuntimeError: CUDA_ERROR_NO_DEVICE"}
+    suite = make_suite(tmp_path)
+    gpu_suite.record_nvdec(suite, why)
+    suite.facts.update(data=tmp_path / "data", res="720p")
+    calls = fake_runs(suite, monkeypatch)
+    stages = later_stages()
+    run_suite(suite, stages=stages)
+    status = {s.name: (s.status, s.note) for s in stages}
+    assert status["loader"][0] == "skipped" and why["legacy"] in status["loader"][1], status
+    train = next(c for c, _ in calls if "benchmarks.train_speed" in c)
+    assert train[train.index("--loaders") + 1] == "png" and not any("gpu_reader" in a for a in train)
+    assert status["train"][0] == "ok" and "PNG only: NVDEC (legacy reader)" in status["train"][1], status
+    tests_env = next(e for c, e in calls if "pytest" in c)
+    assert json.loads(tests_env["VSRVFI_NVDEC_PROBE"]) == why  # the GPU tests skip with the same reason
+    assert "no NVDEC: NVDEC (legacy reader)" in gpu_suite.nvdec_note(suite)
+
+
+def test_with_one_working_reader_only_that_reader_is_measured(tmp_path, monkeypatch):
+    suite = make_suite(tmp_path)
+    gpu_suite.record_nvdec(suite, {"legacy": "NVDEC (legacy reader): hung", "experimental": None})
+    suite.facts.update(data=tmp_path / "data", res="720p")
+    calls = fake_runs(suite, monkeypatch)
+    run_suite(suite, stages=later_stages())
+    train = next(c for c, _ in calls if "benchmarks.train_speed" in c)
+    assert train[train.index("--loaders") + 1] == "dali,png" and "data.gpu_reader=experimental" in train
+    loader = next(c for c, _ in calls if "benchmarks.dataloader" in c)
+    assert loader[loader.index("--gpu-readers") + 1] == "experimental"
+    assert loader[loader.index("--clip-run") + 1] == "1,2"
+
+
+def test_the_fastest_reader_and_clip_run_pairing_is_reported():
+    rows = [dict(kind="dali", gpu_reader="legacy", clip_run=1, frames_per_s=900.0, loader="a"),
+            dict(kind="dali", gpu_reader="experimental", clip_run=2, frames_per_s=950.0, loader="b"),
+            dict(kind="png", gpu_reader=None, frames_per_s=2000.0, loader="c")]
+    best = gpu_suite.fastest_gpu_pairing(rows)
+    assert (best["gpu_reader"], best["clip_run"]) == ("experimental", 2)
+    assert gpu_suite.fastest_gpu_pairing(rows[2:]) is None
+
+
+def test_a_train_stage_cut_short_keeps_the_pairs_it_finished(tmp_path, monkeypatch):
+    suite = make_suite(tmp_path)
+    suite.facts.update(data=tmp_path / "data", res="720p")
+    fake_runs(suite, monkeypatch)
+    recorded = suite.run
+
+    def cut(cmd, **kw):
+        recorded(cmd, **kw)  # writes one row, then the limit is reached
+        raise StageFailed("timed out after 150 s: python -m benchmarks.train_speed ...")
+
+    monkeypatch.setattr(suite, "run", cut)
+    stages = [Stage("train", 20, gpu_suite.stage_train)]
+    run_suite(suite, stages=stages)
+    assert stages[0].status == "timeout" and "1 model/loader pairs finished and kept" in stages[0].note
+    assert suite.results["train_speed"]["rows"][0]["model"] == "vsrnet"

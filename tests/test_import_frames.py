@@ -14,7 +14,8 @@ from vsrvfi.core import layout
 from vsrvfi.core.cli import run_cli
 from vsrvfi.core.manifest import load_manifest
 from vsrvfi.core.media import probe
-from vsrvfi.tools import import_frames, prepare_data, transcode_scenes
+from vsrvfi.tools import frame_folders, import_frames, prepare_data, transcode_scenes
+from vsrvfi.tools.encoding import command, encoders
 
 FAST = ["--codec", "vp9", "--preset", "ultrafast"]
 VIMEO_TRAIN = ["vimeo-00001-0001", "vimeo-00001-0003", "vimeo-00001-0004"]
@@ -53,10 +54,10 @@ def test_vimeo_split_from_lists_frames_and_tier(vimeo):
     for clip in layout.list_clips(data, "256p", "train") + layout.list_clips(data, "256p", "val"):
         info = probe(clip)
         assert (info.num_frames, info.width, info.height, info.codec) == (7, 448, 256, "vp9")
-    record = load_manifest(data)["sources"]["vimeo90k"]
-    assert record["kind"] == "frames" and record["info"]["width"] == 448 and record["info"]["fps"] == 24
-    dropped = [s for s in record["scenes"] if s["dropped"]]
-    assert [s["clip"] for s in dropped] == ["vimeo-00002-0002"] and "neither" in dropped[0]["dropped"]
+    record = load_manifest(data).sources["vimeo90k"]
+    assert record.kind == "frames" and record.info["width"] == 448 and record.info["fps"] == 24
+    dropped = [s for s in record.scenes if s.dropped]
+    assert [s.clip for s in dropped] == ["vimeo-00002-0002"] and "neither" in dropped[0].dropped
     summary = json.loads((data / "summary.json").read_text())
     assert (summary["scenes_kept"], summary["scenes_dropped"], summary["val_scenes"]) == (5, 1, 2)
     assert summary["source_bytes"] > summary["resolutions"]["256p"]["clip_bytes"] > 0
@@ -83,7 +84,7 @@ def test_reds4_split_and_own_height_tier(reds):
     for clip in layout.list_clips(data, "180p", "train"):
         info = probe(clip)
         assert (info.num_frames, info.width, info.height) == (20, 320, 180)
-    assert load_manifest(data)["sources"]["reds"]["options"] == {"layout": "reds", "fps": 24.0, "reds_val": "reds4"}
+    assert load_manifest(data).sources["reds"].options == {"layout": "reds", "fps": 24.0, "reds_val": "reds4"}
 
 
 def test_rerun_writes_nothing(vimeo, capsys):
@@ -227,7 +228,7 @@ def test_bad_options(argv, problem, tmp_path, capsys):
 def test_frame_name_patterns(names, pattern, start, tmp_path):
     for n in names:
         (tmp_path / n).write_bytes(b"")
-    f = import_frames.scan_folder(tmp_path, "c")
+    f = frame_folders.scan_folder(tmp_path, "c")
     assert (f.pattern, f.start, f.count) == (pattern, start, len(names))
     assert [f.path(n).name for n in range(f.start, f.start + f.count)] == names
 
@@ -241,13 +242,13 @@ def test_cuts_in_a_1_over_fps_time_base_are_frame_accurate(tmp_path):
     src = tmp_path / "t.avi"
     ffmpeg("-f", "lavfi", "-i", "testsrc2=size=192x108:rate=24", "-frames:v", "48", "-c:v", "mpeg4", "-q:v", "2",
            "-g", "100", str(src))
-    backend = transcode_scenes.Backend("cpu", "h264", "libx264", "test")
-    tiers, _ = transcode_scenes.make_tiers(transcode_scenes.TranscodeOptions(resolutions=("108p",), preset="ultrafast"),
+    backend = encoders.Backend("cpu", "h264", "libx264", "test")
+    tiers, _ = command.make_tiers(transcode_scenes.TranscodeOptions(resolutions=("108p",), preset="ultrafast"),
                                            backend, 192, 108)
     source = decode_frames(src).astype(np.float32)
     for start, n in [(0, 7), (10, 12)]:
         out = tmp_path / f"c{start}.mp4"
-        job = transcode_scenes.SceneJob(src, "c", start, n, 24.0, tuple(tiers))
-        run_ffmpeg(transcode_scenes.scene_command(job, [out], threads=1), out)
+        job = command.SceneJob(src, "c", start, n, 24.0, tuple(tiers))
+        run_ffmpeg(command.scene_command(job, [out], threads=1), out)
         clip = decode_frames(out).astype(np.float32)
         assert [int(np.argmin([np.abs(f - s).mean() for s in source])) for f in clip] == list(range(start, start + n))

@@ -20,7 +20,7 @@ from vsrvfi.models.baselines import bicubic_upscale
 from vsrvfi.models.metrics import psnr
 from vsrvfi.models.registry import build_model
 from vsrvfi.pipelines.png_frames import downscale
-from tests.clipfactory import decode_frames, ffmpeg, random_checkpoints
+from benchmarks.fixtures.clipfactory import decode_frames, ffmpeg, random_checkpoints
 from vsrvfi.tools import evaluate, interpolate_video, upscale_video
 from vsrvfi.tools.interpolate_video import scene_cuts
 from vsrvfi.core.errors import MediaError
@@ -214,7 +214,7 @@ def test_evaluate_vfi_blend_model_equals_baseline(clip_with_cut):
 def test_evaluate_sr_baseline_is_bicubic_of_pipeline_downscale(clip_with_cut, ckpts, seeded_single_thread):
     frames = list(read_frames(clip_with_cut, 3))
     from vsrvfi.models.load import load_model
-    up = Upscaler(load_model(ckpts["vsrnet"]), torch.device("cpu"))
+    up = Upscaler(load_model(ckpts["vsrnet"])[0], torch.device("cpu"))
     score, _ = evaluate_sr(up, frames, "c", Convention.default("sr", 4))
     hr = torch.from_numpy(frames[1]).permute(2, 0, 1)[None]
     base = bicubic_upscale(downscale(hr, 4).float() / 255, 4)

@@ -1,13 +1,14 @@
 """Loaders: the batch contract, DALI == PNG on the same sequences, order, shards, epochs, bad data."""
 from __future__ import annotations
 
+from pathlib import Path
 
 import pytest
 import torch
 
 from vsrvfi.pipelines import AugmentOptions, BatchError, LoaderOptions, ShortClipWarning, build_loader, validate_batch
 from vsrvfi.pipelines.sampling import all_sequences, plan_epoch, sequence_starts
-from tests.clipfactory import ClipSpec, add_clip
+from benchmarks.fixtures.clipfactory import ClipSpec, add_clip
 from vsrvfi.core.errors import UsageError
 from vsrvfi.core.errors import DataError
 
@@ -271,7 +272,7 @@ def test_h264_clips_on_the_cpu_dali_loader_are_one_line_before_any_pipeline(tmp_
     import subprocess
     import sys
 
-    from tests.clipfactory import DEFAULT_CLIPS, build_data_dir
+    from benchmarks.fixtures.clipfactory import DEFAULT_CLIPS, build_data_dir
 
     data = build_data_dir(tmp_path / "h264", clips=DEFAULT_CLIPS[2:4], sizes={"72p": (128, 72)}, pngs=True,
                           codec="h264")
@@ -286,3 +287,36 @@ def test_h264_clips_on_the_cpu_dali_loader_are_one_line_before_any_pipeline(tmp_
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 2 and res.stderr.count("\n") == 1 and "need a GPU (NVDEC)" in res.stderr, res.stderr
     assert not list(tmp_path.glob("*/checkpoints/*.pth"))  # refused before training, not "stopped at step 0"
+
+
+def test_a_frame_that_cannot_be_read_is_one_bad_clip_naming_it(tiny_data_dir, tmp_path):
+    """The loader itself says which clip is bad (the trainer only decides to stop or skip it)."""
+    import shutil
+
+    from vsrvfi.pipelines import BadClip
+
+    data = Path(shutil.copytree(tiny_data_dir, tmp_path / "data"))
+    frames = sorted((data / "144p" / "frames" / "train" / "tiny-s0001").glob("*.png"))
+    for f in frames[1:]:  # the first frame stays readable: the clip is found, its frames fail when read
+        f.write_bytes(b"not a png")
+    ld = loader(data, "png", task="sr", crop=32, batch_size=8, split="train")
+    with pytest.raises(BadClip) as err:
+        collect(ld)
+    assert err.value.clip == "tiny-s0001" and "\n" not in str(err.value)
+    assert str(err.value).startswith(str(frames[0].parent)) and "cannot be read" in str(err.value)
+    frames[0].write_bytes(b"")  # now unreadable when the clips are found: the same BadClip, from build_loader
+    with pytest.raises(BadClip) as err:
+        loader(data, "png", task="sr", crop=32, split="train")
+    assert err.value.clip == "tiny-s0001"
+
+
+def test_an_error_naming_no_clip_is_not_a_bad_clip(tmp_path):
+    from vsrvfi.pipelines.bad_clips import named_clip
+
+    clip = tmp_path / "144p" / "scenes" / "train" / "tiny-s0002.mp4"
+    bad = named_clip(RuntimeError(f"[/opt/dali/reader.cc:12] Error in thread 0: {clip}: moov atom not found"), tmp_path)
+    assert (bad.clip, bad.path) == ("tiny-s0002", str(clip))
+    assert bad.problem.startswith("cannot be read (") and bad.problem.endswith(": moov atom not found)")
+    assert named_clip(RuntimeError("CUDA error: out of memory"), tmp_path) is None
+    other = tmp_path.parent / "elsewhere" / "144p" / "scenes" / "train" / "x.mp4"  # not under the data set
+    assert named_clip(RuntimeError(f"{other}: bad"), tmp_path) is None

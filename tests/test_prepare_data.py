@@ -11,6 +11,8 @@ from tests.clipfactory import DEMO_FPS, DEMO_SCENE_SECONDS, DEMO_SCENES, decode_
 from vsrvfi.core import layout
 from vsrvfi.core.manifest import load_manifest
 from vsrvfi.tools import prepare_data, split_scenes, transcode_scenes
+from vsrvfi.tools.encoding import command, encoders, normalize, sizing
+from vsrvfi.tools.preparation import executor, local
 from vsrvfi.core.media import probe
 
 RES = ("180p", "90p")
@@ -30,15 +32,15 @@ def prepared(demo_source, tmp_path_factory) -> Path:
 
 def test_scenes_found_and_manifest(prepared, demo_source):
     manifest = load_manifest(prepared)
-    scenes = manifest["sources"]["demo"]["scenes"]
+    scenes = manifest.sources["demo"].scenes
     assert len(scenes) == DEMO_SCENES
-    assert [(s["start_frame"], s["end_frame"]) for s in scenes] == [
+    assert [(s.start_frame, s.end_frame) for s in scenes] == [
         (i * SCENE_FRAMES, (i + 1) * SCENE_FRAMES) for i in range(DEMO_SCENES)]
     for s in scenes:
-        assert s["num_frames"] == SCENE_FRAMES and s["fps"] == DEMO_FPS
-        assert s["start_time"] == pytest.approx(s["start_frame"] / DEMO_FPS)
-        assert s["source"] == str(demo_source) and s["dropped"] is None
-    splits = [s["split"] for s in scenes]
+        assert s.num_frames == SCENE_FRAMES and s.fps == DEMO_FPS
+        assert s.start_time == pytest.approx(s.start_frame / DEMO_FPS)
+        assert s.source == str(demo_source) and s.dropped is None
+    splits = [s.split for s in scenes]
     assert splits.count("val") == 1 and splits.count("train") == 3
 
 
@@ -147,7 +149,7 @@ def test_failed_write_leaves_no_partial_file(prepared, monkeypatch):
         tmp.write_bytes(b"partial")  # the temporary exists, half written, when the run dies
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(transcode_scenes, "run_ffmpeg", boom)
+    monkeypatch.setattr(local, "run_ffmpeg", boom)
     with pytest.raises(KeyboardInterrupt):
         transcode_scenes.transcode(prepared, transcode_scenes.TranscodeOptions(
             resolutions=("90p",), codec="vp9", gop=GOP, jobs=1), show_progress=False)
@@ -251,7 +253,7 @@ def test_inputs_normalised(tmp_path, kind):
                "-c:v", "libx264", str(src))
     before = src.read_bytes()
     info = probe(src)
-    assert split_scenes.needs_normalizing(info), info
+    assert normalize.needs_normalizing(info), info
     data = tmp_path / "d"
     scenes = split_scenes.split_video(src, data, split_scenes.SplitOptions(min_scene_len="4"), show_progress=False)
     clip = layout.clip_path(data, layout.ORIG, scenes[0].split, scenes[0].clip)
@@ -288,15 +290,15 @@ def test_one_pass_equals_tiers_made_one_by_one(tmp_path, codec):
     assert not (data / layout.ORIG).exists()  # no full-resolution intermediate unless asked
     assert result.clips_written == {"108p": 2, "54p": 2}
 
-    tiers, _ = transcode_scenes.make_tiers(t_opts, result.backend, 192, 108)
+    tiers, _ = command.make_tiers(t_opts, result.backend, 192, 108)
     assert [(t.name, t.width, t.height, t.scale) for t in tiers] == [("108p", 192, 108, False), ("54p", 96, 54, True)]
     source = decode_frames(src).astype(np.float32)
     for s in scenes:
         for tier in tiers:
             clip = layout.clip_path(data, tier.name, s.split, s.clip)
             alone = tmp_path / f"alone-{tier.name}-{s.clip}.mp4"
-            job = transcode_scenes.SceneJob(src, s.clip, s.start_frame, s.num_frames, s.fps, (tier,))
-            run_ffmpeg(transcode_scenes.scene_command(job, [alone], threads=1), alone)
+            job = command.SceneJob(src, s.clip, s.start_frame, s.num_frames, s.fps, (tier,))
+            run_ffmpeg(command.scene_command(job, [alone], threads=1), alone)
             one_pass, by_itself = decode_frames(clip), decode_frames(alone)
             assert one_pass.shape == by_itself.shape and np.array_equal(one_pass, by_itself), (tier.name, s.clip)
             info = probe(clip)
@@ -316,7 +318,7 @@ def test_one_pass_cuts_are_frame_accurate_with_odd_timestamps(tmp_path, kind):
     ffmpeg("-f", "lavfi", "-i", f"testsrc2=size=192x108:rate={rate}", "-frames:v", "48", "-vf",
            "negate=enable='gte(n,24)',format=yuv420p", "-c:v", "libx264", "-g", "100", "-bf", "3", *extra, str(src))
     info = probe(src)
-    assert not split_scenes.needs_normalizing(info) and (info.start_time > 1 or kind == "ntsc.mkv")
+    assert not normalize.needs_normalizing(info) and (info.start_time > 1 or kind == "ntsc.mkv")
     data = tmp_path / "d"
     t_opts = transcode_scenes.TranscodeOptions(resolutions=("108p",), codec="h264", gop=GOP, preset="ultrafast")
     result = split_scenes.prepare_scenes(src, data, split_scenes.SplitOptions(min_scene_len="8", trim=2), t_opts,
@@ -347,7 +349,7 @@ def test_tier_crf_and_orig_crf_are_separate(tmp_path, demo_source):
 
 def test_interrupted_during_detection_leaves_nothing_and_reruns(tmp_path, demo_source, monkeypatch):
     """Scenes encoded while detection runs wait under temporary names; an interruption removes them."""
-    real = split_scenes.detect_scenes
+    real = executor.detect
     cuts = []
 
     def interrupted(path, opts, fps, show_progress=True, on_cut=None):
@@ -358,14 +360,14 @@ def test_interrupted_during_detection_leaves_nothing_and_reruns(tmp_path, demo_s
                 raise KeyboardInterrupt
         return real(path, opts, fps, show_progress, on_cut=cut)
 
-    monkeypatch.setattr(split_scenes, "detect_scenes", interrupted)
+    monkeypatch.setattr(executor, "detect", interrupted)
     data = tmp_path / "d"
     t_opts = transcode_scenes.TranscodeOptions(resolutions=("90p",), codec="vp9", gop=GOP, preset="ultrafast")
     opts = split_scenes.SplitOptions(min_scene_len="0.5s")
     with pytest.raises(KeyboardInterrupt):
         split_scenes.prepare_scenes(demo_source, data, opts, t_opts, show_progress=False)
     assert not (data / layout.MANIFEST).exists() and not [p for p in data.rglob("*") if p.is_file()]
-    monkeypatch.setattr(split_scenes, "detect_scenes", real)
+    monkeypatch.setattr(executor, "detect", real)
     result = split_scenes.prepare_scenes(demo_source, data, opts, t_opts, show_progress=False)
     assert result.clips_written == {"90p": DEMO_SCENES}
 
@@ -413,11 +415,11 @@ def _arg(args: list[str], flag: str, start: int = 0) -> str:
 
 def test_cpu_scene_command():
     opts = transcode_scenes.TranscodeOptions(resolutions=("1080p", "540p"), codec="h264", gop=4)
-    backend = transcode_scenes.Backend("cpu", "h264", "libx264", "test")
-    tiers, warnings = transcode_scenes.make_tiers(opts, backend, 3840, 2160, orig_crf=10)
+    backend = encoders.Backend("cpu", "h264", "libx264", "test")
+    tiers, warnings = command.make_tiers(opts, backend, 3840, 2160, orig_crf=10)
     assert not warnings and [t.name for t in tiers] == [layout.ORIG, "1080p", "540p"]
-    job = transcode_scenes.SceneJob(Path("src.mp4"), "c", 30, 60, 30.0, tuple(tiers), "train")
-    args = transcode_scenes.scene_command(job, ["o.mp4", "a.mp4", "b.mp4"], threads=2, decoder_threads=4)
+    job = command.SceneJob(Path("src.mp4"), "c", 30, 60, 30.0, tuple(tiers), "train")
+    args = command.scene_command(job, ["o.mp4", "a.mp4", "b.mp4"], threads=2, decoder_threads=4)
     assert args[:args.index("-i")] == ["-y", "-threads", "4", "-noaccurate_seek", "-ss", f"{30.5 / 30:.6f}",
                                        "-copyts"]
     graph = _arg(args, "-filter_complex")
@@ -439,11 +441,11 @@ def test_cpu_scene_command():
 def test_nvenc_scene_command():
     opts = transcode_scenes.TranscodeOptions(resolutions=("4k", "720p"), codec="hevc", gop=5, crf=21,
                                              preset="fast")
-    backend = transcode_scenes.Backend("nvenc", "hevc", "hevc_nvenc", "test")
-    tiers, _ = transcode_scenes.make_tiers(opts, backend, 3840, 2160)
-    job = transcode_scenes.SceneJob(Path("src.mp4"), "c", 0, 48, 24.0, tuple(tiers), "val", hw_decode=True,
+    backend = encoders.Backend("nvenc", "hevc", "hevc_nvenc", "test")
+    tiers, _ = command.make_tiers(opts, backend, 3840, 2160)
+    job = command.SceneJob(Path("src.mp4"), "c", 0, 48, 24.0, tuple(tiers), "val", hw_decode=True,
                                     start_time=0.5)
-    args = transcode_scenes.scene_command(job, ["a.mp4", "b.mp4"], threads=2, decoder_threads=4, hw=True)
+    args = command.scene_command(job, ["a.mp4", "b.mp4"], threads=2, decoder_threads=4, hw=True)
     assert args[:args.index("-i")] == ["-y", "-threads", "4", "-hwaccel", "cuda", "-hwaccel_output_format", "cuda",
                                        "-copyts"]
     assert _arg(args, "-filter_complex") == (f"[0:v:0]trim=end={0.5 + 47.5 / 24:.6f},setpts=PTS-STARTPTS,split=2"
@@ -456,14 +458,14 @@ def test_nvenc_scene_command():
         assert _arg(out, "-forced-idr") == "1" and _arg(out, "-rc-lookahead") == "0"
         assert _arg(out, "-frames:v") == "48" and "-threads" not in out[:out.index("-f")]
     # A source NVDEC cannot decode: software decoding, frames uploaded before the split.
-    job = transcode_scenes.SceneJob(Path("src.mp4"), "c", 0, 48, 24.0, tuple(tiers), "val", hw_decode=False)
-    args = transcode_scenes.scene_command(job, ["a.mp4", "b.mp4"], hw=True)
+    job = command.SceneJob(Path("src.mp4"), "c", 0, 48, 24.0, tuple(tiers), "val", hw_decode=False)
+    args = command.scene_command(job, ["a.mp4", "b.mp4"], hw=True)
     assert "-hwaccel" not in args
     assert ",setpts=PTS-STARTPTS,format=yuv420p,hwupload_cuda,split=2" in _arg(args, "-filter_complex")
 
 
 def test_encoder_choice_is_detected(monkeypatch):
-    ts = transcode_scenes
+    ts = encoders
     monkeypatch.setattr(ts, "ffmpeg_encoders", lambda: frozenset({"libx264", "h264_nvenc", "hevc_nvenc"}))
     monkeypatch.setattr(ts, "gpu_present", lambda: (True, "nvidia-smi lists 1 GPU"))
     monkeypatch.setattr(ts, "nvenc_trial", lambda codec: (True, ""))
@@ -484,12 +486,12 @@ def test_encoder_choice_is_detected(monkeypatch):
 
 
 def test_parallelism_follows_the_cores():
-    p = transcode_scenes.plan_parallelism(3, cpus=2)
+    p = sizing.plan_parallelism(3, cpus=2)
     assert (p.jobs, p.threads, p.decoder_threads) == (1, 0, 0)  # one process: the encoders' own threading
-    p = transcode_scenes.plan_parallelism(3, cpus=16)
+    p = sizing.plan_parallelism(3, cpus=16)
     assert (p.jobs, p.threads, p.decoder_threads) == (3, 3, 5)
-    p = transcode_scenes.plan_parallelism(3, cpus=64, memory_per_job=1 << 50)
+    p = sizing.plan_parallelism(3, cpus=64, memory_per_job=1 << 50)
     assert p.jobs == 1
-    assert transcode_scenes.plan_parallelism(4, jobs=2, threads=3, cpus=8).threads == 3
-    assert transcode_scenes.plan_parallelism(2, jobs=1, threads=1, cpus=8).threads == 1
-    assert transcode_scenes.plan_parallelism(4, cpus=64, hw=True).jobs == 2  # NVENC sessions: jobs x tiers <= 8
+    assert sizing.plan_parallelism(4, jobs=2, threads=3, cpus=8).threads == 3
+    assert sizing.plan_parallelism(2, jobs=1, threads=1, cpus=8).threads == 1
+    assert sizing.plan_parallelism(4, cpus=64, hw=True).jobs == 2  # NVENC sessions: jobs x tiers <= 8

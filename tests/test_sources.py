@@ -90,16 +90,16 @@ def test_sources_and_folders_into_one_data_set_and_a_third_added_later(tmp_path)
     rc, err = prepare(a, footage, data, *FAST, "--resolutions", "180p,90p")
     assert rc == 0, err
     manifest = load_manifest(data)
-    assert set(manifest["sources"]) == {"a", "cam", "day2-cam"}
-    for key, rec in manifest["sources"].items():
-        assert all(s["clip"].startswith(f"{key}-s") for s in rec["scenes"])
-        assert Path(rec["path"]).name.endswith(".mp4")
-    fps = {key: {s["fps"] for s in rec["scenes"]} for key, rec in manifest["sources"].items()}
+    assert set(manifest.sources) == {"a", "cam", "day2-cam"}
+    for key, rec in manifest.sources.items():
+        assert all(s.clip.startswith(f"{key}-s") for s in rec.scenes)
+        assert Path(rec.path).name.endswith(".mp4")
+    fps = {key: {s.fps for s in rec.scenes} for key, rec in manifest.sources.items()}
     assert fps == {"a": {24}, "cam": {30}, "day2-cam": {25}}  # mixed rates: per scene
-    n_scenes = sum(len(r["scenes"]) for r in manifest["sources"].values())
+    n_scenes = sum(len(r.scenes) for r in manifest.sources.values())
     for res in ("180p", "90p"):
         assert len(layout.list_clips(data, res, "train")) + len(layout.list_clips(data, res, "val")) == n_scenes
-    before, splits = clip_hashes(data), {k: [s["split"] for s in r["scenes"]] for k, r in manifest["sources"].items()}
+    before, splits = clip_hashes(data), {k: [s.split for s in r.scenes] for k, r in manifest.sources.items()}
 
     # a rerun with the same command does nothing
     rc, err = prepare(a, footage, data, *FAST, "--resolutions", "180p,90p")
@@ -113,7 +113,7 @@ def test_sources_and_folders_into_one_data_set_and_a_third_added_later(tmp_path)
     assert {k: v for k, v in after.items() if k in before} == before
     assert {Path(k).stem for k in set(after) - set(before)} == {f"c-s{i:04d}" for i in range(3)}
     manifest = load_manifest(data)
-    assert {k: [s["split"] for s in r["scenes"]] for k, r in manifest["sources"].items() if k != "c"} == splits
+    assert {k: [s.split for s in r.scenes] for k, r in manifest.sources.items() if k != "c"} == splits
     summary = json.loads((data / "summary.json").read_text())
     assert {r["key"] for r in summary["sources"]} == {"a", "cam", "day2-cam", "c"}
     assert summary["this_run"]["sources"] == ["c"] and summary["this_run"]["clips_written"] == {"180p": 3, "90p": 3}
@@ -125,13 +125,13 @@ def test_auto_tiers_fit_every_source_and_a_smaller_one_later_is_refused(tmp_path
     data = tmp_path / "d"
     rc, err = prepare(big, mid, data, *FAST, "--min-scene-len", "4", "--frame-resolutions", "")
     assert rc == 0, err
-    assert load_manifest(data)["options"]["resolutions"] == ["540p"]  # 720p would not fit mid.mp4
+    assert load_manifest(data).options.resolutions == ["540p"]  # 720p would not fit mid.mp4
     small = source(tmp_path / "small.mp4", "640x272", seconds=0.3, seed=8)
     before = clip_hashes(data)
     rc, err = prepare(small, data, *FAST, "--min-scene-len", "4")
     assert rc == 2 and len(err.splitlines()) == 1
     assert "small.mp4: 640x272 is below every tier of" in err and "540p" in err
-    assert clip_hashes(data) == before and "small" not in load_manifest(data)["sources"]
+    assert clip_hashes(data) == before and "small" not in load_manifest(data).sources
 
 
 def test_option_changes_are_refused_naming_the_option_and_force_reencodes(wide, tmp_path):
@@ -150,7 +150,7 @@ def test_option_changes_are_refused_naming_the_option_and_force_reencodes(wide, 
     after = clip_hashes(data)
     assert set(after) == set(before) and all(after[k] != before[k] for k in before)
     assert clip_bytes(data) < bytes_before  # CRF 40: smaller clips
-    assert load_manifest(data)["options"]["crf"] == 40 and not load_manifest(data).get("force_pending")
+    assert load_manifest(data).options.crf == 40 and not load_manifest(data).force_pending
     assert prepare(wide, data, *FAST, "--crf", "40")[0] == 0  # the new options are the data set's now
 
 
@@ -163,7 +163,7 @@ def test_a_changed_source_file_is_refused_unless_forced(tmp_path):
     assert rc == 2 and "take.mp4: changed since" in err and "--force" in err
     rc, err = prepare(src, data, *FAST, "--force", "--frame-resolutions", "")
     assert rc == 0, err
-    assert len(load_manifest(data)["sources"]["take"]["scenes"]) == 3
+    assert len(load_manifest(data).sources["take"].scenes) == 3
     assert len(list(data.glob("*/scenes/*/take-s*.mp4"))) == 3
 
 
@@ -205,7 +205,7 @@ def test_vsr_transcode_adds_a_tier_only_with_the_data_sets_encoding(wide, tmp_pa
     assert rc == 2 and "136p" not in [p.name for p in data.iterdir()]
     assert run_cli(transcode_scenes.main, [str(data), "--resolutions", "136p", "--codec", "vp9",
                                            "--preset", "ultrafast"]) == 0
-    assert load_manifest(data)["options"]["resolutions"] == ["272p", "136p"]
+    assert load_manifest(data).options.resolutions == ["272p", "136p"]
     assert len(layout.list_clips(data, "136p", "train") + layout.list_clips(data, "136p", "val")) == 2
     before = clip_hashes(data)
     rc, err = prepare(wide, data, *FAST, "--frame-resolutions", "")  # auto: the data set's tiers, both complete

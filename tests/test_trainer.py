@@ -140,10 +140,16 @@ def test_resumes_a_checkpoint_of_the_earlier_format(tiny_data_dir, tmp_path):
     assert ckpt["kwargs"] == {"flow": "tiny", "residual": True, "scale": 4} and "model_kwargs" not in ckpt
     assert ckpt["config"] == to_dict(cfg) == yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
 
+    meta = load_model(path)[1]
+    assert (meta.model, meta.task, meta.step, meta.kwargs["flow"], meta.config) == ("vsrnet", "sr", 2, "tiny", to_dict(cfg))
+    assert meta.res == cfg.data.res and meta.metric == {"y_channel": True, "crop_border": 4}
+
     ckpt["model_kwargs"] = ckpt.pop("kwargs")
+    for key in ("task", "step"):  # older checkpoints: the registry gives the task, the training state the step
+        del ckpt[key]
     ckpt["state"]["history"] = [(i, 1.0) for i in range(HISTORY_LEN + 10)]
     save_checkpoint(ckpt, path)
-    assert load_model(path).model_name == "vsrnet"
+    assert load_model(path)[1] == meta
     cfg = config("vsrnet", tiny_data_dir, tmp_path, "train.steps=3", *steps)
     second = Trainer(cfg, make_task(cfg), tmp_path / "run")
     state = second.fit(resume=True)
@@ -190,11 +196,11 @@ def test_validation_sample_spans_every_val_clip_and_whole_clips(tiny_data_dir):
     from vsrvfi.inference.evaluate import Convention
     from vsrvfi.trainers.validation import Validator
 
-    v = Validator(tiny_data_dir, "144p", "sr", Convention(True, 4), frames=6, window=3)
+    v = Validator.of_data_dir(tiny_data_dir, "144p", "sr", Convention(True, 4), frames=6, window=3)
     assert [c.name for c in v.clips] == ["tiny-s0003", "tiny-s0004"] and v.per_clip == 3
     for c in v.clips:  # 3 frames spread over 28 / 24 frames, not the first few
         assert len(c.picks) == 3 and max(c.picks) >= c.total * 2 // 3 and min(c.picks) < c.total // 3
-    again = Validator(tiny_data_dir, "144p", "sr", Convention(True, 4), frames=6, window=3)
+    again = Validator.of_data_dir(tiny_data_dir, "144p", "sr", Convention(True, 4), frames=6, window=3)
     assert [c.picks for c in again.clips] == [c.picks for c in v.clips]  # fixed from one validation to the next
 
 

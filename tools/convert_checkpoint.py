@@ -5,8 +5,8 @@
 The layout is detected (`models.checkpoint.extract_state_dict`), keys are renamed by the model's
 registered converter, and builder kwargs (frame count, TSA, ...) are inferred from the weights
 where the model registers an inferer; `--set key=value` overrides them. Output:
-`{'model': state_dict, 'model_name', 'size', 'kwargs', 'source'}`, written atomically, which
-`models.load.load_model` rebuilds and `load_pretrained` loads.
+`{'model': state_dict, **CheckpointMeta.entries()}` (model, size, kwargs, task, source), written
+atomically, which `models.load.load_model` rebuilds and `load_pretrained` loads.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 import yaml
 
-from vsrvfi.models.checkpoint import load_checkpoint, save_checkpoint
+from vsrvfi.models.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
 from vsrvfi.models.load import apply_state_dict, compare_keys, official_config, state_dict_of
 from vsrvfi.models.registry import available, build_model, count_parameters, spec
 from vsrvfi.core.cli import ArgumentParser, entry_point
@@ -55,9 +55,9 @@ def convert(src: str | Path, dst: str | Path, name: str, size: str | None = None
     if not report.ok and len(report.unexpected) < len(state_dict):  # some overlap: worth listing
         _print_keys(report)
     apply_state_dict(model, state_dict, strict, src, name)  # strict: one-line error after the key listing
-    meta = {"model_name": name, "size": size, "kwargs": kwargs, "source": str(src)}
-    save_checkpoint({"model": model.state_dict(), **meta}, dst)
-    return {**meta, "parameters": count_parameters(model), "report": report}
+    meta = CheckpointMeta(model=name, size=size, kwargs=kwargs, task=spec(name, size).task, source=str(src))
+    save_checkpoint({"model": model.state_dict(), **meta.entries()}, dst)
+    return {"meta": meta, "parameters": count_parameters(model), "report": report}
 
 
 def _print_keys(report) -> None:
@@ -87,8 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UsageError("output must differ from input")
     info = convert(a.input, a.output, a.model, a.size, parse_sets(a.sets), strict=not a.non_strict,
                    prefer_ema=not a.no_ema)
-    kwargs = ", ".join(f"{k}={v}" for k, v in info["kwargs"].items())
-    print(f"{info['model_name']}/{info['size']} ({kwargs}): {info['parameters']:,} parameters; "
+    meta = info["meta"]
+    kwargs = ", ".join(f"{k}={v}" for k, v in meta.kwargs.items())
+    print(f"{meta.model}/{meta.size} ({kwargs}): {info['parameters']:,} parameters; "
           f"{info['report'].summary()}; saved {a.output}")
     return 0
 

@@ -20,22 +20,21 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from torch import nn
 from tqdm import tqdm
 
-from vsrvfi.inference.evaluate import (Convention, evaluate_sr, evaluate_vfi, format_table, save_comparison, sr_frames_needed,
-                                       sr_targets, summary, vfi_frames_needed, vfi_starts)
+from vsrvfi.core.atomic import atomic_path, check_writable_dir
+from vsrvfi.core.cli import ArgumentParser, entry_point
+from vsrvfi.core.errors import DataError, UsageError
+from vsrvfi.core.layout import list_clips
+from vsrvfi.inference.evaluate import ClipScore, Convention, Example, format_table, save_comparison, summary
 from vsrvfi.inference.options import add_model_args, load_task_model
 from vsrvfi.inference.runtime import pick_device
-from vsrvfi.inference.sr import PADDINGS, Upscaler
-from vsrvfi.inference.video_io import open_source, read_selected
-from vsrvfi.inference.vfi import Interpolator
+from vsrvfi.inference.sr import PADDINGS
+from vsrvfi.inference.video_io import open_source
+from vsrvfi.models.checkpoint import CheckpointMeta
 from vsrvfi.tools.interpolate_video import scene_cuts
-from vsrvfi.models.registry import spec
-from vsrvfi.core.cli import ArgumentParser, entry_point
-from vsrvfi.core.errors import UsageError
-from vsrvfi.core.layout import list_clips
-from vsrvfi.core.atomic import atomic_path, check_writable_dir
-from vsrvfi.core.errors import DataError
+from vsrvfi.trainers.validation import ValidationResult, Validator, make_runner, plan_clip
 
 
 def find_videos(inputs: Sequence[str], res: str, split: str) -> tuple[list[Path], set[Path]]:
@@ -55,7 +54,7 @@ def find_videos(inputs: Sequence[str], res: str, split: str) -> tuple[list[Path]
     return videos, prepared
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap = ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("inputs", nargs="+", help="DATA_DIR(s) and/or video files")
     add_model_args(ap, None)
@@ -81,80 +80,86 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UsageError("--gap must be 2 or more")
     if a.tile < 0 or a.frames < 0 or (a.crop_border or 0) < 0 or a.scale <= 0:
         raise UsageError("--tile, --frames and --crop-border must be >= 0, --scale > 0")
+    return a
 
-    device = pick_device(a.device)
-    model = load_task_model(a, None)
-    task = spec(model.model_name, model.model_size).task
-    cfg = getattr(model, "train_config", None) or {}
-    res = a.res or (cfg.get("data", {}) or {}).get("res") or "540p"
-    videos, clips = find_videos(a.inputs, res, a.split)
-    if task == "sr":
-        runner = Upscaler(model, device, a.precision, a.tile)
-        conv = Convention.default("sr", runner.scale)
-        labels = ("bicubic", model.model_name, "original")
-    else:
-        try:
-            runner = Interpolator(model, device, a.precision, a.scale)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
-        conv = Convention.default("vfi")
-        labels = ("blend", model.model_name, "original")
-    trained = (cfg.get("task", {}) or {}).get("metric") or {}
-    conv = Convention(
-        y_channel=(a.metric == "y") if a.metric else bool(trained.get("y_channel", conv.y_channel)),
-        crop_border=a.crop_border if a.crop_border is not None else int(trained.get("crop_border", conv.crop_border)),
-    )
+
+def convention(a: argparse.Namespace, meta: CheckpointMeta, scale: int) -> Convention:
+    """The metric convention: the options', else the training run's, else the task's habit."""
+    base = Convention(**meta.metric) if meta.metric else Convention.default(meta.task, scale)
+    return Convention(y_channel=(a.metric == "y") if a.metric else base.y_channel,
+                      crop_border=a.crop_border if a.crop_border is not None else base.crop_border)
+
+
+def make_validator(a: argparse.Namespace, task: str, conv: Convention, window: int) -> tuple[Validator, list[Path]]:
+    """The sample of every input video (scene cuts found in video files; prepared clips are one scene),
+    and the videos given."""
+    videos, prepared = find_videos(a.inputs, a.res, a.split)
+    clips = []
+    for video in videos:
+        info = open_source(video).info
+        cuts: set[int] = set()
+        if video not in prepared and not a.no_scene_detect:
+            cuts = scene_cuts(str(video), float(info.fps), a.scene_threshold, a.min_scene_len)
+        clip = plan_clip(video, task, a.frames, a.seed, window, a.gap, a.padding, cuts, info.num_frames)
+        if not clip.needed:
+            print(f"warning: {video}: {clip.total} frame(s), too few to score (VFI needs {a.gap + 1} in one "
+                  "scene); skipped", file=sys.stderr)
+            continue
+        clips.append(clip)
+    if not clips:
+        raise UsageError("no clip had enough frames to score")
+    return Validator(clips, task, conv, a.frames, a.gap, a.padding, a.tile, a.precision, cache_mb=0), videos
+
+
+def score(a: argparse.Namespace, model: nn.Module, meta: CheckpointMeta,
+          out_dir: Path) -> tuple[ValidationResult, Convention, list[Path]]:
+    """Score every input with the trainer's scoring loop (trainers.validation.Validator); one
+    side-by-side picture per clip. Returns the result, its convention and the videos given."""
+    try:
+        runner = make_runner(meta.task, model, pick_device(a.device), a.precision, a.tile, a.scale)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    conv = convention(a, meta, runner.scale if meta.task == "sr" else 0)  # VFI runners' scale is the flow's
+    validator, videos = make_validator(a, meta.task, conv, getattr(runner, "window", 1))
+    labels = labels_of(meta)
+
+    def picture(s: ClipScore, example: Example | None) -> None:
+        if example is not None:
+            save_comparison(example, out_dir / f"{s.clip}.png", labels,
+                            f"{s.clip}, frame {example.index} ({conv.describe()})")
+
+    with tqdm(total=validator.frames_to_decode, unit="frame", desc=f"evaluate {meta.model} (decoded frames)") as bar:
+        return validator.score(runner, bar.update, picture), conv, videos
+
+
+def labels_of(meta: CheckpointMeta) -> tuple[str, str, str]:
+    """(baseline, model, target) labels of the table and pictures."""
+    return ("bicubic" if meta.task == "sr" else "blend", meta.model, "original")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    a = parse_args(argv)
+    model, meta = load_task_model(a, None)
+    a.res = a.res or meta.res or "540p"
     out_dir = Path(a.out) if a.out else Path(a.checkpoint).parent / f"eval-{Path(a.checkpoint).stem}"
     check_writable_dir(out_dir)
-
-    scores, t0, scored = [], time.perf_counter(), 0
-    bar = tqdm(total=0, unit="frame", desc=f"evaluate {model.model_name} (decoded frames)")
-    for video in videos:
-        src = open_source(video)
-        total = src.info.num_frames
-        cuts: set[int] = set()
-        if video not in clips and not a.no_scene_detect:
-            cuts = scene_cuts(str(video), float(src.info.fps), a.scene_threshold, a.min_scene_len)
-        if task == "sr":
-            targets = sr_targets(total, a.frames, a.seed, video.stem)
-            needed, skipped = sr_frames_needed(targets, total, runner.window, a.padding, cuts), 0
-        else:
-            starts, skipped = vfi_starts(total, a.gap, a.frames, cuts, a.seed, video.stem)
-            needed = vfi_frames_needed(starts, a.gap)
-        if not needed:
-            print(f"warning: {video}: {total} frame(s), too few to score (VFI needs {a.gap + 1} in one scene); "
-                  "skipped", file=sys.stderr)
-            continue
-        bar.total += max(needed) + 1
-        bar.refresh()
-        frames = read_selected(src, needed, bar.update)
-        if task == "sr":
-            score, example = evaluate_sr(runner, frames, video.stem, conv, a.padding, cuts, targets=targets)
-        else:
-            score, example = evaluate_vfi(runner, frames, video.stem, conv, a.gap, cuts, starts=starts)
-            score.skipped = skipped
-        scores.append(score)
-        scored += score.frames
-        if example is not None:
-            save_comparison(example, out_dir / f"{video.stem}.png", labels,
-                            f"{video.stem}, frame {example.index} ({conv.describe()})")
-    bar.close()
-    if not scores or not any(s.frames for s in scores):
+    t0 = time.perf_counter()
+    result, conv, videos = score(a, model, meta, out_dir)
+    scores, secs, base = result.scores, time.perf_counter() - t0, labels_of(meta)[0]
+    if not any(s.frames for s in scores):
         raise UsageError("no clip had enough frames to score")
-    secs = time.perf_counter() - t0
-    print(format_table(scores, model.model_name, labels[0], conv))
-    unit = "frames" if task == "sr" else f"gaps of {a.gap}"
+    print(format_table(scores, meta.model, base, conv))
+    unit = "frames" if meta.task == "sr" else f"gaps of {a.gap}"
     print(f"sample: {f'{a.frames} {unit}' if a.frames else f'all {unit}'} per clip"
           f"{f', spread evenly (seed {a.seed})' if a.frames else ''}, full frames")
-    result = {"checkpoint": str(a.checkpoint), "model": model.model_name, "size": model.model_size,
-              "task": task, "convention": conv.describe(), "baseline": labels[0], "mean": summary(scores),
+    report = {"checkpoint": str(a.checkpoint), "model": meta.model, "size": meta.size, "task": meta.task,
+              "convention": result.convention, "baseline": base, "mean": summary(scores),
               "clips": [s.as_dict() for s in scores], "seconds": secs,
               "options": {k: v for k, v in vars(a).items() if k != "inputs"}, "inputs": [str(v) for v in videos]}
     with atomic_path(out_dir / "scores.json") as tmp:
-        tmp.write_text(json.dumps(result, indent=1))
-    print(f"{scored} frames scored in {secs:.1f} s; scores and side-by-side pictures in {out_dir}")
+        tmp.write_text(json.dumps(report, indent=1))
+    print(f"{result.frames} frames scored in {secs:.1f} s; scores and side-by-side pictures in {out_dir}")
     return 0
-
 
 cli = entry_point(main, interrupted="scores.json was not written; a rerun scores every clip again")
 

@@ -10,11 +10,11 @@ which also bounds memory. The output appears under its name only once complete.
 """
 from __future__ import annotations
 
+import argparse
 import math
 import sys
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Sequence
 
 from tqdm import tqdm
@@ -25,16 +25,16 @@ from vsrvfi.inference.video_io import VideoWriter, check_output, open_source, re
 from vsrvfi.inference.vfi import Interpolator, interpolate_frames, output_fps, plan_output
 from vsrvfi.core.cli import ArgumentParser, entry_point
 from vsrvfi.core.errors import UsageError
-from vsrvfi.tools.split_scenes import SplitOptions, detect_scenes
+from vsrvfi.core import scenes
 
 
 def scene_cuts(path: str, fps: float, threshold: float | None, min_len: int) -> set[int]:
-    """Indices of the frames that start a new scene (PySceneDetect's content detector)."""
-    opts = SplitOptions(threshold=threshold, min_scene_len=str(min_len))
-    return {start for start, _ in detect_scenes(Path(path), opts, fps, show_progress=False) if start > 0}
+    """Indices of the frames that start a new scene (PySceneDetect's content detector, core/scenes.py;
+    `fps` is not needed: `min_len` is in frames)."""
+    return scenes.scene_cuts(path, threshold, min_len)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap = ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("input")
     ap.add_argument("output", help=".mp4, .mkv, .mov or .webm")
@@ -54,8 +54,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--bisect-depth", type=int, default=3,
                     help="midpoint-only RIFE: timesteps are rounded to 1/2**depth (deeper is exacter and slower)")
     add_output_args(ap)
-    a = ap.parse_args(argv)
+    return ap.parse_args(argv)
 
+
+def main(argv: Sequence[str] | None = None) -> int:
+    a = parse_args(argv)
     out = check_output(a.output, a.overwrite, a.input, a.codec)
     src = open_source(a.input, min_frames=2)
     info = src.info
@@ -64,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         raise UsageError(f"--factor/--fps: {exc}") from None
     device = pick_device(a.device)
-    model = load_task_model(a, "vfi")
+    model, meta = load_task_model(a, "vfi")
     if a.scale <= 0 or not 1 <= a.bisect_depth <= 10:
         raise UsageError("--scale must be positive and --bisect-depth between 1 and 10")
     depth = a.bisect_depth
@@ -76,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UsageError(str(exc)) from None
     ratio = fps_out / info.fps
     if not interp.arbitrary and (ratio.denominator != 1 or ratio.numerator & (ratio.numerator - 1)):
-        print(f"note: {model.model_name}/{model.model_size} makes midpoints only; timesteps are rounded to the "
+        print(f"note: {meta.model}/{meta.size} makes midpoints only; timesteps are rounded to the "
               f"nearest 1/{2 ** depth} (--bisect-depth), so motion is slightly uneven; RIFEm or IFRNet take any timestep")
     if info.is_vfr:
         print(f"warning: {info.path}: variable frame rate; frames are timed as constant {float(info.fps):.3f} fps, "
@@ -86,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     plan = plan_output(info.num_frames, info.fps, fps_out)
     counts: Counter[str] = Counter()
     t0 = time.perf_counter()
-    with tqdm(total=len(plan), unit="frame", desc=f"{model.model_name} x{float(fps_out / info.fps):g}") as bar:
+    with tqdm(total=len(plan), unit="frame", desc=f"{meta.model} x{float(fps_out / info.fps):g}") as bar:
         def tick(kind: str) -> None:
             counts[kind] += 1
             bar.update(1)

@@ -12,22 +12,25 @@ from __future__ import annotations
 
 import json
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
 from vsrvfi.core import layout
-from vsrvfi.core.atomic import atomic_path, dir_bytes
+from vsrvfi.core.atomic import atomic_path, check_writable_dir, dir_bytes
 from vsrvfi.core.cli import ArgumentParser, entry_point
 from vsrvfi.core.errors import UsageError
 from vsrvfi.core.lock import folder_lock
-from vsrvfi.core.manifest import load_manifest, manifest_scenes
+from vsrvfi.core.manifest import EndForce, load_manifest
 from vsrvfi.tools import sources
 from vsrvfi.tools.extract_frames import extract
 from vsrvfi.tools.import_frames import add_frames_arguments, frames_options, import_frames
-from vsrvfi.tools.split_scenes import PrepareResult, add_split_arguments, prepare_scenes, split_options
-from vsrvfi.tools.transcode_scenes import SceneWriter, add_transcode_arguments, choose_backend, transcode_options
+from vsrvfi.tools.split_scenes import add_split_arguments, split_options
+from vsrvfi.tools.encoding.encoders import choose_backend
+from vsrvfi.tools.preparation.executor import (PrepareResult, commit, detect_jobs, run_sources, start_run,
+                                              writer_parallelism)
+from vsrvfi.tools.preparation.planner import plan_run
+from vsrvfi.tools.transcode_scenes import add_transcode_arguments, transcode_options
 
 
 def summarize(data_dir: Path, scenes, resolutions: Sequence[str], stage_seconds: dict[str, float],
@@ -143,25 +146,15 @@ def _write_summary(data_dir: Path, summary: dict) -> None:
 def _prepare(a, data_dir: Path, s_opts, t_opts, frame_res, infos: dict) -> int:
     times: dict[str, float] = {}
     t0 = time.perf_counter()
-    plan = sources.plan_run(data_dir, infos, s_opts, t_opts, a.keep_orig, a.force)
+    check_writable_dir(data_dir)
+    plan = plan_run(data_dir, load_manifest(data_dir), infos, s_opts, t_opts, a.keep_orig, a.force)
+    start_run(data_dir, plan)
     t_run = replace(t_opts, resolutions=tuple(plan.tiers))
     backend = choose_backend(t_opts.codec, t_opts.encoder)
-    par = sources.writer_parallelism(plan, t_run, backend, a.keep_orig)
-    detect_jobs = sources.detect_jobs(len(plan.sources))
-    results: list[PrepareResult] = []
-    with SceneWriter(data_dir, backend, par, t_opts.scaler, True, desc=f"encode {backend.encoder}") as writer:
-        def one(src: "sources.Source") -> PrepareResult:
-            return prepare_scenes(src.path, data_dir, src.split_options or s_opts, t_run, keep_orig=a.keep_orig,
-                                  show_progress=detect_jobs == 1, key=src.key, writer=writer,
-                                  force=plan.reencode, alone=plan.alone, info=src.info)
-
-        if detect_jobs == 1:
-            results = [one(src) for src in plan.sources]
-        else:
-            with ThreadPoolExecutor(detect_jobs) as pool:
-                results = list(pool.map(one, plan.sources))
+    par = writer_parallelism(plan, t_run, backend, a.keep_orig)
+    results, written = run_sources(data_dir, plan, s_opts, t_run, a.keep_orig, backend, par)
     ended = time.perf_counter()
-    sources.finish_run(data_dir)
+    commit(data_dir, [EndForce()])
     starts = [r.first_job_at for r in results if r.first_job_at is not None]
     times["detect"] = sum(r.detect_seconds for r in results)
     times["encode"] = ended - min(starts) if starts else 0.0
@@ -173,13 +166,12 @@ def _prepare(a, data_dir: Path, s_opts, t_opts, frame_res, infos: dict) -> int:
     times["extract"] = time.perf_counter() - t0
 
     manifest = load_manifest(data_dir)
-    prepared = PrepareResult(scenes=manifest_scenes(manifest, kept_only=False), backend=backend,
-                             parallelism=par, tiers=plan.tiers,
-                             warnings=[w for r in results for w in r.warnings])
+    prepared = PrepareResult(scenes=manifest.scenes(kept_only=False), backend=backend, parallelism=par,
+                             tiers=plan.tiers, warnings=[w for r in results for w in r.warnings])
     summary = summarize(data_dir, prepared.scenes, plan.tiers, times, prepared)
     summary["sources"] = sources.source_table(manifest)
-    summary["this_run"] = {"sources": [s.key for s in plan.sources], "clips_written": dict(writer.written),
-                           "detect_jobs": detect_jobs}
+    summary["this_run"] = {"sources": [s.key for s in plan.sources], "clips_written": written,
+                           "detect_jobs": detect_jobs(len(plan.sources))}
     _write_summary(data_dir, summary)
     return 0
 

@@ -41,16 +41,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     out = check_output(a.output, a.overwrite, a.input, a.codec)
     device = pick_device(a.device)
-    model = load_task_model(a, "sr")
+    model, meta = load_task_model(a, "sr")
     src = open_source(a.input)
     info = src.info
     if info.num_frames < model.num_frame:
-        raise MediaError(info.path, f"too short: {info.num_frames} frame(s), {model.model_name} needs a "
+        raise MediaError(info.path, f"too short: {info.num_frames} frame(s), {meta.model} needs a "
                                     f"window of {model.num_frame}")
     up = Upscaler(model, device, a.precision, a.tile, a.tile_pad)
     w, h = info.width * up.scale, info.height * up.scale
     t0 = time.perf_counter()
-    with tqdm(total=info.num_frames, unit="frame", desc=f"{model.model_name} x{up.scale}") as bar, \
+    with tqdm(total=info.num_frames, unit="frame", desc=f"{meta.model} x{up.scale}") as bar, \
             VideoWriter(out, w, h, info.fps, src, a.codec, a.crf, a.preset, audio=not a.no_audio) as writer:
         for frame in upscale_frames(up, read_frames(src), info.num_frames, a.padding, lambda _: bar.update(1)):
             writer.write(frame)

@@ -12,9 +12,7 @@ from __future__ import annotations
 import collections
 import math
 import os
-import re
 import signal
-import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,13 +28,14 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from vsrvfi.core.cli import Interrupted
-from vsrvfi.core.errors import DataError, PathError
 from vsrvfi.core.lock import FolderLock
-from vsrvfi.models.checkpoint import load_checkpoint, save_checkpoint
+from vsrvfi.pipelines.bad_clips import BadClip
+from vsrvfi.models.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
 from vsrvfi.inference.evaluate import Convention
 from vsrvfi.trainers.config import save_config, to_config, to_dict
 from vsrvfi.trainers.distributed import DistInfo, rng_state, seed_everything, set_rng_state, setup_distributed, unwrap
 from vsrvfi.trainers.schedules import build_scheduler
+from vsrvfi.trainers.step_timer import StepTimer
 from vsrvfi.trainers.validation import ValidationResult, Validator
 
 HISTORY_LEN = 1000  # (step, loss) pairs kept in TrainState.history (and checkpoints); the full curve is in tb/
@@ -96,46 +95,9 @@ class StepResult:
     verdict: str
     loss: torch.Tensor
     parts: dict
-    data_time: float = 0.0         # seconds waiting for the batch (from the end of the previous step)
+    data_time: float = 0.0         # seconds from the end of the previous step to the batch being on the device
     step_time: float = 0.0         # seconds from the end of the previous step to the end of this one
-
-
-class BadClip(DataError):
-    """A training clip (or one of its frames) that cannot be read; `clip` is its name."""
-
-    def __init__(self, clip: str, path: str, problem: str):
-        self.clip = clip
-        super().__init__(path, problem)
-
-
-_CLIP_PATH = re.compile(r"([^\s:'\"]*/(?:scenes|frames)/(?:train|val)/([^/\s:'\"]+?)(?:\.mp4)?)(?=[/\s:'\"]|$)")
-
-
-_DECODER_ERROR = re.compile(r"readers\.video|decoder|Invalid data found", re.I)
-
-
-def bad_clip(exc: BaseException, data_dir: str | os.PathLike) -> BadClip | None:
-    """The clip a loader error is about, when it names one under `data_dir`: the PNG loader raises
-    MediaError naming the frame (re-raised by the DataLoader as text), DALI a RuntimeError whose text
-    holds the clip's path. None when the error names no clip (then it is not the data's fault)."""
-    root = str(Path(data_dir).resolve())
-    texts, e, seen = [], exc, set()
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        texts.append(e.path if isinstance(e, PathError) else str(e))
-        texts.append(str(e))
-        e = e.__cause__ or e.__context__
-    for text in texts:
-        for m in _CLIP_PATH.finditer(text):
-            path, name = m.group(1), m.group(2)
-            if Path(path).resolve().is_relative_to(root) or not Path(path).is_absolute():
-                lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-                why = next((ln for ln in reversed(lines) if name in ln), lines[-1] if lines else type(exc).__name__)
-                why = re.sub(r"^[\w.]*(Error|Exception): ", "", why)
-                why = why[len(path) + 2:] if why.startswith(f"{path}: ") else why
-                why = why[:300]
-                return BadClip(name, path, f"cannot be read ({why})")
-    return None
+    # (both on the training stream's clock with CUDA events: trainers.step_timer)
 
 
 class StopRequested(Exception):
@@ -216,10 +178,8 @@ class Trainer:
             "state": vars(self.state).copy(),
             "guard": vars(self.guard).copy(),
             "rng": rng_state(),
-            "model_name": self.cfg.model.name,
-            "size": self.cfg.model.size,
-            "kwargs": self.task.model_kwargs(),  # the key of converted checkpoints (older runs: model_kwargs)
-            "config": to_dict(self.cfg),
+            **CheckpointMeta(model=self.cfg.model.name, size=self.cfg.model.size, kwargs=self.task.model_kwargs(),
+                             task=self.task.kind, step=self.state.step, config=to_dict(self.cfg)).entries(),
         }
 
     def save(self, tag: str = "last") -> Path | None:
@@ -260,7 +220,7 @@ class Trainer:
                     batch = next(it)
                 except StopIteration:
                     break
-                except Exception as exc:
+                except BadClip as exc:
                     self._on_bad_clip(exc)
                     it = self._open_epoch()
                     continue
@@ -285,48 +245,14 @@ class Trainer:
                 return it
             except StopIteration:
                 return None
-            except Exception as exc:
+            except BadClip as exc:
                 self._on_bad_clip(exc)
 
-    def _undecodable_clip(self) -> BadClip | None:
-        """The first training clip ffmpeg cannot decode to the end (garbage inside an intact container
-        passes a probe); only run after the video reader failed without naming a file."""
-        from vsrvfi.core import layout
-        from vsrvfi.core.errors import FFmpegError
-        from vsrvfi.core.ffmpeg import run_ffmpeg
-
-        d = self.cfg.data
-        for res in [d.res] + ([d.lr_res] if d.lr_res else []):
-            for path in layout.list_clips(d.dir, res, "train"):
-                if path.stem in self.state.bad_clips:
-                    continue
-                try:
-                    run_ffmpeg(["-xerror", "-i", str(path), "-f", "null", "-"], path)
-                except FFmpegError as exc:
-                    return BadClip(path.stem, str(path), f"cannot be decoded ({exc.problem[:200]})")
-        return None
-
-    def _on_bad_clip(self, exc: Exception) -> None:
-        """Raise the loader's error as BadClip (data.on_bad_clip=stop), or record the clip and return (skip).
-        Errors that name no clip are raised as they are."""
-        bad = bad_clip(exc, self.cfg.data.dir)
-        if bad is None and _DECODER_ERROR.search(str(exc)):
-            # DALI's decoder may fail without naming the file ("Failed to send packet to decoder"):
-            # discovering the clips again probes each one, which names the one that went bad
-            try:
-                self.task.train_loader(epoch=self.state.epoch, seed=self.seed, exclude=tuple(self.state.bad_clips))
-            except Exception as again:
-                bad = bad_clip(again, self.cfg.data.dir)
-            bad = bad or self._undecodable_clip()
-            if bad is None:
-                lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip() and "failed" in ln.lower()]
-                raise DataError(Path(self.cfg.data.dir) / self.cfg.data.res,
-                                f"the video reader failed ({(lines or ['?'])[0][:200]}) and no single clip could "
-                                f"be found at fault; check the clips with ffprobe") from None
-        if bad is None or bad.clip in self.state.bad_clips:
-            raise exc
-        if self.cfg.data.get("on_bad_clip", "stop") != "skip":
-            raise bad from None
+    def _on_bad_clip(self, bad: BadClip) -> None:
+        """A loader named a clip it cannot read: raise it (data.on_bad_clip=stop; `fit` saves and says so),
+        or record it, so the loaders leave it out from now on (skip)."""
+        if bad.clip in self.state.bad_clips or self.cfg.data.get("on_bad_clip", "stop") != "skip":
+            raise bad
         self.state.bad_clips.append(bad.clip)
         self._log_text(f"step {self.state.step}: skipped clip {bad.clip} from now on: {bad} "
                        f"({len(self.state.bad_clips)} clip(s) skipped)")
@@ -404,7 +330,8 @@ class Trainer:
         self._stop_signal = self._stop_agreed = None
         previous_handlers = self._install_signals()
         self._bar = None  # made once the first batch is there: a data set that fails is one clean line
-        t_prev = time.perf_counter()
+        timer = StepTimer(self.device)  # on the training stream: DALI's own streams are not waited for
+        timer.start()
         try:
             while self.state.step < self.total_steps:
                 batch = next(batches)
@@ -412,12 +339,13 @@ class Trainer:
                     self._bar = tqdm(total=self.total_steps, initial=self.state.step, unit="step",
                                      desc=f"train {self.cfg.model.name}", disable=not self.dist.is_main,
                                      dynamic_ncols=True)
-                t_data = time.perf_counter()
+                batch = self.task.to_device(batch, self.device)  # the copy is data time
+                timer.batch_ready()
                 result = self.train_step(batch)
                 if result.verdict == "rollback":
+                    timer.start()
                     continue
-                t_end = time.perf_counter()
-                result.data_time, result.step_time, t_prev = t_data - t_prev, t_end - t_prev, t_end
+                result.data_time, result.step_time = timer.step_done()
                 self.periodic(result, batch)
                 stop = self._stop_signal if self.dist.world == 1 else self._stop_agreed
                 if stop is not None:
@@ -483,8 +411,6 @@ class Trainer:
                            f"{self.guard.skipped_in_row} in a row)")
         self.scheduler.step()
         self.state.step += 1
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
         return StepResult(verdict, loss, parts)
 
     def periodic(self, result: StepResult, batch: dict) -> None:
@@ -526,7 +452,7 @@ class Trainer:
         if self.validator is None:
             t = self.cfg.train
             precision = {"bf16": "bf16", "fp16": "fp16"}.get(t.amp, "fp32") if self.device.type == "cuda" else "fp32"
-            self.validator = Validator(
+            self.validator = Validator.of_data_dir(
                 self.cfg.data.dir, self.cfg.data.res, self.task.kind, Convention(**self.task.metric_kwargs()),
                 frames=int(t.val_frames), window=int(getattr(self.task, "frames", 1)), tile=int(t.val_tile),
                 precision=precision, cache_mb=int(t.val_cache_mb))

@@ -1,9 +1,10 @@
 """Task layer: what differs between super-resolution (VSRNet, EDVR) and interpolation (RIFE, IFRNet).
 
 The engine calls a task to build the model, optimizer and loaders, to compute the training loss of a
-batch, to predict for validation, and to make the naive baseline (bicubic for SR, frame blending for
-VFI). What differs between models of one task (loss, warm starts, distillation) is the model's
-recipe (trainers/recipes.py). Batches follow pipelines/batch.py.
+batch, and for the metric convention its validation scores with; validation itself runs the model
+on full frames beside the naive baseline (bicubic for SR, frame blending for VFI) in
+trainers/validation.py, as vsr-evaluate does. What differs between models of one task (loss, warm
+starts, distillation) is the model's recipe (trainers/recipes.py). Batches follow pipelines/batch.py.
 """
 from __future__ import annotations
 
@@ -15,9 +16,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from vsrvfi.core.errors import UsageError
-from vsrvfi.models.baselines import bicubic_upscale, blend
 from vsrvfi.models.load import load_pretrained
-from vsrvfi.models.metrics import describe
 from vsrvfi.models.registry import build_model
 from vsrvfi.pipelines.options import LoaderOptions
 from vsrvfi.trainers.config import to_config
@@ -26,7 +25,7 @@ from vsrvfi.trainers.schema import loader_options
 
 
 class Task:
-    """Shared plumbing; subclasses define the prediction, the target and the baseline."""
+    """Shared plumbing; subclasses define the loader options, the training loss and the frames per batch."""
 
     kind = ""
 
@@ -82,14 +81,12 @@ class Task:
     def to_device(batch: dict, device: torch.device) -> dict:
         return {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
 
-    # ---------------------------------------------------------------------------- metrics, images
+    # ------------------------------------------------------------------------------------- metrics
 
     def metric_kwargs(self) -> dict:
+        """How validation scores (inference.evaluate.Convention's fields), from task.metric."""
         m = self.cfg.task.metric
         return {"y_channel": bool(m.y_channel), "crop_border": int(m.crop_border)}
-
-    def metric_convention(self) -> str:
-        return describe(**self.metric_kwargs())
 
 
 class SRTask(Task):
@@ -111,22 +108,9 @@ class SRTask(Task):
         self.recipe.before_step(model, step)
         return self.recipe.loss(model(batch["lr"].float()), batch["hr"])
 
-    def predict(self, model: nn.Module, batch: dict) -> torch.Tensor:
-        return model(batch["lr"].float())
-
-    def target(self, batch: dict) -> torch.Tensor:
-        return batch["hr"]
-
-    def baseline(self, batch: dict) -> torch.Tensor:
-        return bicubic_upscale(batch["lr"][:, batch["lr"].shape[1] // 2], self.scale)
-
     @staticmethod
     def frames_in(batch: dict) -> int:
         return int(batch["lr"].shape[0] * batch["lr"].shape[1])
-
-    def sample_images(self, batch: dict, pred: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"input_bicubic": self.baseline(batch)[0].float().cpu(), "prediction": pred[0].float().cpu(),
-                "target": batch["hr"][0].float().cpu()}
 
 
 class VFITask(Task):
@@ -161,26 +145,9 @@ class VFITask(Task):
                 parts_sum[name] = parts_sum.get(name, 0.0) + float(v) / k
         return total, parts_sum
 
-    def predict(self, model: nn.Module, batch: dict) -> torch.Tensor:
-        """Predictions of every target, flattened to (B*K, 3, H, W) in target order."""
-        preds = [model(img0, img1, self.recipe.timestep(t)).pred for img0, img1, t, _ in self._pairs(batch)]
-        return torch.stack(preds, 1).flatten(0, 1)
-
-    def target(self, batch: dict) -> torch.Tensor:
-        return batch["target"].flatten(0, 1)
-
-    def baseline(self, batch: dict) -> torch.Tensor:
-        """Linear blending of the two inputs at each timestep."""
-        fr = batch["frames"]
-        return blend(fr[:, :1], fr[:, 1:2], batch["timesteps"]).flatten(0, 1)
-
     @staticmethod
     def frames_in(batch: dict) -> int:
         return int(batch["frames"].shape[0] * (2 + batch["target"].shape[1]))
-
-    def sample_images(self, batch: dict, pred: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"input_blend": self.baseline(batch)[0].cpu(), "prediction": pred[0].float().cpu(),
-                "target": self.target(batch)[0].float().cpu()}
 
 
 TASKS: dict[str, type[Task]] = {"sr": SRTask, "vfi": VFITask}

@@ -1,5 +1,6 @@
 """Validation that tells the truth: full frames of a fixed sample spread over every val clip, scored
-exactly as `vsr-evaluate` scores them (the same decoding, downscale, model runner and metrics).
+by the one scoring loop `vsr-evaluate` uses too (`Validator.score`: the same decoding, downscale,
+model runner and metrics).
 
 The sample: `frames` frames in all (SR: target frames; VFI: gaps), divided evenly between the val
 clips and spread evenly over each clip with a seeded offset (`inference.evaluate.spread`), so every
@@ -13,6 +14,8 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -56,48 +59,78 @@ class ValidationResult:
 
 
 @dataclass
-class _Clip:
+class EvalClip:
+    """One clip's share of the sample: which frames are scored and which must be decoded for them."""
     path: str
     name: str
     total: int
     picks: list[int]  # SR targets or VFI gap starts
     needed: set[int]
-    frames: list[np.ndarray | None] | None = None
+    cuts: set[int] = field(default_factory=set)  # scene cuts (video files; prepared clips are one scene)
+    skipped: int = 0  # VFI gaps not scored because they span a cut
+    frames: list[np.ndarray | None] | None = None  # the decoded frames, when cached
+
+
+def plan_clip(path: str | os.PathLike, task: str, per_clip: int, seed: int = 0, window: int = 1, gap: int = 2,
+              padding: str = "reflection_circle", cuts: set[int] | None = None, total: int | None = None) -> EvalClip:
+    """The frames of `path` to score (`per_clip` spread evenly, seeded by the clip's name; 0: all)."""
+    p, cuts = Path(path), set(cuts or ())
+    total = open_source(p).info.num_frames if total is None else total
+    if task == "sr":
+        picks, skipped = sr_targets(total, per_clip, seed, p.stem), 0
+        needed = sr_frames_needed(picks, total, window, padding, cuts)
+    else:
+        picks, skipped = vfi_starts(total, gap, per_clip, cuts, seed, p.stem)
+        needed = vfi_frames_needed(picks, gap)
+    return EvalClip(str(p), p.stem, total, picks, needed, cuts, skipped)
+
+
+def make_runner(task: str, model: nn.Module, device: torch.device, precision: str = "fp32", tile: int = 0,
+                flow_scale: float = 1.0) -> Upscaler | Interpolator:
+    """The model runner scoring uses: an Upscaler (SR, tiled when `tile`) or an Interpolator (VFI)."""
+    if task == "sr":
+        return Upscaler(model, device, precision, tile)
+    return Interpolator(model, device, precision, flow_scale)
 
 
 class Validator:
-    """Scores a model on the val split of `data_dir` at `res`; see the module docstring."""
+    """Scores a model on a fixed sample of clips (see the module docstring): the one scoring loop of
+    the trainer's validation and of vsr-evaluate. `of_data_dir` builds the trainer's."""
 
-    def __init__(self, data_dir: str | os.PathLike, res: str, task: str, convention: Convention,
-                 frames: int = 24, seed: int = 0, window: int = 1, gap: int = 2,
-                 padding: str = "reflection_circle", tile: int = 0, precision: str = "fp32",
+    def __init__(self, clips: Sequence[EvalClip], task: str, convention: Convention, per_clip: int,
+                 gap: int = 2, padding: str = "reflection_circle", tile: int = 0, precision: str = "fp32",
                  cache_mb: int = 2048):
+        self.clips = list(clips)
+        self.task, self.conv, self.per_clip, self.gap, self.padding = task, convention, per_clip, gap, padding
+        self.tile, self.precision, self.cache_mb = tile, precision, cache_mb
+
+    @classmethod
+    def of_data_dir(cls, data_dir: str | os.PathLike, res: str, task: str, convention: Convention,
+                    frames: int = 24, seed: int = 0, window: int = 1, gap: int = 2,
+                    padding: str = "reflection_circle", **run) -> "Validator":
+        """The trainer's validation: `frames` frames (VFI: gaps) in all, divided between the val clips
+        of `data_dir` at `res`; `run`: tile, precision, cache_mb."""
         paths = layout.list_clips(data_dir, res, "val")
         if not paths:
             raise DataError(layout.scenes_dir(data_dir, res, "val"),
                             f"no val clips at {res}: validation needs at least one (prepare the data set "
                             "with a val split, or set train.val_every=0)")
-        self.task, self.conv, self.gap, self.padding = task, convention, gap, padding
-        self.tile, self.precision, self.cache_mb = tile, precision, cache_mb
-        self.per_clip = math.ceil(frames / len(paths)) if frames > 0 else 0
-        self.clips: list[_Clip] = []
-        for p in paths:
-            total = open_source(p).info.num_frames
-            if task == "sr":
-                picks = sr_targets(total, self.per_clip, seed, p.stem)
-                needed = sr_frames_needed(picks, total, window, padding)
-            else:
-                picks, _ = vfi_starts(total, gap, self.per_clip, (), seed, p.stem)
-                needed = vfi_frames_needed(picks, gap)
-            if picks:
-                self.clips.append(_Clip(str(p), p.stem, total, picks, needed))
-        if not self.clips:
+        per_clip = math.ceil(frames / len(paths)) if frames > 0 else 0
+        clips = [plan_clip(p, task, per_clip, seed, window, gap, padding) for p in paths]
+        clips = [c for c in clips if c.picks]
+        if not clips:
             raise DataError(paths[0].parent, f"every val clip is too short to score (VFI needs {gap + 1} frames)")
+        return cls(clips, task, convention, per_clip, gap, padding, **run)
 
-    def _frames(self, clip: _Clip) -> list[np.ndarray | None]:
+    @property
+    def frames_to_decode(self) -> int:
+        """Frames decoded for one scoring (each clip is read up to its last needed frame)."""
+        return sum(max(c.needed) + 1 for c in self.clips if c.frames is None and c.needed)
+
+    def _frames(self, clip: EvalClip, on_frame: Callable[[int], None] | None) -> list[np.ndarray | None]:
         if clip.frames is not None:
             return clip.frames
-        frames = read_selected(open_source(clip.path), clip.needed)
+        frames = read_selected(open_source(clip.path), clip.needed, on_frame)
         cached = sum(f.nbytes for c in self.clips if c.frames is not None for f in c.frames if f is not None)
         if cached + sum(f.nbytes for f in frames if f is not None) <= self.cache_mb * 2**20:
             clip.frames = frames
@@ -106,19 +139,26 @@ class Validator:
     @torch.no_grad()
     def __call__(self, model: nn.Module, device: torch.device) -> ValidationResult:
         """Score `model` (left in eval mode; the caller restores training mode)."""
+        return self.score(make_runner(self.task, model, device, self.precision, self.tile))
+
+    @torch.no_grad()
+    def score(self, runner: Upscaler | Interpolator, on_frame: Callable[[int], None] | None = None,
+              on_clip: Callable[[ClipScore, Example | None], None] | None = None) -> ValidationResult:
+        """Score `runner` on every clip; `on_frame(n)` after decoding, `on_clip(score, example)` after each clip."""
         t0 = time.perf_counter()
-        if self.task == "sr":
-            runner = Upscaler(model, device, self.precision, self.tile)
-        else:
-            runner = Interpolator(model, device, self.precision)
         scores, first = [], None
         for clip in self.clips:
-            frames = self._frames(clip)
+            frames = self._frames(clip, on_frame)
             if self.task == "sr":
-                score, example = evaluate_sr(runner, frames, clip.name, self.conv, self.padding, targets=clip.picks)
+                score, example = evaluate_sr(runner, frames, clip.name, self.conv, self.padding, clip.cuts,
+                                             targets=clip.picks)
             else:
-                score, example = evaluate_vfi(runner, frames, clip.name, self.conv, self.gap, starts=clip.picks)
+                score, example = evaluate_vfi(runner, frames, clip.name, self.conv, self.gap, clip.cuts,
+                                              starts=clip.picks)
+                score.skipped = clip.skipped
             scores.append(score)
+            if on_clip is not None:
+                on_clip(score, example)
             first = first or example
         m = summary(scores)
         return ValidationResult(psnr=m["psnr"], ssim=m["ssim"], base_psnr=m["base_psnr"], base_ssim=m["base_ssim"],

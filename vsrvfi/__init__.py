@@ -13,3 +13,12 @@ into wheels), layered bottom to top with no import running back up:
     configs     the built-in YAML configs (package data)
 """
 __version__ = "0.1.0"
+
+
+def only_as_subpackage(name: str) -> None:
+    """Called first by each top-level folder's __init__: imported by its bare name (`import models` from
+    the repository root) it would be a second, separate copy of `vsrvfi.models` (an empty model
+    registry, other classes), so that import fails with one line naming the right one."""
+    if not name.startswith("vsrvfi."):
+        raise ImportError(f"import vsrvfi.{name} (not {name}): the repository's top-level folders are "
+                          f"subpackages of vsrvfi, and a bare import would load a second, separate copy")

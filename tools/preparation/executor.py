@@ -1,0 +1,255 @@
+"""The executor of data preparation: does what the planner (tools/preparation/planner.py) decided.
+
+It removes the files a plan lists, commits the plan's manifest changes through `commit` (the one
+writer of manifest.json during preparation, via core/manifest.update_manifest), runs scene
+detection and hands the scene jobs to an engine. The engine is the seam for other ways of running
+jobs: `SceneEngine` is the interface, `ENGINES` names the implementations; today's is "local"
+(tools/preparation/local.py: ffmpeg processes on this machine's pool); a Ray engine (issue 24)
+registers beside it.
+"""
+from __future__ import annotations
+
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Mapping, Protocol, Sequence
+
+from tqdm import tqdm
+
+from vsrvfi.core.errors import UsageError
+from vsrvfi.core.manifest import Change, Manifest, PutSource, Scene, apply_changes, load_manifest, update_manifest
+from vsrvfi.core.media import VideoInfo, probe
+from vsrvfi.tools.encoding.codecs import TranscodeOptions
+from vsrvfi.tools.encoding.command import SceneJob, Tier, make_tiers
+from vsrvfi.tools.encoding.encoders import Backend, nvdec_works
+from vsrvfi.tools.encoding.normalize import normalize_source
+from vsrvfi.tools.encoding.sizing import Parallelism, job_memory, machine_cpus, plan_parallelism
+from vsrvfi.tools.preparation.local import SceneWriter
+from vsrvfi.tools.preparation.planner import RunPlan, Source, SourcePlan, even, new_record, plan_source
+from vsrvfi.tools.preparation.scenes import SplitOptions, detect, parse_min_len, plan_scene, plan_scenes
+
+
+class SceneEngine(Protocol):
+    """Runs SceneJobs and puts their clips in place; used as a context manager (leaving it with an
+    error stops the jobs and removes their temporaries, finished clips stay).
+
+    Jobs may be submitted before their train/val split is known (scene detection still running):
+    their clips wait until `set_splits`; `discard` drops a submitted job (its scene changed).
+    """
+
+    par: Parallelism
+    written: dict[str, int]          # clips put in place, per tier
+
+    def submit(self, job: SceneJob) -> object: ...
+    def discard(self, handle: object) -> None: ...
+    def set_splits(self, splits: Mapping[str, str]) -> None: ...
+    def __enter__(self) -> "SceneEngine": ...
+    def __exit__(self, exc_type, exc, tb) -> None: ...
+
+
+ENGINES: dict[str, type] = {"local": SceneWriter}
+
+
+def open_engine(data_dir: Path, backend: Backend, par: Parallelism, scaler: str, show_progress: bool = True,
+                kind: str = "local") -> SceneEngine:
+    """An engine of `kind` (ENGINES) writing into `data_dir` with `backend`, sized by `par`."""
+    return ENGINES[kind](data_dir, backend, par, scaler, show_progress, desc=f"encode {backend.encoder}")
+
+
+# ----------------------------------------------------------------------------- files and manifest
+
+def commit(data_dir: Path, changes: Sequence[Change]) -> Manifest:
+    """Apply manifest changes (re-read, changed, written atomically, one thread at a time)."""
+    return update_manifest(data_dir, lambda m: apply_changes(m, changes))
+
+
+def remove(paths: Iterable[Path]) -> None:
+    """Delete files and folders (those already gone are fine)."""
+    for p in paths:
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+
+
+def start_run(data_dir: Path, plan: RunPlan) -> None:
+    """What a run does before encoding: remove what it redoes, record the data set's options."""
+    remove(plan.removals)
+    commit(data_dir, plan.changes)
+
+
+# ------------------------------------------------------------------------------------- one source
+
+@dataclass
+class PrepareResult:
+    """What preparing a source did: every scene (kept and dropped), the encoder and the time spent."""
+
+    scenes: list[Scene]
+    backend: Backend | None = None
+    parallelism: Parallelism | None = None
+    tiers: list[str] = field(default_factory=list)
+    clips_written: dict[str, int] = field(default_factory=dict)
+    detect_seconds: float = 0.0        # 0 when the manifest already had the scenes
+    encode_seconds: float = 0.0        # from the first scene job to the last (overlaps detection)
+    first_job_at: float | None = None  # time.perf_counter() of the first scene job (a shared engine ends later)
+    warnings: list[str] = field(default_factory=list)
+
+
+class _Submitter:
+    """Makes one source's scene jobs (cut from `src`) and hands them to the engine, noting the first."""
+
+    def __init__(self, engine: SceneEngine, src: Path, fps: float, hw_decode: bool, start_time: float):
+        self.engine, self.src, self.fps, self.hw_decode, self.start_time = engine, src, fps, hw_decode, start_time
+        self.first_at: float | None = None
+
+    def __call__(self, sc: Scene, tiers: Sequence[Tier]) -> object:
+        if self.first_at is None:
+            self.first_at = time.perf_counter()
+        return self.engine.submit(SceneJob(self.src, sc.clip, sc.start_frame, sc.num_frames, self.fps, tuple(tiers),
+                                           sc.split, self.hw_decode, self.start_time))
+
+
+def _cut_from(plan: SourcePlan) -> tuple[Path, VideoInfo]:
+    """The file the scenes are cut from and its probe: normalised first when the source needs it."""
+    src, info = plan.cut_from, plan.info
+    if plan.normalize and (plan.record is None or plan.todo):
+        if not plan.normalized_path.exists():
+            tqdm.write(f"{plan.video}: converting ({', '.join(plan.normalize)}) to constant-rate 8-bit yuv420p first")
+        src = normalize_source(info, plan.normalized_path, plan.opts.crf, plan.opts.preset)
+        info = probe(src)
+    return src, info
+
+
+def _detect_and_encode(plan: SourcePlan, src: Path, info: VideoInfo, submit: _Submitter, engine: SceneEngine,
+                       alone: bool, show_progress: bool, result: PrepareResult) -> list[Scene]:
+    """Detect the scenes of a new source, encoding each as soon as the cut after it is found; then
+    record the source (its split is known only now) and encode the scenes not yet submitted."""
+    fps, total, tiers = float(info.fps), info.num_frames, plan.tiers
+    early: dict[str, tuple[int, int, object]] = {}
+    last = [0, 0]  # previous cut, scene index
+
+    def on_cut(frame: int) -> None:
+        if frame <= last[0]:
+            return
+        sc = plan_scene(last[1], last[0], frame, plan.video, fps, plan.opts, total, plan.key)
+        last[:] = [frame, last[1] + 1]
+        if not sc.dropped and tiers:
+            early[sc.clip] = (sc.start_frame, sc.num_frames, submit(sc, tiers))
+
+    t0 = time.perf_counter()
+    ranges = detect(src, plan.opts, fps, show_progress, on_cut=on_cut)
+    result.detect_seconds = time.perf_counter() - t0
+    scenes = plan_scenes(ranges, plan.video, fps, plan.opts, total, plan.key, alone)
+    kept = {s.clip: s for s in scenes if not s.dropped}
+    if not kept:
+        raise UsageError(f"{plan.video}: no scene is at least {parse_min_len(plan.opts.min_scene_len, fps)} "
+                         f"frames long ({len(scenes)} found); lower --min-scene-len")
+    for clip, (start, n, handle) in list(early.items()):
+        sc = kept.get(clip)
+        if sc is None or (sc.start_frame, sc.num_frames) != (start, n):  # the detector changed its mind
+            engine.discard(handle)
+            del early[clip]
+    commit(plan.data_dir, [PutSource(plan.key, new_record(plan, info, src, scenes))])
+    for sc in kept.values():
+        if sc.clip not in early and tiers:
+            submit(sc, tiers)
+    engine.set_splits({clip: sc.split for clip, sc in kept.items()})
+    return scenes
+
+
+def run_source(plan: SourcePlan, engine: SceneEngine | None = None, alone: bool = True, show_progress: bool = True,
+               jobs: int = 0, threads: int = 0, scaler: str = "lanczos") -> PrepareResult:
+    """Write one source's clips as planned: on its first run, its scenes are detected (and encoded while
+    detection runs ahead) and recorded; on a rerun, the missing tier clips are written.
+
+    `engine`: one shared by the run's sources (so one source's scenes encode while the next one's
+    detection runs); without one, a local engine sized by `jobs`, `threads` is opened for this source.
+    """
+    src, info = _cut_from(plan)
+    new = plan.record is None
+    fps = float(info.fps) if new else float(plan.record.info["fps"])
+    start = (info if Path(info.path) == src else probe(src)).start_time if new or plan.todo else 0.0
+    par = engine.par if engine is not None else plan_parallelism(
+        len(plan.tiers), jobs, threads, memory_per_job=job_memory(plan.width, plan.height, plan.tiers),
+        hw=plan.backend.hw)
+    hw_decode = plan.backend.hw and bool(plan.tiers) and (new or bool(plan.todo)) and nvdec_works(src)
+    result = PrepareResult(scenes=[], backend=plan.backend, parallelism=par, tiers=[t.name for t in plan.tiers],
+                           warnings=plan.warnings)
+    for w in result.warnings:
+        tqdm.write(f"warning: {w}")
+    own = engine is None
+    with (open_engine(plan.data_dir, plan.backend, par, scaler, show_progress and bool(plan.tiers)) if own
+          else nullcontext(engine)) as eng:
+        submit = _Submitter(eng, src, fps, hw_decode, start)
+        if new:
+            result.scenes = _detect_and_encode(plan, src, info, submit, eng, alone, show_progress, result)
+        else:
+            result.scenes = list(plan.record.scenes)
+            for sc, missing in plan.todo:
+                submit(sc, missing)
+    result.first_job_at = submit.first_at
+    result.encode_seconds = time.perf_counter() - submit.first_at if submit.first_at else 0.0
+    result.clips_written = dict(eng.written) if own else {}
+    return result
+
+
+# ------------------------------------------------------------------------------------ a whole run
+
+def writer_parallelism(plan: RunPlan, t_opts: TranscodeOptions, backend: Backend, keep_orig: bool) -> Parallelism:
+    """Scene processes at once for the run's shared writer, sized by its largest source."""
+    n_tiers, memory = 1, 0
+    for src in plan.sources:
+        tiers, _ = make_tiers(t_opts, backend, even(src.info.width), even(src.info.height),
+                              0 if keep_orig else None)
+        n_tiers = max(n_tiers, len(tiers))
+        memory = max(memory, job_memory(even(src.info.width), even(src.info.height), tiers))
+    return plan_parallelism(n_tiers, t_opts.jobs, t_opts.threads, memory_per_job=memory, hw=backend.hw)
+
+
+def detect_jobs(n_sources: int) -> int:
+    """Sources whose scenes are detected at once: one per four cores (decoding and the detector use
+    more than one each), never more than the sources."""
+    return max(1, min(n_sources, machine_cpus() // 4))
+
+
+def run_sources(data_dir: Path, plan: RunPlan, s_opts: SplitOptions, t_run: TranscodeOptions, keep_orig: bool,
+                backend: Backend, par: Parallelism) -> tuple[list[PrepareResult], dict[str, int]]:
+    """Every source of a run through one shared engine (several detections at once on machines with many
+    cores, so one source's scenes encode while the next one's detection runs); returns each source's
+    result and the clips written per tier."""
+    n_detect = detect_jobs(len(plan.sources))
+    manifest = load_manifest(data_dir)
+    with open_engine(data_dir, backend, par, t_run.scaler) as engine:
+        def one(src: Source) -> PrepareResult:
+            sp = plan_source(src.path, data_dir, manifest, src.split_options or s_opts, t_run, keep_orig, src.key,
+                             plan.reencode, src.info)
+            return run_source(sp, engine, plan.alone, show_progress=n_detect == 1)
+
+        if n_detect == 1:
+            results = [one(src) for src in plan.sources]
+        else:
+            with ThreadPoolExecutor(n_detect) as pool:
+                results = list(pool.map(one, plan.sources))
+    return results, dict(engine.written)  # read once the engine has finished every job
+
+
+def run_jobs(data_dir: Path, backend: Backend, par: Parallelism, jobs: Sequence[SceneJob], scaler: str,
+             show_progress: bool = True) -> dict[str, int]:
+    """Run scene jobs whose splits are known on a local engine; returns the clips written per tier."""
+    if not jobs:
+        return {}
+    with open_engine(data_dir, backend, par, scaler, show_progress) as engine:
+        for job in jobs:
+            engine.submit(job)
+    return dict(engine.written)
+
+
+def jobs_parallelism(jobs: Sequence[tuple[SceneJob, int, int]], backend: Backend, jobs_at_once: int = 0,
+                     threads: int = 0) -> Parallelism:
+    """Sizing for jobs of sources of different sizes (each job with its source's width and height)."""
+    mem = max(job_memory(w, h, j.tiers) for j, w, h in jobs)
+    return plan_parallelism(max(len(j.tiers) for j, _, _ in jobs), jobs_at_once, threads, memory_per_job=mem,
+                            hw=backend.hw)
