@@ -3,23 +3,31 @@ is scored on full held-out frames along the way, the way `vsr-evaluate` scores (
 
     python -m benchmarks.quality --data data/demo/data
     python -m benchmarks.quality --data DATA --models vsrnet,rife --steps vsrnet=2000,rife=800 --val-frames 24
+    python -m benchmarks.quality --data data/demo/data --overfit demo4k-s0000     # train and score on one clip
 
 For each model: its configs/<model>.yaml plus `--set` overrides (and the per-model defaults below,
 sized for a CPU), `--steps` steps with validation every `--val-every` steps and at step 0 (the
 untrained model). Prints a table (model dB vs baseline dB at every validation, the best, minutes of
 training), writes JSON and a PNG plot (dB over steps, model solid, baseline dashed). The targets:
 SR models above bicubic, VFI models above frame blending, on full held-out frames.
+
+`--overfit CLIP` (a clip name of `--data`, or the path of a prepared clip) is the check that each
+model's training path can learn at all: the model trains on that one clip and is scored on full
+frames of the same clip, with its own recipe; the table adds the first validation step that beats
+the baseline. A model that cannot beat bicubic / blending on its own training clip is a bug.
 """
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from pathlib import Path
 from typing import Sequence
 
 from benchmarks.results import save_results
+from vsrvfi.core import layout
 from vsrvfi.core.cli import ArgumentParser, entry_point, parse_list
-from vsrvfi.core.errors import UsageError
+from vsrvfi.core.errors import PathError, UsageError
 from vsrvfi.trainers.config import load_config
 from vsrvfi.trainers.distributed import setup_distributed
 from vsrvfi.trainers.engine import Trainer
@@ -55,6 +63,7 @@ def run_model(model: str, data: str, steps: int, val_every: int, val_frames: int
         first = trainer.validate()  # step 0: the untrained model (a residual model starts at the baseline)
         if first is not None:
             trainer.val_history.append({"step": 0, **first.as_dict()})
+            print(f"{model} step 0: {first.line()}", flush=True)
         trainer.fit()
     finally:
         trainer.close()
@@ -66,6 +75,60 @@ def run_model(model: str, data: str, steps: int, val_every: int, val_frames: int
             "convention": first.convention if first else "", "frames": last["frames"], "clips": last["clips"],
             "train_minutes": (time.perf_counter() - t0 - sum(r["seconds"] for r in curve)) / 60,
             "val_seconds": sum(r["seconds"] for r in curve)}
+
+
+def overfit_data_dir(data: str, clip: str, root: str | os.PathLike) -> Path:
+    """A DATA_DIR under `root` whose train and val splits are both `clip` (symlinks to its videos and
+    PNG frames in every resolution of `data` that has it): train on one clip, score on the same frames.
+    `clip` is a clip name of `data` or the path of a prepared clip (DATA/<res>/scenes/<split>/<clip>.mp4)."""
+    path = Path(clip)
+    if path.suffix == layout.CLIP_EXT and path.is_file():
+        data, clip = str(path.resolve().parents[3]), path.stem
+    out = Path(root) / "overfit-data"
+    found = 0
+    for res_dir in sorted(Path(data).iterdir()) if Path(data).is_dir() else []:
+        for split in layout.SPLITS:
+            video = layout.clip_path(data, res_dir.name, split, clip)
+            frames = layout.frames_dir(data, res_dir.name, split, clip)
+            for target_split in layout.SPLITS:
+                if video.is_file():
+                    dst = layout.clip_path(out, res_dir.name, target_split, clip)
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    dst.symlink_to(video.resolve())
+                    found += 1
+                if frames.is_dir():
+                    dst = layout.frames_dir(out, res_dir.name, target_split, clip)
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    dst.symlink_to(frames.resolve(), target_is_directory=True)
+    if not found:
+        raise PathError(data, f"no clip named {clip!r} in any resolution's train or val split")
+    return out
+
+
+def steps_to_beat(curve: list[dict]) -> int | None:
+    """The first validation step after 0 that scores above the baseline (None: none did)."""
+    return next((c["step"] for c in curve if c["step"] > 0 and c["psnr"] > c["baseline_psnr"]), None)
+
+
+def format_overfit_table(rows: list[dict]) -> str:
+    head = (f"{'model':<8} {'steps':>6} {'train min':>9} {'baseline dB':>12} {'step-0 dB':>9} {'final dB':>9} "
+            f"{'gain':>6} {'beats baseline at':>17} {'best gain':>9}  target")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        first, last, best = r["curve"][0], r["last"], r["best"]
+        step0 = f"{first['psnr']:>9.2f}" if first["step"] == 0 else f"{'-':>9}"
+        at = steps_to_beat(r["curve"])
+        met = "met" if last["psnr"] > last["baseline_psnr"] else "not met"
+        lines.append(f"{r['model']:<8} {last['step']:>6} {r['train_minutes']:>9.1f} {last['baseline_psnr']:>12.2f} "
+                     f"{step0} {last['psnr']:>9.2f} {last['psnr'] - last['baseline_psnr']:>+6.2f} "
+                     f"{'step ' + str(at) if at is not None else 'never':>17} "
+                     f"{best['psnr'] - best['baseline_psnr']:>+9.2f}  {met} (> {r['baseline']})")
+    for kind in dict.fromkeys(r["baseline"] for r in rows):
+        r = next(r for r in rows if r["baseline"] == kind)
+        task = "SR" if kind == "bicubic" else "VFI"
+        lines.append(f"{task} scored on {r['frames']} full frames of the training clip itself, {r['convention']}; "
+                     "'beats baseline at': the first validation above it")
+    return "\n".join(lines)
 
 
 def format_table(rows: list[dict]) -> str:
@@ -131,18 +194,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--val-frames", type=int, default=8, help="full frames scored per validation")
     ap.add_argument("--set", action="append", default=[], help="extra key=value for every model")
     ap.add_argument("--no-cpu-defaults", action="store_true", help="train with the configs as they are")
-    ap.add_argument("--out", default="docs/benchmarks/quality", help="path stem for .json and .png")
+    ap.add_argument("--overfit", metavar="CLIP", default=None,
+                    help="train and score on this one clip (a clip name of --data, or a prepared clip's path)")
+    ap.add_argument("--out", default=None,
+                    help="path stem for .json and .png (default docs/benchmarks/quality, or .../overfit)")
     a = ap.parse_args(argv)
     models = parse_list(a.models)
+    unknown = [m for m in models if m not in MODELS]
+    if unknown:
+        raise UsageError(f"--models: {', '.join(unknown)} unknown (have: {', '.join(MODELS)})")
     steps = parse_steps(a.steps, models)
+    table = format_overfit_table if a.overfit else format_table
     rows = []
     with tempfile.TemporaryDirectory() as root:
+        data = str(overfit_data_dir(a.data, a.overfit, root)) if a.overfit else a.data
         for model in models:
-            rows.append(run_model(model, a.data, steps[model], a.val_every or max(1, steps[model] // 6), a.val_frames, a.set, root,
+            rows.append(run_model(model, data, steps[model], a.val_every or max(1, steps[model] // 6), a.val_frames, a.set, root,
                                   not a.no_cpu_defaults))
-            print(format_table(rows[-1:]).splitlines()[2], flush=True)
-    print(format_table(rows))
-    save_results(a.out, {"data": a.data, "steps": steps,
+            print(table(rows[-1:]).splitlines()[2], flush=True)
+    print(table(rows))
+    if a.overfit:
+        for r in rows:
+            r["beats_baseline_at"] = steps_to_beat(r["curve"])
+    out = a.out or ("docs/benchmarks/overfit" if a.overfit else "docs/benchmarks/quality")
+    save_results(out, {"data": a.data, "overfit_clip": a.overfit, "steps": steps,
                           "val_every": {m: a.val_every or max(1, steps[m] // 6) for m in models}, "val_frames": a.val_frames,
                           "set": a.set}, rows, plot)
     return 0

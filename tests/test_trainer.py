@@ -35,6 +35,8 @@ def config(model: str, data_dir: Path, tmp: Path, *extra: str) -> dict:
 
 @pytest.mark.parametrize("model", list(MODELS))
 def test_loss_decreases_on_a_fixed_batch(model, tiny_data_dir, tmp_path):
+    """The training path can learn: the loss falls and every trainable parameter receives a finite,
+    non-zero gradient at least once (a module cut off from the loss, or a frozen one, fails)."""
     # The residual VSRNet starts at the bicubic baseline: at 1e-3, Adam's first steps overshoot its small correction.
     lr = "1e-4" if model == "vsrnet" else "1e-3"
     cfg = config(model, tiny_data_dir, tmp_path, f"optim.lr={lr}", "data.augment.hflip=0", "data.augment.vflip=0",
@@ -44,15 +46,24 @@ def test_loss_decreases_on_a_fixed_batch(model, tiny_data_dir, tmp_path):
     batch = next(iter(task.train_loader(epoch=0, seed=0)))
     net = task.build_model()
     opt = task.build_optimizer(net)
+    trainable = {n: p for n, p in net.named_parameters() if p.requires_grad}
+    reached: set[str] = set()
     losses = []
     for step in range(8):
         loss, _ = task.training_loss(net, batch, step)
-        opt.zero_grad()
+        opt.zero_grad(set_to_none=True)
         loss.backward()
+        for name, p in trainable.items():
+            if p.grad is not None:
+                assert torch.isfinite(p.grad).all(), f"{model}: non-finite gradient in {name} at step {step}"
+                if p.grad.abs().max() > 0:
+                    reached.add(name)
         opt.step()
         losses.append(loss.item())
     assert all(map(torch.isfinite, map(torch.tensor, losses)))
     assert min(losses[-2:]) < losses[0], losses
+    missing = sorted(set(trainable) - reached)
+    assert not missing, f"{model}: {len(missing)} of {len(trainable)} trainable parameters never got a gradient: {missing[:5]}"
 
 
 class _Planted:

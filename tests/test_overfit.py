@@ -1,0 +1,58 @@
+"""The overfit check's pieces: EDVR's divergence guard leaves a fresh model alone on the default crop,
+the per-step EDVR diagnostics name every parameter's module, and `benchmarks.quality --overfit` trains
+and scores on one clip. (That every model's loss falls and every trainable parameter gets a gradient:
+tests/test_trainer.py::test_loss_decreases_on_a_fixed_batch.)"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from vsrvfi.models.registry import build_model
+from vsrvfi.trainers.config import load_config
+from vsrvfi.trainers.engine import Trainer
+from vsrvfi.trainers.tasks import make_task
+
+
+@pytest.mark.slow
+def test_edvr_guard_does_not_skip_at_init_on_the_default_crop(tiny_data_dir, tmp_path):
+    """The DCN offset guard must not refuse the first steps of a fresh EDVR-M (5 frames, TSA) on the schema's
+    default crop: refused steps at init would hold the model at its bilinear base."""
+    cfg = load_config("edvr", [f"data.dir={tiny_data_dir}", "data.res=144p", "data.loader=png", "data.workers=1",
+                               "data.batch_size=1", "train.steps=3", "train.val_every=0", "train.checkpoint_every=0",
+                               f"experiment.root={tmp_path}"])
+    assert cfg.data.crop == 128 and "num_frame" not in cfg.model.kwargs  # the defaults this test is about
+    trainer = Trainer(cfg, make_task(cfg), tmp_path / "run")
+    try:
+        batches = trainer._batches()
+        verdicts = [trainer.train_step(next(batches)).verdict for _ in range(3)]
+        batches.close()
+    finally:
+        trainer.close()
+    assert verdicts == ["ok"] * 3 and trainer.guard.skipped_total == 0
+    assert 0 <= trainer.model.offset_absmean < trainer.model.offset_warn_threshold
+
+
+def test_edvr_diagnostics_group_every_parameter():
+    from benchmarks.edvr_diagnostics import GROUPS, module_group
+
+    net = build_model("edvr", "m", num_frame=3, with_predeblur=True)
+    groups = {name: module_group(name) for name, _ in net.named_parameters()}
+    assert "other" not in groups.values() and set(groups.values()) == {g for g, _ in GROUPS}
+    assert module_group("fusion.weight") == "tsa"  # the 1x1 fusion conv of models without TSA
+
+
+def test_quality_overfit_trains_and_scores_on_one_clip(tiny_data_dir, tmp_path, capsys):
+    from benchmarks import quality
+
+    out = tmp_path / "overfit"
+    assert quality.cli(["--data", str(tiny_data_dir), "--overfit", "tiny-s0001", "--models", "vsrnet", "--steps", "2",
+                        "--val-every", "1", "--val-frames", "2", "--set", "data.res=144p", "--set", "data.loader=png",
+                        "--set", "data.crop=32", "--set", "data.workers=1", "--out", str(out)]) == 0
+    result = json.loads(out.with_suffix(".json").read_text())
+    row = result["rows"][0]
+    assert result["meta"]["overfit_clip"] == "tiny-s0001"
+    assert [c["step"] for c in row["curve"]] == [0, 1, 2] and row["clips"] == 1  # scored on the training clip only
+    assert "beats_baseline_at" in row and "training clip itself" in capsys.readouterr().out
+    assert quality.cli(["--data", str(tiny_data_dir), "--overfit", "no-such-clip", "--models", "vsrnet"]) != 0
+    assert "no clip named 'no-such-clip'" in capsys.readouterr().err
