@@ -23,12 +23,13 @@ from vsrvfi.core.errors import UsageError
 from vsrvfi.core.lock import folder_lock
 from vsrvfi.core.manifest import EndForce, load_manifest
 from vsrvfi.tools import sources
+from vsrvfi.tools.engines import add_engine_arguments, engine_from_args
 from vsrvfi.tools.extract_frames import extract
 from vsrvfi.tools.import_frames import add_frames_arguments, frames_options, import_frames
 from vsrvfi.tools.split_scenes import add_split_arguments, split_options
 from vsrvfi.tools.encoding.encoders import choose_backend
-from vsrvfi.tools.preparation.executor import (PrepareResult, commit, detect_jobs, run_sources, start_run,
-                                              writer_parallelism)
+from vsrvfi.tools.preparation.executor import (PrepareResult, commit, detect_jobs, engine_report, run_sources,
+                                              start_run, writer_parallelism)
 from vsrvfi.tools.preparation.planner import plan_run
 from vsrvfi.tools.transcode_scenes import add_transcode_arguments, transcode_options
 
@@ -98,6 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_split_arguments(ap)
     add_transcode_arguments(ap)
     add_frames_arguments(ap)
+    add_engine_arguments(ap)
     ap.add_argument("--keep-orig", action="store_true",
                     help="also write the full-resolution cut of every scene to orig/ (x264, --orig-crf)")
     ap.add_argument("--frame-resolutions", default=sources.AUTO,
@@ -116,10 +118,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UsageError("--from-frames imports one frame-folder root at a time: ROOT DATA_DIR")
         f_opts = frames_options(a)
         with folder_lock(data_dir, "the data set"):
+            engine_from_args(a, data_dir)
             return _import(a, Path(videos[0]), data_dir, f_opts, t_opts, frame_res)
     found = sources.collect_videos(videos)
     infos = sources.probe_sources(found)
     with folder_lock(data_dir, "the data set"):  # one writer per DATA_DIR; released on any exit
+        engine_from_args(a, data_dir)
         return _prepare(a, data_dir, s_opts, t_opts, frame_res, infos)
 
 
@@ -171,7 +175,7 @@ def _prepare(a, data_dir: Path, s_opts, t_opts, frame_res, infos: dict) -> int:
     summary = summarize(data_dir, prepared.scenes, plan.tiers, times, prepared)
     summary["sources"] = sources.source_table(manifest)
     summary["this_run"] = {"sources": [s.key for s in plan.sources], "clips_written": written,
-                           "detect_jobs": detect_jobs(len(plan.sources))}
+                           "detect_jobs": detect_jobs(len(plan.sources)), **engine_report()}
     _write_summary(data_dir, summary)
     return 0
 
