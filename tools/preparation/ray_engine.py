@@ -12,6 +12,7 @@ input raises the task's own one-line error here. Ray is optional: `pip install -
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import threading
 import uuid
@@ -47,11 +48,17 @@ def connect(address: str = "auto") -> None:
     ray = import_ray()
     if ray.is_initialized():
         return
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         ray.init(address=address, logging_level="ERROR", log_to_driver=False, configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise UsageError(f"--ray-address {address}: no Ray cluster to join ({str(e).splitlines()[0]}); "
                          "start one with `ray start --head` or name it HOST:PORT") from None
+    finally:  # ray.init installs its own SIGTERM handler (exit 15, no clean-up): the CLI's own comes back
+        if threading.current_thread() is threading.main_thread():
+            for sig, h in handlers.items():
+                if h is not None:
+                    signal.signal(sig, h)
     _address[:] = [address]
 
 
