@@ -194,3 +194,35 @@ def test_sigterm_to_the_ray_driver_cancels_its_tasks_and_a_rerun_resumes(tmp_pat
     assert run_cli(prepare_data.main, [*srcs, str(local), *ARGS]) == 0
     want, got = _clip_hashes(local, tmp_path), _clip_hashes(data, tmp_path)
     assert sorted(got) == sorted(want) and [k for k in want if got[k] != want[k]] == []
+
+
+def _raylet_of(proc: subprocess.Popen) -> int:
+    """The pid of the raylet that `ray start --block` (its own process group) started."""
+    out = subprocess.run(["ps", "-eo", "pid=,pgid=,comm="], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        pid, pgid, comm = line.split(None, 2)
+        if int(pgid) == proc.pid and comm.strip() == "raylet":
+            return int(pid)
+    raise AssertionError(f"no raylet in process group {proc.pid}")
+
+
+@pytest.mark.slow
+def test_a_node_lost_mid_run_still_ends_with_the_local_bytes(tmp_path, cluster):
+    """Last in the module: it takes the second node away (SIGKILL to its raylet)."""
+    srcs = [str(make_source(tmp_path / "src" / "c.mp4", SCENES_A + SCENES_B, 24, 30))]
+    data = tmp_path / "ray"
+    proc = _prepare_on(cluster, srcs, data)
+    end = time.monotonic() + 300
+    while not list(data.rglob("*.tmp.*")) and proc.poll() is None and time.monotonic() < end:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before a clip was being written"
+    os.kill(_raylet_of(cluster.procs[1]), signal.SIGKILL)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-3000:]
+    local = tmp_path / "local"
+    assert run_cli(prepare_data.main, [*srcs, str(local), *ARGS]) == 0
+    want, got = _clip_hashes(local, tmp_path), _clip_hashes(data, tmp_path)
+    assert sorted(got) == sorted(want) and [k for k in want if got[k] != want[k]] == []
+    assert not list(data.rglob("*.tmp.*")), "temporaries left"
+    retries = json.loads((data / "summary.json").read_text())["this_run"]["retries"]
+    print(f"node loss: {len(retries)} scene task(s) resubmitted: {retries}")
