@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -132,7 +133,12 @@ def cluster(tmp_path_factory):
     """One cluster for the module (starting Ray takes tens of seconds on a loaded 2-core machine); a
     worker of it dies once, on the first scene task it runs."""
     logs = tmp_path_factory.mktemp("ray-logs")
-    env = dict(os.environ, **{ray_engine.KILL_ONCE_ENV: str(logs / "killed-once")})
+    token = logs / "auth_token"  # the cluster's own token (Ray 2.5x+ turns token auth on once ~/.ray has one)
+    token.write_text(secrets.token_hex(32))
+    token.chmod(0o600)
+    env = dict(os.environ, **{ray_engine.KILL_ONCE_ENV: str(logs / "killed-once"), "RAY_AUTH_MODE": "token",
+                              "RAY_AUTH_TOKEN_PATH": str(token)})
+    env.pop("RAY_AUTH_TOKEN", None)
     c = Cluster(logs, env)
     try:
         c.start()
