@@ -52,7 +52,7 @@ def run(n: int, task_cpus: float, address: str | None) -> dict:
         seconds = time.perf_counter() - t0
         written = dict(engine.written)
     return {"scenes": n, "seconds": seconds, "scenes_per_min": 60 * n / seconds, "task_cpus": task_cpus,
-            "driver_threads": engine.par.jobs, "clips_written": written, "cpus": os.cpu_count()}
+            "driver_threads": engine.driver_threads, "clips_written": written, "cpus": os.cpu_count()}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

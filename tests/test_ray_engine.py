@@ -173,6 +173,8 @@ def test_ray_cluster_writes_the_local_bytes_and_retries_a_dead_worker(tmp_path, 
     assert not list(on_ray.rglob("*.tmp.*")), "temporaries left"
     summary = json.loads((on_ray / "summary.json").read_text())["this_run"]
     assert summary["engine"] == "ray"
+    assert "engine: ray on 2 node(s)" in out and "1 scene task(s) resubmitted" in out, out[-2000:]
+    assert summary["engine_parallelism"].startswith("2 scene processes at once"), summary  # 2 one-CPU nodes
     assert len(summary["nodes"]) == 2 and len({n["node"] for n in summary["nodes"]}) == 1  # two nodes, one machine
     assert all("libx264" in n["encoders"] for n in summary["nodes"])
     assert len(summary["retries"]) == 1 and "Worker" in summary["retries"][0]["reason"], summary["retries"]

@@ -78,6 +78,12 @@ def print_summary(summary: dict) -> None:
         for r in rows:
             print(f"{r['key'][-20:]:>20} {r['size']:>10} {r['fps']:>7g} {r['kept']:>7} {r['train']:>6} {r['val']:>4} "
                   f"{r['frames']:>7}")
+    run = s.get("this_run") or {}
+    if run.get("engine", "local") != "local":
+        print(f"engine: {run['engine']} on {len(run.get('nodes', []))} node(s) "
+              f"({', '.join(sorted({n['node'] for n in run.get('nodes', [])}))}); "
+              f"{run.get('engine_parallelism')} in the cluster; "
+              f"{len(run.get('retries', []))} scene task(s) resubmitted after a lost worker or node")
     if s.get("this_run"):
         print(f"this run: {', '.join(s['this_run']['sources']) or 'nothing new'}; clips written: "
               + (", ".join(f"{k} {v}" for k, v in s["this_run"]["clips_written"].items()) or "none (all complete)"))

@@ -55,11 +55,13 @@ ENGINES: dict[str, type] = {"local": SceneWriter, "ray": RayEngine}
 _selected = ["local"]  # the engine of this process's runs (use_engine), so every stage tool's path gets it
 NODES: list[dict] = []  # what use_engine("ray") found on each node (for the summary)
 RETRIED: list[dict] = []  # scene tasks resubmitted after a lost worker or node, with the reason (for the summary)
+ENGINE_PAR: list[str] = []  # the last engine's own sizing (a Ray engine's differs from this machine's)
 
 
 def engine_report() -> dict:
     """The engine of this process's runs, its nodes and retries, for summary.json."""
-    return {"engine": _selected[0], "nodes": list(NODES), "retries": list(RETRIED)}
+    return {"engine": _selected[0], "engine_parallelism": ENGINE_PAR[0] if ENGINE_PAR else None,
+            "nodes": list(NODES), "retries": list(RETRIED)}
 
 
 def use_engine(kind: str = "local", address: str = "auto", data_dir: Path | None = None) -> None:
@@ -69,6 +71,7 @@ def use_engine(kind: str = "local", address: str = "auto", data_dir: Path | None
         raise UsageError(f"--engine {kind}: unknown engine; one of {', '.join(ENGINES)}")
     NODES.clear()
     RETRIED.clear()
+    ENGINE_PAR.clear()
     if kind == "ray":
         connect(address)
         if data_dir is not None:
@@ -259,6 +262,7 @@ def run_sources(data_dir: Path, plan: RunPlan, s_opts: SplitOptions, t_run: Tran
             with ThreadPoolExecutor(n_detect) as pool:
                 results = list(pool.map(one, plan.sources))
     RETRIED.extend(getattr(engine, "retries", []))
+    ENGINE_PAR[:] = [engine.par.describe()]
     return results, dict(engine.written)  # read once the engine has finished every job
 
 

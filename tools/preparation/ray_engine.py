@@ -16,6 +16,7 @@ import signal
 import socket
 import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
@@ -160,9 +161,12 @@ class RayEngine(SceneWriter):
             connect(_address[0] if _address else "auto")
         cpus = int(ray.cluster_resources().get("CPU", 1))
         self.task_cpus = max(1, min(parallelism.threads or 1, cpus))
-        in_flight = max(1, cpus // self.task_cpus) * 2  # queued on Ray, not here, so a freed CPU never waits
-        super().__init__(data_dir, backend, replace(parallelism, jobs=in_flight, cpus=cpus), scaler, show_progress,
+        slots = max(1, cpus // self.task_cpus)  # scene tasks the cluster runs at once
+        super().__init__(data_dir, backend, replace(parallelism, jobs=slots, cpus=cpus), scaler, show_progress,
                          desc=(desc or f"encode {backend.encoder}") + " on Ray")
+        self._pool.shutdown()
+        self.driver_threads = 2 * slots  # a driver thread per task; twice the slots are queued so no freed CPU waits
+        self._pool = ThreadPoolExecutor(self.driver_threads)
         self.detect_slots = 64      # sources whose detection tasks are in flight at once
         self.retries: list[dict] = []
         self._refs: dict[int, object] = {}
