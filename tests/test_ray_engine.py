@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_prepare_bytes import PINNED, SCENES_A, SCENES_B, hash_list, make_source
+from tests.test_prepare_bytes import PINNED, SCENES_A, SCENES_B, hash_list, make_frames, make_source
 from vsrvfi.core.cli import run_cli
 from vsrvfi.tools import prepare_data
 from vsrvfi.tools.preparation import ray_engine
@@ -201,6 +201,23 @@ def test_sigterm_to_the_ray_driver_cancels_its_tasks_and_a_rerun_resumes(tmp_pat
     local = tmp_path / "local"
     assert run_cli(prepare_data.main, [*srcs, str(local), *ARGS]) == 0
     want, got = _clip_hashes(local, tmp_path), _clip_hashes(data, tmp_path)
+    assert sorted(got) == sorted(want) and [k for k in want if got[k] != want[k]] == []
+
+
+@pytest.mark.slow
+def test_frame_folder_import_on_ray_writes_the_local_bytes(tmp_path, cluster):
+    root = make_frames(tmp_path / "vimeo", ("testsrc2=size=192x128:rate=24", "mandelbrot=size=192x128:rate=24",
+                                             "smptebars=size=192x128:rate=24,hue=H=t"), test=(1,))
+    args = ["--from-frames", "--codec", "vp9", "--resolutions", "128p,64p", "--frame-resolutions", "", *PINNED]
+    local = tmp_path / "local"
+    assert run_cli(prepare_data.main, [str(root), str(local), *args]) == 0
+    on_ray = tmp_path / "ray"
+    proc = subprocess.run([sys.executable, "-m", "vsrvfi.tools.prepare_data", str(root), str(on_ray), "--engine", "ray",
+                           "--ray-address", cluster.address, *args], capture_output=True, text=True, env=cluster.env,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((on_ray / "summary.json").read_text())["engine"]["engine"] == "ray"
+    want, got = _clip_hashes(local, tmp_path), _clip_hashes(on_ray, tmp_path)
     assert sorted(got) == sorted(want) and [k for k in want if got[k] != want[k]] == []
 
 

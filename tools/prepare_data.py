@@ -143,7 +143,9 @@ def _import(a, root: Path, data_dir: Path, f_opts, t_opts, frame_res) -> int:
     if extract_res:
         extract(data_dir, extract_res, a.jobs)
     times["extract"] = time.perf_counter() - t0
-    _write_summary(data_dir, summarize(data_dir, prepared.scenes, tiers, times, prepared))
+    summary = summarize(data_dir, prepared.scenes, tiers, times, prepared)
+    summary["engine"] = engine_report()
+    _write_summary(data_dir, summary)
     return 0
 
 

@@ -268,13 +268,14 @@ def run_sources(data_dir: Path, plan: RunPlan, s_opts: SplitOptions, t_run: Tran
 
 def run_jobs(data_dir: Path, backend: Backend, par: Parallelism, jobs: Sequence[SceneJob], scaler: str,
              show_progress: bool = True) -> dict[str, int]:
-    """Run scene jobs whose splits are known on a local engine; returns the clips written per tier."""
+    """Run scene jobs whose splits are known on the selected engine (use_engine); returns the clips written per tier."""
     if not jobs:
         return {}
     with open_engine(data_dir, backend, par, scaler, show_progress) as engine:
         for job in jobs:
             engine.submit(job)
     RETRIED.extend(getattr(engine, "retries", []))
+    ENGINE_PAR[:] = [engine.par.describe()]
     return dict(engine.written)
 
 
