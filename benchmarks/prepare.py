@@ -55,7 +55,7 @@ from vsrvfi.core.media import probe
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = ("lower bound (1 ffmpeg)", "prepare_data (one pass)", "two-pass (previous)",
-            "two-pass as shipped (tiers CRF 10)")
+            "two-pass as shipped (tiers CRF 10)", "prepare_data --engine ray")
 
 
 # --------------------------------------------------------------------------- process-tree monitor
@@ -127,6 +127,11 @@ def prepare_cmd(src: Path, out_dir: Path, tiers: Sequence[str], args: argparse.N
     return [sys.executable, "-m", "vsrvfi.tools.prepare_data", str(src), str(out_dir), "--resolutions",
             ",".join(tiers), "--frame-resolutions", "", "--codec", args.codec, "--preset", args.preset,
             "--encoder", args.encoder]
+
+
+def ray_cmd(src: Path, out_dir: Path, tiers: Sequence[str], args: argparse.Namespace) -> list[str]:
+    """prepare_data as in `prepare_cmd`, its scene jobs on the Ray cluster at --ray-address (started beforehand)."""
+    return prepare_cmd(src, out_dir, tiers, args) + ["--engine", "ray", "--ray-address", args.ray_address]
 
 
 def two_pass_cmd(src: Path, out_dir: Path, tiers: Sequence[str], args: argparse.Namespace,
@@ -268,7 +273,7 @@ def plot(rows: list[dict], title: str, path: Path, target_lb: float, target_spee
     import matplotlib.pyplot as plt
 
     settings = list(dict.fromkeys(r["setting"] for r in rows))
-    colors = dict(zip(VARIANTS, ["#888888", "#76b900", "#1f77b4", "#9ecae1"]))
+    colors = dict(zip(VARIANTS, ["#888888", "#76b900", "#1f77b4", "#9ecae1", "#ff7f0e"]))
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 1.2 + 1.1 * len(settings)))
     height = 0.8 / len(VARIANTS)
     for j, v in enumerate(VARIANTS):
@@ -311,7 +316,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--preset", default="medium")
     ap.add_argument("--encoder", default="auto")
     ap.add_argument("--variants", default="0,1,2,3",
-                    help="which ways to run: 0 lower bound, 1 one pass, 2 two-pass, 3 two-pass as shipped")
+                    help="which ways to run: 0 lower bound, 1 one pass, 2 two-pass, 3 two-pass as shipped, "
+                         "4 one pass with --engine ray (on the cluster at --ray-address; its workers' CPU time is "
+                         "not counted, they are not children of the run)")
+    ap.add_argument("--engine", choices=["local", "ray"], default="local",
+                    help="ray: add way 4 (--engine ray) beside way 1, to measure Ray's overhead")
+    ap.add_argument("--ray-address", default="auto", help="the Ray cluster of way 4 (start it first: ray start --head)")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--workdir", default="data/bench/prepare")
     ap.add_argument("--out", default="data/bench/prepare/prepare", help="output path stem (.json, .png)")
@@ -327,11 +337,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     settings = parse_settings(a.settings)
     variants = [VARIANTS[int(i)] for i in parse_list(a.variants)]
+    if a.engine == "ray" and VARIANTS[4] not in variants:
+        variants.append(VARIANTS[4])
     workdir = Path(a.workdir).resolve()
     t_start = time.perf_counter()
     sources = make_sources(workdir, list(dict.fromkeys(n for n, _ in settings)), a)
     makers = {VARIANTS[0]: lower_bound_cmd, VARIANTS[1]: prepare_cmd, VARIANTS[2]: two_pass_cmd,
-              VARIANTS[3]: shipped_cmd}
+              VARIANTS[3]: shipped_cmd, VARIANTS[4]: ray_cmd}
     runs: dict[tuple[str, str], list[dict]] = {}
     extra: dict[str, dict] = {}
     for rep in range(a.repeats):  # interleaved, so background load hits every way alike
@@ -345,9 +357,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 row = run_measured(makers[v](src, out_dir, tiers, a), out_dir, info.num_frames)
                 row.update(setting=label, variant=v)
                 runs.setdefault((label, v), []).append(row)
-                if v == VARIANTS[1]:
+                if v in (VARIANTS[1], VARIANTS[4]):
                     summary = json.loads((out_dir / "summary.json").read_text())
-                    extra[label] = {"encoder": summary.get("encoder"), "parallelism": summary.get("parallelism"),
+                    extra[label if v == VARIANTS[1] else f"{label} (ray)"] = {"encoder": summary.get("encoder"), "parallelism": summary.get("parallelism"),
                                     "stage_seconds": summary.get("stage_seconds"),
                                     "scenes": summary.get("scenes_kept")}
                 print(f"    {row['wall_s']:.1f} s, {row['cpu_s']:.1f} CPU s, peak {row['peak_mem_mb']:.0f} MB, "
@@ -373,6 +385,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     for label, e in extra.items():
         print(f"{label}: encoder {e['encoder']}; {e['parallelism']}; stages {e['stage_seconds']}")
     nan = float("nan")
+    for label in dict.fromkeys(r["setting"] for r in rows):
+        ray, local = runs.get((label, VARIANTS[4])), runs.get((label, VARIANTS[1]))
+        if ray and local:  # per repeat (runs made minutes apart are not compared)
+            over = statistics.median(r["wall_s"] / l["wall_s"] - 1 for r, l in zip(ray, local))
+            print(f"{label}: --engine ray took {100 * over:+.1f} % of the local wall time (median over "
+                  f"{min(len(ray), len(local))} repeat(s); target <= +10 % at 2+ minutes of work)")
     for r in (r for r in rows if r["variant"] == VARIANTS[1]):
         verdict = lambda ok: "met" if ok else "NOT met"  # noqa: E731
         lb, cpu = r["x_lower_bound"], r["cpu_x_lower_bound"]

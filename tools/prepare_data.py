@@ -11,6 +11,7 @@ missing. `--from-frames` imports folders of frames (Vimeo-90K, REDS, ...) instea
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -23,12 +24,13 @@ from vsrvfi.core.errors import UsageError
 from vsrvfi.core.lock import folder_lock
 from vsrvfi.core.manifest import EndForce, load_manifest
 from vsrvfi.tools import sources
+from vsrvfi.tools.engines import add_engine_arguments, engine_from_args
 from vsrvfi.tools.extract_frames import extract
 from vsrvfi.tools.import_frames import add_frames_arguments, frames_options, import_frames
 from vsrvfi.tools.split_scenes import add_split_arguments, split_options
 from vsrvfi.tools.encoding.encoders import choose_backend
-from vsrvfi.tools.preparation.executor import (PrepareResult, commit, detect_jobs, run_sources, start_run,
-                                              writer_parallelism)
+from vsrvfi.tools.preparation.executor import (PrepareResult, commit, detect_jobs, engine_report, run_sources,
+                                              start_run, writer_parallelism)
 from vsrvfi.tools.preparation.planner import plan_run
 from vsrvfi.tools.transcode_scenes import add_transcode_arguments, transcode_options
 
@@ -77,6 +79,12 @@ def print_summary(summary: dict) -> None:
         for r in rows:
             print(f"{r['key'][-20:]:>20} {r['size']:>10} {r['fps']:>7g} {r['kept']:>7} {r['train']:>6} {r['val']:>4} "
                   f"{r['frames']:>7}")
+    run = s.get("this_run") or {}
+    if run.get("engine", "local") != "local":
+        print(f"engine: {run['engine']} on {len(run.get('nodes', []))} node(s) "
+              f"({', '.join(sorted({n['node'] for n in run.get('nodes', [])}))}); "
+              f"{run.get('engine_parallelism')} in the cluster; "
+              f"{len(run.get('retries', []))} scene task(s) resubmitted after a lost worker or node")
     if s.get("this_run"):
         print(f"this run: {', '.join(s['this_run']['sources']) or 'nothing new'}; clips written: "
               + (", ".join(f"{k} {v}" for k, v in s["this_run"]["clips_written"].items()) or "none (all complete)"))
@@ -98,6 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_split_arguments(ap)
     add_transcode_arguments(ap)
     add_frames_arguments(ap)
+    add_engine_arguments(ap)
     ap.add_argument("--keep-orig", action="store_true",
                     help="also write the full-resolution cut of every scene to orig/ (x264, --orig-crf)")
     ap.add_argument("--frame-resolutions", default=sources.AUTO,
@@ -115,11 +124,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if len(videos) != 1:
             raise UsageError("--from-frames imports one frame-folder root at a time: ROOT DATA_DIR")
         f_opts = frames_options(a)
+        if f_opts.pack and a.engine != "local":  # pack_frames runs its own process pool
+            print(f"note: --pack: the shards are encoded on this machine; --engine {a.engine} runs the unpacked "
+                  "(long) folders' jobs", file=sys.stderr)
         with folder_lock(data_dir, "the data set"):
+            engine_from_args(a, data_dir)
             return _import(a, Path(videos[0]), data_dir, f_opts, t_opts, frame_res)
     found = sources.collect_videos(videos)
     infos = sources.probe_sources(found)
     with folder_lock(data_dir, "the data set"):  # one writer per DATA_DIR; released on any exit
+        engine_from_args(a, data_dir)
         return _prepare(a, data_dir, s_opts, t_opts, frame_res, infos)
 
 
@@ -141,6 +155,7 @@ def _import(a, root: Path, data_dir: Path, f_opts, t_opts, frame_res) -> int:
         summary["packed"] = {"sequences": p.sequences, "shards": p.shards, "sequences_written": p.sequences_written,
                              "shards_written": p.shards_written, "frames_written": p.frames_written,
                              "encode_seconds": round(p.encode_seconds, 2)}
+    summary["engine"] = engine_report()
     _write_summary(data_dir, summary)
     if p is not None:
         rate = f", {p.sequences_written / p.encode_seconds:.1f} sequences/s" if p.encode_seconds else ""
@@ -184,7 +199,7 @@ def _prepare(a, data_dir: Path, s_opts, t_opts, frame_res, infos: dict) -> int:
     summary = summarize(data_dir, prepared.scenes, plan.tiers, times, prepared)
     summary["sources"] = sources.source_table(manifest)
     summary["this_run"] = {"sources": [s.key for s in plan.sources], "clips_written": written,
-                           "detect_jobs": detect_jobs(len(plan.sources))}
+                           "detect_jobs": detect_jobs(len(plan.sources)), **engine_report()}
     _write_summary(data_dir, summary)
     return 0
 

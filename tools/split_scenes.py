@@ -26,6 +26,7 @@ from vsrvfi.core.lock import folder_lock
 from vsrvfi.core.manifest import Scene, load_manifest
 from vsrvfi.core.media import VideoInfo, probe
 from vsrvfi.tools.encoding.codecs import TranscodeOptions
+from vsrvfi.tools.engines import add_engine_arguments, engine_from_args
 from vsrvfi.tools.preparation.executor import PrepareResult, SceneEngine, run_source
 from vsrvfi.tools.preparation.planner import plan_source
 from vsrvfi.tools.preparation.scenes import SplitOptions, check_source
@@ -89,8 +90,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("video")
     ap.add_argument("data_dir")
     add_split_arguments(ap)
+    add_engine_arguments(ap)
     a = ap.parse_args(argv)
     with folder_lock(a.data_dir, "the data set"):
+        engine_from_args(a, a.data_dir)
         scenes = split_video(a.video, a.data_dir, split_options(a))
     kept = [s for s in scenes if not s.dropped]
     print(f"{len(scenes)} scenes found, {len(kept)} kept "

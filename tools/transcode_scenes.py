@@ -34,6 +34,7 @@ from vsrvfi.core.lock import folder_lock
 from vsrvfi.core.manifest import AddResolutions, load_manifest
 from vsrvfi.tools.encoding.codecs import CODECS, ENCODERS, TranscodeOptions, check_options, parse_resolutions
 from vsrvfi.tools.encoding.encoders import choose_backend
+from vsrvfi.tools.engines import add_engine_arguments, engine_from_args
 from vsrvfi.tools.preparation.executor import commit, jobs_parallelism, run_jobs
 from vsrvfi.tools.preparation.planner import plan_transcode
 
@@ -98,8 +99,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = ArgumentParser(description="Transcode scene clips to training resolutions (short GOP).")
     ap.add_argument("data_dir")
     add_transcode_arguments(ap)
+    add_engine_arguments(ap)
     a = ap.parse_args(argv)
     with folder_lock(a.data_dir, "the data set", create=False):
+        engine_from_args(a, a.data_dir)
         counts = transcode(a.data_dir, transcode_options(a))
     print(", ".join(f"{res}: {n} clips" for res, n in counts.items()))
     return 0

@@ -28,6 +28,7 @@ from vsrvfi.tools.encoding.encoders import Backend, nvdec_works
 from vsrvfi.tools.encoding.normalize import normalize_source
 from vsrvfi.tools.encoding.sizing import Parallelism, job_memory, machine_cpus, plan_parallelism
 from vsrvfi.tools.preparation.local import SceneWriter
+from vsrvfi.tools.preparation.ray_engine import RayEngine, check_nodes, connect
 from vsrvfi.tools.preparation.planner import RunPlan, Source, SourcePlan, even, new_record, plan_source
 from vsrvfi.tools.preparation.scenes import SplitOptions, detect, parse_min_len, plan_scene, plan_scenes
 
@@ -50,13 +51,40 @@ class SceneEngine(Protocol):
     def __exit__(self, exc_type, exc, tb) -> None: ...
 
 
-ENGINES: dict[str, type] = {"local": SceneWriter}
+ENGINES: dict[str, type] = {"local": SceneWriter, "ray": RayEngine}
+_selected = ["local"]  # the engine of this process's runs (use_engine), so every stage tool's path gets it
+NODES: list[dict] = []  # what use_engine("ray") found on each node (for the summary)
+RETRIED: list[dict] = []  # scene tasks resubmitted after a lost worker or node, with the reason (for the summary)
+ENGINE_PAR: list[str] = []  # the last engine's own sizing (a Ray engine's differs from this machine's)
+
+
+def engine_report() -> dict:
+    """The engine of this process's runs, its nodes and retries, for summary.json."""
+    return {"engine": _selected[0], "engine_parallelism": ENGINE_PAR[0] if ENGINE_PAR else None,
+            "nodes": list(NODES), "retries": list(RETRIED)}
+
+
+def use_engine(kind: str = "local", address: str = "auto", data_dir: Path | None = None) -> None:
+    """Run this process's scene jobs on `kind`; for "ray", join the cluster at `address` and check that
+    every node sees `data_dir` and has the same encoders (ray_engine.check_nodes)."""
+    if kind not in ENGINES:
+        raise UsageError(f"--engine {kind}: unknown engine; one of {', '.join(ENGINES)}")
+    NODES.clear()
+    RETRIED.clear()
+    ENGINE_PAR.clear()
+    if kind == "ray":
+        connect(address)
+        if data_dir is not None:
+            NODES[:] = check_nodes(Path(data_dir))
+    _selected[:] = [kind]
 
 
 def open_engine(data_dir: Path, backend: Backend, par: Parallelism, scaler: str, show_progress: bool = True,
-                kind: str = "local") -> SceneEngine:
-    """An engine of `kind` (ENGINES) writing into `data_dir` with `backend`, sized by `par`."""
-    return ENGINES[kind](data_dir, backend, par, scaler, show_progress, desc=f"encode {backend.encoder}")
+                kind: str | None = None) -> SceneEngine:
+    """An engine of `kind` (ENGINES; default the one use_engine chose) writing into `data_dir` with
+    `backend`, sized by `par`."""
+    return ENGINES[kind or _selected[0]](data_dir, backend, par, scaler, show_progress,
+                                         desc=f"encode {backend.encoder}")
 
 
 # ----------------------------------------------------------------------------- files and manifest
@@ -140,7 +168,7 @@ def _detect_and_encode(plan: SourcePlan, src: Path, info: VideoInfo, submit: _Su
             early[sc.clip] = (sc.start_frame, sc.num_frames, submit(sc, tiers))
 
     t0 = time.perf_counter()
-    ranges = detect(src, plan.opts, fps, show_progress, on_cut=on_cut)
+    ranges = getattr(engine, "detect", detect)(src, plan.opts, fps, show_progress, on_cut=on_cut)
     result.detect_seconds = time.perf_counter() - t0
     scenes = plan_scenes(ranges, plan.video, fps, plan.opts, total, plan.key, alone)
     kept = {s.clip: s for s in scenes if not s.dropped}
@@ -220,9 +248,9 @@ def run_sources(data_dir: Path, plan: RunPlan, s_opts: SplitOptions, t_run: Tran
     """Every source of a run through one shared engine (several detections at once on machines with many
     cores, so one source's scenes encode while the next one's detection runs); returns each source's
     result and the clips written per tier."""
-    n_detect = detect_jobs(len(plan.sources))
     manifest = load_manifest(data_dir)
     with open_engine(data_dir, backend, par, t_run.scaler) as engine:
+        n_detect = min(len(plan.sources), getattr(engine, "detect_slots", 0)) or detect_jobs(len(plan.sources))
         def one(src: Source) -> PrepareResult:
             sp = plan_source(src.path, data_dir, manifest, src.split_options or s_opts, t_run, keep_orig, src.key,
                              plan.reencode, src.info)
@@ -233,17 +261,21 @@ def run_sources(data_dir: Path, plan: RunPlan, s_opts: SplitOptions, t_run: Tran
         else:
             with ThreadPoolExecutor(n_detect) as pool:
                 results = list(pool.map(one, plan.sources))
+    RETRIED.extend(getattr(engine, "retries", []))
+    ENGINE_PAR[:] = [engine.par.describe()]
     return results, dict(engine.written)  # read once the engine has finished every job
 
 
 def run_jobs(data_dir: Path, backend: Backend, par: Parallelism, jobs: Sequence[SceneJob], scaler: str,
              show_progress: bool = True) -> dict[str, int]:
-    """Run scene jobs whose splits are known on a local engine; returns the clips written per tier."""
+    """Run scene jobs whose splits are known on the selected engine (use_engine); returns the clips written per tier."""
     if not jobs:
         return {}
     with open_engine(data_dir, backend, par, scaler, show_progress) as engine:
         for job in jobs:
             engine.submit(job)
+    RETRIED.extend(getattr(engine, "retries", []))
+    ENGINE_PAR[:] = [engine.par.describe()]
     return dict(engine.written)
 
 

@@ -12,7 +12,7 @@ import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 from tqdm import tqdm
 
@@ -28,6 +28,39 @@ from vsrvfi.tools.encoding.sizing import Parallelism
 def _tmp_name(data_dir: Path, tier: str, split: str | None, clip: str) -> Path:
     folder = layout.scenes_dir(data_dir, tier, split) if split else Path(data_dir) / tier / "scenes"
     return folder / f".{clip}.tmp.{uuid.uuid4().hex[:8]}{layout.CLIP_EXT}"
+
+
+def encode_scene(data_dir: Path, job: SceneJob, temps: Sequence[Path], backend: Backend, scaler: str,
+                 par: Parallelism, on_frames: Callable[[int], None] | None = None,
+                 stop: threading.Event | None = None) -> None:
+    """Write every tier of `job` to `temps` with one ffmpeg process, checked to hold the scene's frames
+    (decoding from the start when the seek missed); the one encode of preparation, used by every engine."""
+    for tmp in temps:
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+    label = layout.clip_path(data_dir, job.tiers[0].name, job.split or "<split>", job.clip)
+    for seek in (True, False) if job.start_frame > 0 else (True,):
+        args = scene_command(job, temps, scaler, par.threads, par.decoder_threads, hw=backend.hw, seek=seek)
+        run_ffmpeg(args, label, on_frames=on_frames, stop=stop)
+        short = _short_outputs(job, temps)
+        if not short:
+            return
+        # The seek did not land on a keyframe before the scene: decode from the start instead.
+    tier, got = short[0]
+    raise MediaError(layout.clip_path(data_dir, tier.name, job.split or "<split>", job.clip),
+                     f"wrote {got} frames, expected {job.num_frames}")
+
+
+def _short_outputs(job: SceneJob, temps: Sequence[Path]) -> list[tuple[Tier, int]]:
+    """The tiers whose clip does not hold exactly the scene's frames, with the count they hold."""
+    short = []
+    for tier, tmp in zip(job.tiers, temps):
+        try:
+            got = probe(tmp).num_frames
+        except MediaError:
+            got = 0
+        if got != job.num_frames:
+            short.append((tier, got))
+    return short
 
 
 @dataclass
@@ -115,44 +148,20 @@ class SceneWriter:
     def _run(self, run: _Running) -> None:
         if self.stop.is_set() or run.discarded:
             return
-        job = run.job
-        for tmp in run.temps:
-            tmp.parent.mkdir(parents=True, exist_ok=True)
-        label = layout.clip_path(self.data_dir, job.tiers[0].name, job.split or "<split>", job.clip)
         try:
-            for seek in (True, False) if job.start_frame > 0 else (True,):
-                args = scene_command(job, run.temps, self.scaler, self.par.threads, self.par.decoder_threads,
-                                     hw=self.backend.hw, seek=seek)
-                run_ffmpeg(args, label, on_frames=self._update, stop=self.stop)
-                short = self._short_outputs(job, run.temps)
-                if not short:
-                    break
-                # The seek did not land on a keyframe before the scene: decode from the start instead.
-            if short:
-                tier, got = short[0]
-                raise MediaError(layout.clip_path(self.data_dir, tier.name, job.split or "<split>", job.clip),
-                                 f"wrote {got} frames, expected {job.num_frames}")
+            self._encode(run)
         except BaseException:
             with self._lock:
                 self._remove(run.temps)
             raise
         with self._lock:
             run.done = True
-            if not run.discarded and job.clip in self._splits:
+            if not run.discarded and run.job.clip in self._splits:
                 self._finalize(run)
 
-    @staticmethod
-    def _short_outputs(job: SceneJob, temps: Sequence[Path]) -> list[tuple[Tier, int]]:
-        """The tiers whose clip does not hold exactly the scene's frames, with the count they hold."""
-        short = []
-        for tier, tmp in zip(job.tiers, temps):
-            try:
-                got = probe(tmp).num_frames
-            except MediaError:
-                got = 0
-            if got != job.num_frames:
-                short.append((tier, got))
-        return short
+    def _encode(self, run: _Running) -> None:
+        """Write the job's tiers to its temporaries (the seam another engine overrides: tools/preparation/ray.py)."""
+        encode_scene(self.data_dir, run.job, run.temps, self.backend, self.scaler, self.par, self._update, self.stop)
 
     def _finalize(self, run: _Running) -> None:
         """Rename a finished job's temporaries to their final names (called with the lock held)."""
