@@ -30,6 +30,7 @@ harness patches nothing in their files.
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 import math
 import sys
@@ -81,34 +82,47 @@ def argparse_defaults(path: Path) -> dict:
     return out
 
 
+def _package(name: str, folder: Path) -> None:
+    """Register a bare package `name` whose submodules are found in `folder` (its __init__ is not run)."""
+    pkg = types.ModuleType(name)
+    pkg.__path__ = [str(folder)]
+    sys.modules[name] = pkg
+
+
+def _file_module(name: str, path: Path) -> None:
+    """Import the single-file module `path` as top-level `name`."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+
+
 @contextmanager
-def on_path(root: Path, purge: tuple[str, ...]) -> Iterator[None]:
-    """`root` first on sys.path; the official top-level modules named in `purge` forgotten afterwards
-    (RIFE's `model`, IFRNet's `models`, `loss`, `utils` would shadow each other, and this repository's
-    own top-level folders are off the path meanwhile)."""
-    saved = sys.path[:]
-    here = Path(__file__).resolve().parents[1]  # this repository: its top-level models/ is vsrvfi.models
-    sys.path[:] = [str(root)] + [p for p in saved if Path(p or ".").resolve() != here]
+def official_modules(root: Path, packages: tuple[str, ...] = (), files: tuple[str, ...] = ()) -> Iterator[None]:
+    """The official checkout's top-level `packages` (folders) and `files` (modules) importable by their
+    own names, through sys.modules (sys.path is left alone: the official names, RIFE's `model`, IFRNet's
+    `models`, `loss`, `utils`, would otherwise meet this repository's own top-level folders); all of them
+    forgotten afterwards."""
+    before = set(sys.modules)
     try:
+        for name in packages:
+            _package(name, root / name)
+        for name in files:
+            _file_module(name, root / f"{name}.py")
         yield
     finally:
-        sys.path[:] = saved
-        for name in list(sys.modules):
-            if name.split(".")[0] in purge:
+        for name in set(sys.modules) - before:
+            if name.split(".")[0] in packages + files:
                 del sys.modules[name]
 
 
 def basicsr_modules(root: Path) -> None:
     """Import BasicSR from a source checkout: its package __init__ needs the version.py its setup.py
     writes, so `basicsr` and `basicsr.models` are bare packages pointing at the checkout (the archs,
-    losses and utils packages import as they are)."""
-    if "basicsr" in sys.modules:
-        return
-    sys.path.insert(0, str(root))
-    for name in ("basicsr", "basicsr.models"):
-        pkg = types.ModuleType(name)
-        pkg.__path__ = [str(root / name.replace(".", "/"))]
-        sys.modules[name] = pkg
+    losses and utils packages import as they are). Kept for the rest of the run."""
+    if "basicsr" not in sys.modules:
+        _package("basicsr", root / "basicsr")
+        _package("basicsr.models", root / "basicsr" / "models")
 
 
 @contextmanager
@@ -217,7 +231,7 @@ def schedules_edvr(root: Path) -> list[dict]:
 
 
 def schedules_vsrnet(root: Path) -> dict:
-    with on_path(root, ("model",)):
+    with official_modules(root, packages=("model",)):
         from model.clr import cyclic_learning_rate  # DALI video_superres/model/clr.py
 
         d = argparse_defaults(root / "main.py")
@@ -320,7 +334,7 @@ def step_row(step: int, lr_off: float, lr_ours: float, loss_off: float, loss_our
 def run_rife(root: Path, n: int, tmp: Path, start: int = 1998) -> list[dict]:
     args = types.SimpleNamespace(epoch=300, step_per_epoch=761)
     get_lr = official_function(root / "train.py", "get_learning_rate", {"np": np, "math": math, "args": args})
-    with on_path(root, ("model",)):
+    with official_modules(root, packages=("model",)):
         torch.manual_seed(0)
         from model.RIFE import Model
 
@@ -350,13 +364,21 @@ def run_rife(root: Path, n: int, tmp: Path, start: int = 1998) -> list[dict]:
 def run_ifrnet(root: Path, n: int, tmp: Path, start: int = 0) -> list[dict]:
     args = types.SimpleNamespace(epochs=300, iters_per_epoch=2138, lr_start=1e-4, lr_end=1e-5)
     get_lr = official_function(root / "train_vimeo90k.py", "get_lr", {"np": np, "math": math})
-    with on_path(root, ("models", "loss", "utils", "imageio")):
-        try:
-            import imageio  # noqa: F401  (IFRNet's utils.py reads/writes images with it; training does not)
-        except ImportError:
-            stub = types.ModuleType("imageio")
-            stub.imread = stub.imwrite = lambda *a, **k: (_ for _ in ()).throw(ImportError("imageio"))
-            sys.modules["imageio"] = stub
+    stub = None
+    try:
+        import imageio  # noqa: F401  (IFRNet's utils.py reads/writes images with it; training does not)
+    except ImportError:
+        stub = sys.modules["imageio"] = types.ModuleType("imageio")
+        stub.imread = stub.imwrite = lambda *a, **k: (_ for _ in ()).throw(ImportError("imageio"))
+    try:
+        return _run_ifrnet(root, n, tmp, start, args, get_lr)
+    finally:
+        if stub is not None and sys.modules.get("imageio") is stub:
+            del sys.modules["imageio"]
+
+
+def _run_ifrnet(root: Path, n: int, tmp: Path, start: int, args: Any, get_lr: Callable) -> list[dict]:
+    with official_modules(root, packages=("models",), files=("utils", "loss")):
         torch.manual_seed(0)
         from models.IFRNet import Model
 
@@ -400,7 +422,7 @@ def run_ifrnet(root: Path, n: int, tmp: Path, start: int = 0) -> list[dict]:
             rows.append(step_row(s, lr_off, lr_ours, float(loss.detach()), float(result.loss.detach()),
                                  state_diff(official.state_dict(), trainer.model, "ifrnet"),
                                  largest_change(init, trainer.model),
-                                 note=f"distillation term {float(loss_dis):.6g} / {float(result.parts['distill']):.6g}"))
+                                 note=f"distillation term {float(loss_dis.detach()):.6g} / {float(result.parts['distill']):.6g}"))
         trainer.close()
     return rows
 
