@@ -37,7 +37,7 @@ import sys
 import tempfile
 import types
 import warnings
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -581,7 +581,7 @@ def main(argv: list[str] | None = None) -> int:
             report["schedules"] += schedules_edvr(basicsr)
         print_schedules(report["schedules"])
     if "steps" not in a.skip:
-        precision = float64_everywhere() if a.dtype == "float64" else contextmanager(lambda: (yield))()
+        precision = float64_everywhere() if a.dtype == "float64" else nullcontext()
         with tempfile.TemporaryDirectory(prefix="recipe_parity_") as tmp, precision:
             runs = [("RIFE (ECCV2022-RIFE Model.update), steps 1998..: end of the warm-up", rife,
                      lambda r: run_rife(r, a.steps, Path(tmp))),
