@@ -31,7 +31,7 @@ demo_args() {
         data.batch_size=3 train.val_frames=8 train.ema=0 "experiment.name=demo-$name" --resume=auto)
   case "$name" in
     vsrnet*) demo+=(model.kwargs.flow=tiny model.kwargs.residual=true optim.lr=1e-3 optim.weight_decay=0
-                    train.schedule.min_lr=1e-4 train.schedule.max_lr=1e-3 train.schedule.step_size=37) ;;
+                    task.loss=mse train.schedule.min_lr=1e-4 train.schedule.max_lr=1e-3 train.schedule.step_size=37) ;;
     edvr-?-wotsa) demo+=(task.tsa_iter=0 "train.schedule.periods=[75,75,75,75]"
                          task.metric.y_channel=true task.metric.crop_border=4) ;;
     edvr*) demo+=(task.tsa_iter=25 "train.schedule.periods=[25,50,75,75,75]"

@@ -186,7 +186,7 @@ def test_edvr_tsa_only_warm_start_trains_only_the_fusion_first():
 def test_recipe_defaults_and_checks():
     assert make_recipe(load_config("edvr")).frames == 5  # the builder's default
     assert make_recipe(load_config("vsrnet")).frames == 3
-    assert load_config("vsrnet").task.loss == "mse" and load_config("edvr").task.loss_reduction == "sum"
+    assert load_config("vsrnet").task.loss == "mse_y" and load_config("edvr").task.loss_reduction == "sum"
     assert make_recipe(load_config("rife")).timestep(torch.tensor([0.25])) == 0.5  # RIFE base: middle frame only
     assert make_recipe(load_config("rife", ["model.size=m"])).timestep(torch.tensor([0.25])) == 0.25
     with pytest.raises(UsageError, match="model.size=m"):

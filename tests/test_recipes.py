@@ -264,3 +264,38 @@ def test_edvr_stage_two_starts_from_stage_one_weights_and_its_ema(tiny_data_dir,
     assert all(torch.equal(model[k], ckpt["model"][k]) for k in shared)
     assert all(torch.equal(ema[k], ckpt["ema"][k]) for k in shared)
     assert any(not torch.equal(ckpt["model"][k], ckpt["ema"][k]) for k in shared)  # the two differ
+
+
+def test_vsrnet_loss_is_the_dali_examples_mse_on_y():
+    # DALI video_superres model/model.py: mse_loss(prediction, target), both the Y of rgb2ycbcr / 255
+    recipe = make_recipe(load_config("vsrnet"))
+    gen = torch.Generator().manual_seed(0)
+    pred, hr = torch.rand(2, 3, 8, 8, generator=gen), torch.rand(2, 3, 8, 8, generator=gen)
+    loss, _ = recipe.loss(pred, hr)
+
+    def y(x):
+        return 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]
+    assert torch.allclose(loss, ((y(pred) - y(hr)) ** 2).mean(), rtol=1e-6, atol=0)
+    # a change of the prediction's chroma only leaves the loss as it is (an RGB MSE would change)
+    chroma = torch.tensor([0.587, -0.299, 0.0]).view(1, 3, 1, 1) * 0.05
+    assert torch.allclose(recipe.loss(pred + chroma, hr)[0], loss, rtol=1e-6, atol=0)
+    assert not torch.allclose(torch.nn.functional.mse_loss(pred + chroma, hr), torch.nn.functional.mse_loss(pred, hr))
+
+
+def test_parity_harness_reads_the_official_functions_and_defaults(tmp_path):
+    """benchmarks/recipe_parity.py takes the official lr functions and argparse defaults out of the
+    scripts without running them (they need a GPU, data and packages this project lacks)."""
+    from benchmarks.recipe_parity import argparse_defaults, check_dir, official_function
+    from vsrvfi.core.errors import UsageError
+
+    script = tmp_path / "train.py"
+    script.write_text("import cuda_only_package\nparser.add_argument('--max_lr', type=float, default=0.00001)\n"
+                      "parser.add_argument('--crop_size', type=int, nargs='+', default=[256, 256])\n"
+                      "def get_learning_rate(step):\n    return 3e-4 * step / args.total\n")
+    fn = official_function(script, "get_learning_rate", {"args": type("A", (), {"total": 10})})
+    assert fn(5) == 3e-4 * 5 / 10
+    assert argparse_defaults(script) == {"max_lr": 1e-5, "crop_size": [256, 256]}
+    with pytest.raises(UsageError, match="no function get_lr"):
+        official_function(script, "get_lr", {})
+    with pytest.raises(UsageError, match="not a checkout of BasicSR"):
+        check_dir(tmp_path, "basicsr/models/edvr_model.py", "BasicSR")

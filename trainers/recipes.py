@@ -116,6 +116,8 @@ class SRRecipe(Recipe):
             from vsrvfi.models.losses import Charbonnier
 
             self.criterion: nn.Module = Charbonnier(float(t.charbonnier_eps), reduction=t.loss_reduction)
+        elif t.loss == "mse_y":
+            self.criterion = MSEOnY()
         else:
             self.criterion = nn.MSELoss() if t.loss == "mse" else nn.L1Loss()
 
@@ -135,14 +137,28 @@ class SRRecipe(Recipe):
         return loss, {"pixel": loss.detach()}
 
 
+class MSEOnY(nn.Module):
+    """MSE between the luma (JPEG / full-range BT.601 Y, DALI's `rgb2ycbcr`) of prediction and target.
+
+    DALI's VSRNet example (model/model.py) trains on `mse_loss(prediction, target)` where both are the
+    Y channel in [0, 1]: the network predicts Y and the chroma is copied from the upsampled input, so
+    an RGB loss would add the chroma's own error to every channel's residual. Y of the RGB prediction is
+    the model's Y except where its RGB conversion clamps a saturated colour."""
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        from vsrvfi.models.vsrnet import rgb_to_ycbcr
+
+        return nn.functional.mse_loss(rgb_to_ycbcr(pred)[..., :1, :, :], rgb_to_ycbcr(target)[..., :1, :, :])
+
+
 @dataclass
 class VSRNetTaskConfig(SRTaskConfig):
-    loss: str = opt("mse", choices=("charbonnier", "mse", "l1"))
+    loss: str = opt("mse_y", choices=("charbonnier", "mse", "mse_y", "l1"))  # mse_y: DALI's (MSE on Y)
 
 
 @register("vsrnet")
 class VSRNetRecipe(SRRecipe):
-    """VSRNet as in NVIDIA's DALI example: MSE."""
+    """VSRNet as in NVIDIA's DALI example: MSE on the Y channel (`mse_y`)."""
 
     task_schema = VSRNetTaskConfig
 
