@@ -56,3 +56,15 @@ def test_quality_overfit_trains_and_scores_on_one_clip(tiny_data_dir, tmp_path, 
     assert "beats_baseline_at" in row and "training clip itself" in capsys.readouterr().out
     assert quality.cli(["--data", str(tiny_data_dir), "--overfit", "no-such-clip", "--models", "vsrnet"]) != 0
     assert "no clip named 'no-such-clip'" in capsys.readouterr().err
+
+
+def test_quality_scales_rife_warmup_to_the_run():
+    """RIFE's config warms up over 2000 steps (the official schedule for 228,300): a quality or overfit run of a
+    few hundred steps must warm up over a part of its own steps, or it trains at a fraction of the lr throughout."""
+    from benchmarks.quality import model_overrides
+
+    cfg = load_config("rife", model_overrides("rife", "DATA", 240, 40, 2, [], "ROOT", cpu_defaults=True))
+    assert cfg.train.schedule.warmup_steps == 12 and cfg.train.steps == 240
+    explicit = model_overrides("rife", "DATA", 240, 40, 2, ["train.schedule.warmup_steps=10"], "ROOT", True)
+    assert load_config("rife", explicit).train.schedule.warmup_steps == 10  # --set wins
+    assert load_config("rife", model_overrides("rife", "DATA", 240, 40, 2, [], "ROOT", False)).train.schedule.warmup_steps == 2000
