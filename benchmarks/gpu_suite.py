@@ -653,7 +653,7 @@ def evaluate_targets(results: dict) -> list[dict]:
                     "status": ("PASS" if max(v for _, v in shares) >= NVDEC_SHARE_MIN else "FAIL") if shares else "n/a"})
     over = (results.get("peers") or {}).get("dali_over_peers") or {}
     targets.append({"target": "DALI ahead of every peer loader (torchcodec, decord): DALI's frames/s over each",
-                    "measured": ", ".join(f"{name} {v:.2f}x" for name, v in over.items()) or "not measured",
+                    "measured": ", ".join(f"DALI/{name} {v:.2f}x" for name, v in over.items()) or "not measured",
                     "status": ("PASS" if min(over.values()) > 1.0 else "FAIL") if over else "n/a"})
     if results.get("dry_run"):
         for t in targets:

@@ -16,12 +16,15 @@ from vsrvfi.trainers.tasks import make_task
 
 @pytest.mark.slow
 def test_edvr_guard_does_not_skip_at_init_on_the_default_crop(tiny_data_dir, tmp_path):
-    """The DCN offset guard must not refuse the first steps of a fresh EDVR-M (5 frames, TSA) on the schema's
-    default crop: refused steps at init would hold the model at its bilinear base."""
-    cfg = load_config("edvr", [f"data.dir={tiny_data_dir}", "data.res=144p", "data.loader=png", "data.workers=1",
-                               "data.batch_size=1", "train.steps=3", "train.val_every=0", "train.checkpoint_every=0",
-                               f"experiment.root={tmp_path}"])
-    assert cfg.data.crop == 128 and "num_frame" not in cfg.model.kwargs  # the defaults this test is about
+    """The DCN offset guard must not refuse the first steps of a fresh EDVR-M (5 frames, TSA): refused steps
+    at init would hold the model at its bilinear base. The config's crop is BasicSR's 256 px; the tiny
+    clips are 144 px high, so the steps run on 128 px crops, the largest they hold."""
+    overrides = [f"data.dir={tiny_data_dir}", "data.res=144p", "data.loader=png", "data.workers=1",
+                 "data.batch_size=1", "train.steps=3", "train.val_every=0", "train.checkpoint_every=0",
+                 f"experiment.root={tmp_path}"]
+    default = load_config("edvr", overrides)
+    assert default.data.crop == 256 and "num_frame" not in default.model.kwargs  # the recipe this test is about
+    cfg = load_config("edvr", overrides + ["data.crop=128"])
     trainer = Trainer(cfg, make_task(cfg), tmp_path / "run")
     try:
         batches = trainer._batches()

@@ -133,7 +133,8 @@ def _clip_hashes(data: Path, root: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """One cluster for the module (starting Ray takes tens of seconds on a loaded 2-core machine); a
-    worker of it dies once, on the first scene task it runs."""
+    worker of it dies once, on the first scene task it runs. Skipped, naming the extra, without Ray."""
+    pytest.importorskip("ray", reason='Ray is not installed: pip install -e ".[ray]"')
     logs = tmp_path_factory.mktemp("ray-logs")
     token = logs / "auth_token"  # the cluster's own token (Ray 2.5x+ turns token auth on once ~/.ray has one)
     token.write_text(secrets.token_hex(32))
