@@ -59,3 +59,45 @@ def test_quality_overfit_trains_and_scores_on_one_clip(tiny_data_dir, tmp_path, 
     assert "beats_baseline_at" in row and "training clip itself" in capsys.readouterr().out
     assert quality.cli(["--data", str(tiny_data_dir), "--overfit", "no-such-clip", "--models", "vsrnet"]) != 0
     assert "no clip named 'no-such-clip'" in capsys.readouterr().err
+
+
+def test_quality_scales_rife_warmup_to_the_run():
+    """RIFE's config warms up over 2000 steps (the official schedule for 228,300): a quality or overfit run of a
+    few hundred steps must warm up over a part of its own steps, or it trains at a fraction of the lr throughout."""
+    from benchmarks.quality import model_overrides
+
+    cfg = load_config("rife", model_overrides("rife", "DATA", 240, 40, 2, [], "ROOT", cpu_defaults=True))
+    assert cfg.train.schedule.warmup_steps == 12 and cfg.train.steps == 240
+    explicit = model_overrides("rife", "DATA", 240, 40, 2, ["train.schedule.warmup_steps=10"], "ROOT", True)
+    assert load_config("rife", explicit).train.schedule.warmup_steps == 10  # --set wins
+    assert load_config("rife", model_overrides("rife", "DATA", 240, 40, 2, [], "ROOT", False)).train.schedule.warmup_steps == 2000
+
+
+def test_rife_parts_splits_the_output_into_merged_warps_and_residual(seeded_single_thread):
+    """benchmarks.rife_parts: identical frames make blending exact; a fresh RIFE's output differs from its
+    merged warps by exactly the residual it reports (the evidence the overfit notes rely on)."""
+    import torch
+
+    from benchmarks.rife_parts import rife_parts
+
+    net = build_model("rife", "base").eval()
+    img = torch.rand(1, 3, 64, 64)
+    parts = rife_parts(net, img, img, img)
+    assert parts["blend_db"] > 90  # (img + img) / 2 == img: only the 1e-12 floor of the MSE
+    assert parts["residual_levels"] > 0.1 and parts["flow_px"] >= 0 and 0 < parts["mask_mean"] < 1
+    assert parts["pred_db"] < parts["blend_db"]
+
+
+def test_vfi_headroom_oracle_warp_beats_blend_on_a_translation():
+    """benchmarks.vfi_headroom: on a textured image shifted 3 px a frame the blend is poor and the oracle warp
+    (DIS flow from the true middle frame) is far better; the measured motion is the 6 px between the outer frames."""
+    import torch
+
+    from benchmarks.vfi_headroom import headroom
+
+    g = torch.Generator().manual_seed(0)
+    base = torch.nn.functional.avg_pool2d(torch.rand(1, 3, 140, 180, generator=g), 5, 1)  # smooth texture
+    frames = [base[..., 10:106, 3 * k + 10:3 * k + 138] for k in range(3)]
+    r = headroom(*frames)
+    assert 5.0 < r["motion_mean_px"] < 7.0
+    assert r["oracle_warp_db"] > r["blend_db"] + 5
