@@ -397,6 +397,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if isinstance(val, float):
                 row[k] = statistics.median(r[k] for r in rs)
         row["wall_s_runs"] = [r["wall_s"] for r in rs]
+        row["cpu_s_runs"] = [r["cpu_s"] for r in rs]
+        row["load_before_runs"] = [r["load_before"] for r in rs]  # 1-minute load average before each run
         rows.append(row)
     add_ratios(rows, runs)
     for r in rows:
