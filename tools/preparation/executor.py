@@ -181,6 +181,35 @@ def decodes_once(plan: SourcePlan, info: VideoInfo, engine: SceneEngine) -> bool
             and info.width % 2 == 0 and info.height % 2 == 0)
 
 
+def _router(plan: SourcePlan, src: Path, info: VideoInfo, submit: _Submitter,
+            pipes: dict[int, tuple[str, int, object, FrameFeed]], last: list[int]) -> Router:
+    """The decode-once router of a new source: each scene it starts becomes a piped job, noted in `pipes`;
+    `last[1]` is the index of the scene after the last cut reported (an earlier scene is not piped)."""
+    sar, colour = stream_tags(src)
+    raw = raw_input_args(info.width, info.height, str(info.fps), colour)
+
+    def open_scene(index: int, start: int) -> FrameFeed | None:
+        if index < last[1]:  # its cut came before its first frame was routed: it is encoded per scene
+            return None
+        clip, feed = layout.clip_name(plan.video, index, plan.key), FrameFeed()
+        pipes[index] = (clip, start, submit.piped(clip, start, plan.tiers, raw, sar, feed), feed)
+        return feed
+
+    return Router(open_scene, lambda i, feed: feed.close(), lambda i, feed: feed.abort(), plan.opts.trim)
+
+
+def _keep_piped(pipes: dict[int, tuple[str, int, object, FrameFeed]], kept: Mapping[str, Scene],
+                early: dict[str, tuple[int, int, object]], engine: SceneEngine) -> None:
+    """Piped scenes join the early jobs (checked against the final scenes next); aborted ones, and
+    those of scenes not kept, are discarded."""
+    for clip, start, handle, feed in pipes.values():
+        feed.wait_ended()
+        if feed.aborted or kept.get(clip) is None or clip in early:
+            engine.discard(handle)
+        else:
+            early[clip] = (start, feed.count, handle)
+
+
 def _detect_and_encode(plan: SourcePlan, src: Path, info: VideoInfo, submit: _Submitter, engine: SceneEngine,
                        alone: bool, show_progress: bool, result: PrepareResult) -> list[Scene]:
     """Detect the scenes of a new source, encoding each as soon as the cut after it is found (or, with
@@ -190,19 +219,7 @@ def _detect_and_encode(plan: SourcePlan, src: Path, info: VideoInfo, submit: _Su
     early: dict[str, tuple[int, int, object]] = {}
     last = [0, 0]  # previous cut, scene index
     pipes: dict[int, tuple[str, int, object, FrameFeed]] = {}  # decode-once: scene index -> clip, start, job, feed
-    router: Router | None = None
-    if decodes_once(plan, info, engine):
-        sar, colour = stream_tags(src)
-        raw = raw_input_args(info.width, info.height, str(info.fps), colour)
-
-        def open_scene(index: int, start: int) -> FrameFeed | None:
-            if index < last[1]:  # its cut came before its first frame was routed: it is encoded per scene
-                return None
-            clip, feed = layout.clip_name(plan.video, index, plan.key), FrameFeed()
-            pipes[index] = (clip, start, submit.piped(clip, start, tiers, raw, sar, feed), feed)
-            return feed
-
-        router = Router(open_scene, lambda i, feed: feed.close(), lambda i, feed: feed.abort(), plan.opts.trim)
+    router = _router(plan, src, info, submit, pipes, last) if decodes_once(plan, info, engine) else None
 
     def on_cut(frame: int) -> None:
         if router is not None:
@@ -232,12 +249,7 @@ def _detect_and_encode(plan: SourcePlan, src: Path, info: VideoInfo, submit: _Su
             engine.discard(handle)
         raise UsageError(f"{plan.video}: no scene is at least {parse_min_len(plan.opts.min_scene_len, fps)} "
                          f"frames long ({len(scenes)} found); lower --min-scene-len")
-    for clip, start, handle, feed in pipes.values():  # a piped scene is kept only when it is the final word's
-        feed.wait_ended()
-        if feed.aborted or kept.get(clip) is None or clip in early:
-            engine.discard(handle)
-        else:
-            early[clip] = (start, feed.count, handle)
+    _keep_piped(pipes, kept, early, engine)
     if router is not None and router.broken:
         result.warnings.append(f"{plan.video.name}: decode-once stopped ({router.broken}); the rest was encoded "
                                "per scene")
