@@ -89,7 +89,13 @@ class _Feed:
         self.frames.append(frame)
 
 
+class _Format:
+    name = "yuv420p"
+
+
 class _Frame:
+    format, width, height = _Format(), 4, 2
+
     def __init__(self, i):
         self.i = i
 
@@ -131,6 +137,20 @@ def test_router_stops_at_a_late_cut():
     feeds, r = _route(30, {12: 20}, lag=3, trim=0)          # reported 8 frames after the cut: too late
     assert "cut at frame 12" in r.broken
     assert list(feeds) == [0] and feeds[0][1].state == "aborted"
+
+
+def test_router_stops_at_a_frame_the_encoders_cannot_take():
+    class Odd(_Frame):
+        width = 6
+
+    feeds: dict[int, _Feed] = {}
+    r = Router(lambda i, start: feeds.setdefault(i, _Feed()), lambda i, f: None,
+               lambda i, f: setattr(f, "state", "aborted"), size=(4, 2))
+    for p in range(10):
+        r.on_frame(p, Odd(p) if p == 5 else _Frame(p))
+        r.on_progress(p - 1)
+    assert r.broken == "frame 5 is yuv420p 6x2" and feeds[0].frames == [0, 1, 2, 3, 4]
+    assert feeds[0].state == "aborted"
 
 
 def test_feed_drops_frames_once_the_encoder_stopped_reading():

@@ -106,8 +106,10 @@ class Router:
     """
 
     def __init__(self, open_scene: Callable[[int, int], FrameFeed], close_scene: Callable[[int, FrameFeed], None],
-                 abort_scene: Callable[[int, FrameFeed], None], trim: int = 0):
+                 abort_scene: Callable[[int, FrameFeed], None], trim: int = 0, size: tuple[int, int] | None = None):
         self.open_scene, self.close_scene, self.abort_scene, self.trim = open_scene, close_scene, abort_scene, trim
+        self.size = size                           # (width, height) the encoders expect; None: not checked
+        self._bad = ""                             # a frame the encoders cannot take (seen in the decoder's thread)
         self._lock = threading.Lock()
         self._frames: dict[int, np.ndarray] = {}   # decoded, not yet routed
         self._next = 0                             # the next frame to route
@@ -122,8 +124,11 @@ class Router:
     def on_frame(self, index: int, frame) -> None:
         """A decoded PyAV frame (yuv420p): kept until the detector has looked past it."""
         with self._lock:
-            if self.broken or index < self._next or index in self._frames:
+            if self.broken or self._bad or index < self._next or index in self._frames:
                 return  # a repeat (PySceneDetect re-opens some streams at the end)
+            if frame.format.name != "yuv420p" or (self.size and (frame.width, frame.height) != self.size):
+                self._bad = f"frame {index} is {frame.format.name} {frame.width}x{frame.height}"
+                return
             self._frames[index] = frame.to_ndarray()
             self.peak_buffered = max(self.peak_buffered, len(self._frames))
 
@@ -172,7 +177,7 @@ class Router:
             with self._lock:
                 frame = self._frames.pop(self._next, None)
             if frame is None:
-                self._stop(f"frame {self._next} was not decoded in order")
+                self._stop(self._bad or f"frame {self._next} was not decoded in order")
                 return
             self._route(self._next, frame)
             self._next += 1

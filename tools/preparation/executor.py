@@ -195,7 +195,8 @@ def _router(plan: SourcePlan, src: Path, info: VideoInfo, submit: _Submitter,
         pipes[index] = (clip, start, submit.piped(clip, start, plan.tiers, raw, sar, feed), feed)
         return feed
 
-    return Router(open_scene, lambda i, feed: feed.close(), lambda i, feed: feed.abort(), plan.opts.trim)
+    return Router(open_scene, lambda i, feed: feed.close(), lambda i, feed: feed.abort(), plan.opts.trim,
+                  (info.width, info.height))
 
 
 def _keep_piped(pipes: dict[int, tuple[str, int, object, FrameFeed]], kept: Mapping[str, Scene],
