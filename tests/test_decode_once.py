@@ -59,12 +59,21 @@ def _reads_source(cmds: list[list[str]], source: Path) -> int:
 def test_decode_once_decodes_the_source_once_and_writes_the_per_scene_bytes(source, tmp_path, monkeypatch):
     once, once_cmds = _prepare(source, tmp_path / "once", monkeypatch)
     per, per_cmds = _prepare(source, tmp_path / "per", monkeypatch, "--decode", "per-scene")
-    assert once["decode"] == "once" and once["scenes_decoded_once"] == 4
+    assert once["decode"] == "auto" and once["scenes_decoded_once"] == 4  # auto: one scene process at once
     assert _reads_source(once_cmds, source) == 0          # no scene process decodes the source again
     assert all("pipe:0" in c for c in once_cmds)
     assert per["scenes_decoded_once"] == 0 and _reads_source(per_cmds, source) == 4
     a, b = _clips(tmp_path / "once"), _clips(tmp_path / "per")
     assert len(a) == 8 and a == b                          # trimmed at every cut, colour tags kept
+
+
+def test_auto_decodes_per_scene_where_the_machine_runs_more_scene_processes_than_detections(source, tmp_path,
+                                                                                          monkeypatch):
+    run, cmds = _prepare(source, tmp_path / "two", monkeypatch, "--jobs", "2")  # 2 scene processes, 1 detection
+    assert run["scenes_decoded_once"] == 0 and _reads_source(cmds, source) == 4
+    forced, cmds = _prepare(source, tmp_path / "forced", monkeypatch, "--jobs", "2", "--decode", "once")
+    assert forced["scenes_decoded_once"] == 4 and _reads_source(cmds, source) == 0
+    assert _clips(tmp_path / "two") == _clips(tmp_path / "forced")
 
 
 def test_a_cut_heard_too_late_falls_back_to_the_per_scene_decode(source, tmp_path, monkeypatch):

@@ -17,9 +17,10 @@ def add_engine_arguments(ap: argparse.ArgumentParser) -> None:
                     help="with --engine ray: 'auto' (the cluster started on this machine, or $RAY_ADDRESS) or "
                          "HOST:PORT of its head")
     ap.add_argument("--decode", choices=DECODE_MODES, default=DECODE_MODES[0],
-                    help="'once' (default): the frames scene detection decodes feed the scene encoders, so a new "
-                         "source is decoded once (local engine, CPU encoders; the same clips as 'per-scene'); "
-                         "'per-scene': each scene's process decodes its own frames")
+                    help="'once': the frames scene detection decodes feed the scene encoders, so a new source is "
+                         "decoded once (local engine, CPU encoders; the same clips as 'per-scene', whose scene "
+                         "processes each decode their own frames); 'auto' (default): once where the machine runs "
+                         "no more scene processes at once than sources are detected at once (small machines)")
 
 
 def engine_from_args(a: argparse.Namespace, data_dir: str | os.PathLike) -> None:

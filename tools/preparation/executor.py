@@ -59,8 +59,8 @@ _selected = ["local"]  # the engine of this process's runs (use_engine), so ever
 NODES: list[dict] = []  # what use_engine("ray") found on each node (for the summary)
 RETRIED: list[dict] = []  # scene tasks resubmitted after a lost worker or node, with the reason (for the summary)
 ENGINE_PAR: list[str] = []  # the last engine's own sizing (a Ray engine's differs from this machine's)
-DECODE_MODES = ("once", "per-scene")
-_decode = ["once"]  # how new sources are decoded: "once" (detection feeds the encoders) or "per-scene"
+DECODE_MODES = ("auto", "once", "per-scene")
+_decode = ["auto"]  # how new sources are decoded: "once" (detection feeds the encoders), "per-scene", or "auto"
 DECODED_ONCE: list[str] = []  # clips of this process's runs written from detection's decode (for the summary)
 
 
@@ -71,11 +71,12 @@ def engine_report() -> dict:
 
 
 def use_engine(kind: str = "local", address: str = "auto", data_dir: Path | None = None,
-               decode: str = "once") -> None:
+               decode: str = "auto") -> None:
     """Run this process's scene jobs on `kind`; for "ray", join the cluster at `address` and check that
     every node sees `data_dir` and has the same encoders (ray_engine.check_nodes). `decode`: "once"
     pipes the frames scene detection decodes to the scene encoders where the engine runs them beside
-    the detector (local); "per-scene" has each scene's process decode its own frames."""
+    the detector (local); "per-scene" has each scene's process decode its own frames; "auto" decodes
+    once where that costs no parallelism (decodes_once)."""
     if kind not in ENGINES:
         raise UsageError(f"--engine {kind}: unknown engine; one of {', '.join(ENGINES)}")
     if decode not in DECODE_MODES:
@@ -172,11 +173,15 @@ def _cut_from(plan: SourcePlan) -> tuple[Path, VideoInfo]:
     return src, info
 
 
-def decodes_once(plan: SourcePlan, info: VideoInfo, engine: SceneEngine) -> bool:
+def decodes_once(plan: SourcePlan, info: VideoInfo, engine: SceneEngine, detections: int = 1) -> bool:
     """Whether a new source's scene encoders are fed by detection's decode (decode-once): with
-    --decode once, an engine running encoders beside the detector, CPU encoders, and a plain 8-bit
-    constant-rate yuv420p source of even size (what the per-scene command would decode the same)."""
-    return (_decode[0] == "once" and getattr(engine, "accepts_feeds", False) and not plan.backend.hw
+    --decode once, or auto when the engine runs no more scene processes at once than the run detects
+    sources at once (a piped source encodes its scenes one after another, so on a machine sized for
+    more scene processes the per-scene decode keeps them busy); an engine running encoders beside the
+    detector, CPU encoders, and a plain 8-bit constant-rate yuv420p source of even size."""
+    mode = _decode[0]
+    wanted = mode == "once" or (mode == "auto" and engine.par.jobs <= max(1, detections))
+    return (wanted and getattr(engine, "accepts_feeds", False) and not plan.backend.hw
             and bool(plan.tiers) and info.pix_fmt == "yuv420p" and info.bit_depth == 8 and not info.is_vfr
             and info.width % 2 == 0 and info.height % 2 == 0)
 
@@ -212,7 +217,7 @@ def _keep_piped(pipes: dict[int, tuple[str, int, object, FrameFeed]], kept: Mapp
 
 
 def _detect_and_encode(plan: SourcePlan, src: Path, info: VideoInfo, submit: _Submitter, engine: SceneEngine,
-                       alone: bool, show_progress: bool, result: PrepareResult) -> list[Scene]:
+                       alone: bool, show_progress: bool, result: PrepareResult, detections: int = 1) -> list[Scene]:
     """Detect the scenes of a new source, encoding each as soon as the cut after it is found (or, with
     decode-once, as soon as it starts, from the frames detection decodes); then record the source (its
     split is known only now) and encode the scenes not yet submitted (or that came out otherwise)."""
@@ -220,7 +225,7 @@ def _detect_and_encode(plan: SourcePlan, src: Path, info: VideoInfo, submit: _Su
     early: dict[str, tuple[int, int, object]] = {}
     last = [0, 0]  # previous cut, scene index
     pipes: dict[int, tuple[str, int, object, FrameFeed]] = {}  # decode-once: scene index -> clip, start, job, feed
-    router = _router(plan, src, info, submit, pipes, last) if decodes_once(plan, info, engine) else None
+    router = _router(plan, src, info, submit, pipes, last) if decodes_once(plan, info, engine, detections) else None
 
     def on_cut(frame: int) -> None:
         if router is not None:
@@ -269,12 +274,13 @@ def _detect_and_encode(plan: SourcePlan, src: Path, info: VideoInfo, submit: _Su
 
 
 def run_source(plan: SourcePlan, engine: SceneEngine | None = None, alone: bool = True, show_progress: bool = True,
-               jobs: int = 0, threads: int = 0, scaler: str = "lanczos") -> PrepareResult:
+               jobs: int = 0, threads: int = 0, scaler: str = "lanczos", detections: int = 1) -> PrepareResult:
     """Write one source's clips as planned: on its first run, its scenes are detected (and encoded while
     detection runs ahead) and recorded; on a rerun, the missing tier clips are written.
 
     `engine`: one shared by the run's sources (so one source's scenes encode while the next one's
     detection runs); without one, a local engine sized by `jobs`, `threads` is opened for this source.
+    `detections`: sources the run detects at once (for --decode auto).
     """
     src, info = _cut_from(plan)
     new = plan.record is None
@@ -293,7 +299,7 @@ def run_source(plan: SourcePlan, engine: SceneEngine | None = None, alone: bool 
           else nullcontext(engine)) as eng:
         submit = _Submitter(eng, src, fps, hw_decode, start)
         if new:
-            result.scenes = _detect_and_encode(plan, src, info, submit, eng, alone, show_progress, result)
+            result.scenes = _detect_and_encode(plan, src, info, submit, eng, alone, show_progress, result, detections)
         else:
             result.scenes = list(plan.record.scenes)
             for sc, missing in plan.todo:
@@ -334,7 +340,7 @@ def run_sources(data_dir: Path, plan: RunPlan, s_opts: SplitOptions, t_run: Tran
         def one(src: Source) -> PrepareResult:
             sp = plan_source(src.path, data_dir, manifest, src.split_options or s_opts, t_run, keep_orig, src.key,
                              plan.reencode, src.info)
-            return run_source(sp, engine, plan.alone, show_progress=n_detect == 1)
+            return run_source(sp, engine, plan.alone, show_progress=n_detect == 1, detections=n_detect)
 
         if n_detect == 1:
             results = [one(src) for src in plan.sources]

@@ -22,7 +22,7 @@ from vsrvfi.core.ffmpeg import run_ffmpeg
 from vsrvfi.core.media import probe
 from vsrvfi.tools.encoding.command import SceneJob, Tier, scene_command
 from vsrvfi.tools.encoding.encoders import Backend
-from vsrvfi.tools.encoding.sizing import Parallelism
+from vsrvfi.tools.encoding.sizing import Parallelism, machine_cpus
 from vsrvfi.tools.preparation.decode_once import FrameFeed
 
 
@@ -103,7 +103,7 @@ class SceneWriter:
     """
 
     accepts_feeds = True  # runs piped SceneJobs (tools/preparation/decode_once.py) on this machine
-    FED_AT_ONCE = 8       # piped scenes running at once (a source feeds one at a time, plus the last one's tail)
+    FED_AT_ONCE = 8       # piped scenes running at once, at least (a source feeds one at a time, plus the last one's tail)
 
     def __init__(self, data_dir: str | os.PathLike, backend: Backend, parallelism: Parallelism,
                  scaler: str = "lanczos", show_progress: bool = True, desc: str | None = None):
@@ -114,7 +114,7 @@ class SceneWriter:
         self.stop = threading.Event()
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(parallelism.jobs)
-        self._fed_pool = ThreadPoolExecutor(self.FED_AT_ONCE)
+        self._fed_pool = ThreadPoolExecutor(max(self.FED_AT_ONCE, 2 * machine_cpus()))
         self._jobs: list[_Running] = []
         self._splits: dict[str, str] = {}
         self.written: dict[str, int] = {}
