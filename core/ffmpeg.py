@@ -17,7 +17,7 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
-from typing import IO, Callable, Sequence
+from typing import IO, Callable, Iterable, Sequence
 
 from vsrvfi.core.errors import FFmpegError, MediaError
 
@@ -93,15 +93,37 @@ def _kill_on(stop: threading.Event, proc: subprocess.Popen) -> None:
             return
 
 
+def _write_stdin(proc: subprocess.Popen, chunks: Iterable) -> None:
+    """Write `chunks` to `proc`'s standard input (text mode: its binary buffer), then close it."""
+    pipe = proc.stdin.buffer if hasattr(proc.stdin, "buffer") else proc.stdin
+    try:
+        for chunk in chunks:
+            pipe.write(chunk)
+    except (BrokenPipeError, OSError, ValueError):  # ffmpeg ended (killed, or failed)
+        pass
+    finally:
+        done = getattr(chunks, "done_reading", None)
+        if done is not None:
+            done()
+        try:
+            pipe.close()
+        except (BrokenPipeError, OSError):
+            pass
+
+
 def run_ffmpeg(args: Sequence[str], output: str | os.PathLike, on_frames: Callable[[int], None] | None = None,
-               threads: int | None = None, rgb: bool = False, stop: threading.Event | None = None) -> None:
+               threads: int | None = None, rgb: bool = False, stop: threading.Event | None = None,
+               stdin: Iterable | None = None) -> None:
     """Run ffmpeg with `args` (everything after the binary name), reporting progress in frames.
 
     `on_frames(delta)` is called as frames are written (from `-progress`), so parallel jobs can feed
     one shared progress bar. `threads` is placed before `args` (so it applies to the first input's
     decoder). `rgb=True` for commands that convert to or from RGB (DALI_RGB_ARGS): they run on
     `rgb_ffmpeg_binary()`. Setting `stop` (from any thread) kills the process; the call then raises
-    FFmpegError. Raises FFmpegError naming `output` with ffmpeg's own error line.
+    FFmpegError. Raises FFmpegError naming `output` with ffmpeg's own error line. `stdin`: buffers
+    written to ffmpeg's standard input by a thread (for `-i pipe:0`), closed after the last; when
+    ffmpeg stops reading, the thread calls `stdin.done_reading()` if it has one (so a producer that
+    waits for room stops waiting).
     """
     cmd = [rgb_ffmpeg_binary() if rgb else ffmpeg_binary(), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error",
            "-progress", "pipe:1"]
@@ -109,7 +131,10 @@ def run_ffmpeg(args: Sequence[str], output: str | os.PathLike, on_frames: Callab
         cmd += ["-threads", str(threads)]
     cmd += list(args)
     with tempfile.TemporaryFile() as err:
-        proc = popen(cmd, output, stdout=subprocess.PIPE, stderr=err, text=True)
+        proc = popen(cmd, output, stdout=subprocess.PIPE, stderr=err, text=True,
+                     **({"stdin": subprocess.PIPE} if stdin is not None else {}))
+        if stdin is not None:
+            threading.Thread(target=_write_stdin, args=(proc, stdin), daemon=True).start()
         if stop is not None:
             threading.Thread(target=_kill_on, args=(stop, proc), daemon=True).start()
         done = 0

@@ -352,13 +352,13 @@ def test_interrupted_during_detection_leaves_nothing_and_reruns(tmp_path, demo_s
     real = executor.detect
     cuts = []
 
-    def interrupted(path, opts, fps, show_progress=True, on_cut=None):
+    def interrupted(path, opts, fps, show_progress=True, on_cut=None, **hooks):
         def cut(frame):
             on_cut(frame)
             cuts.append(frame)
             if len(cuts) == 2:
                 raise KeyboardInterrupt
-        return real(path, opts, fps, show_progress, on_cut=cut)
+        return real(path, opts, fps, show_progress, on_cut=cut, **hooks)
 
     monkeypatch.setattr(executor, "detect", interrupted)
     data = tmp_path / "d"

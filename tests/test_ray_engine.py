@@ -163,6 +163,8 @@ def test_ray_cluster_writes_the_local_bytes_and_retries_a_dead_worker(tmp_path, 
     srcs = _sources(tmp_path)
     local = tmp_path / "local"
     assert run_cli(prepare_data.main, [*srcs, str(local), *ARGS]) == 0
+    local_run = json.loads((local / "summary.json").read_text())["this_run"]
+    assert local_run["scenes_decoded_once"] == 7  # the local run decodes once, the Ray tasks per scene
     on_ray = tmp_path / "ray"
     t0 = time.monotonic()
     proc = _prepare_on(cluster, srcs, on_ray)

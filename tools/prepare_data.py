@@ -87,7 +87,9 @@ def print_summary(summary: dict) -> None:
               f"{len(run.get('retries', []))} scene task(s) resubmitted after a lost worker or node")
     if s.get("this_run"):
         print(f"this run: {', '.join(s['this_run']['sources']) or 'nothing new'}; clips written: "
-              + (", ".join(f"{k} {v}" for k, v in s["this_run"]["clips_written"].items()) or "none (all complete)"))
+              + (", ".join(f"{k} {v}" for k, v in s["this_run"]["clips_written"].items()) or "none (all complete)")
+              + (f"; {run['scenes_decoded_once']} scene(s) encoded from scene detection's decode (--decode once)"
+                 if run.get("scenes_decoded_once") else ""))
     print(f"{'resolution':>10} {'clips':>6} {'clips MB':>10} {'PNG MB':>10} {'PNG/clips':>10}")
     for res, r in s["resolutions"].items():
         ratio = f"{r['png_bytes'] / r['clip_bytes']:.1f}x" if r["png_bytes"] and r["clip_bytes"] else "-"

@@ -44,6 +44,9 @@ class SceneJob:
     start_time: float = 0.0        # timestamp of the source's first frame (VideoInfo.start_time)
     input_args: tuple[str, ...] = ()  # ffmpeg options of the input, e.g. an image sequence's
     #                                   ("-framerate", "24", "-start_number", "1", "-f", "image2")
+    piped: bool = False            # decode-once: the scene's decoded frames come on stdin (raw_input_args),
+    #                                not from `source` (kept for the fallback); num_frames is known at the end
+    sar: str = ""                  # the source's sample aspect ratio ("1", "4/3"), set on piped frames
 
 
 def make_tiers(opts: TranscodeOptions, backend: Backend, width: int, height: int,
@@ -71,6 +74,14 @@ def make_tiers(opts: TranscodeOptions, backend: Backend, width: int, height: int
         w, h = even_size(width, height, layout.resolution_height(res))
         tiers.append(Tier(res, w, h, opts.codec, tuple(enc), (w, h) != (width, height)))
     return tiers, warnings
+
+
+def raw_input_args(width: int, height: int, rate: str, colour: Sequence[tuple[str, int]] = ()) -> tuple[str, ...]:
+    """Input options of a piped scene: yuv420p frames of width x height at `rate` ("25", "30000/1001") on
+    stdin, with the source's colour tags (ffmpeg option, value: color_range, color_primaries, ...) so
+    the encoder writes the same stream headers as when it decodes the file itself."""
+    tags = tuple(a for name, value in colour for a in (f"-{name}", str(value)))
+    return (*tags, "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{width}x{height}", "-framerate", rate)
 
 
 def _scaler(tier: Tier, scaler: str, hw: bool) -> str:
@@ -108,13 +119,18 @@ def scene_command(job: SceneJob, outputs: Sequence[str | os.PathLike], scaler: s
         args += ["-threads", str(decoder_threads)]
     if hw and job.hw_decode:
         args += ["-hwaccel", "cuda", "-hwaccel_output_format", "cuda"]
-    if job.start_frame > 0 and seek:
-        args += ["-noaccurate_seek", "-ss", f"{(job.start_frame + 0.5) / job.fps:.6f}"]
-    args += [*job.input_args, "-copyts", "-i", str(job.source)]
-    end = _up(job.start_time + (job.start_frame + job.num_frames - 0.5) / job.fps)
-    trim = (f"trim=start={_up(job.start_time + (job.start_frame - 0.5) / job.fps)}:end={end}"
-            if job.start_frame > 0 else f"trim=end={end}")
-    head = f"[0:v:0]{trim},setpts=PTS-STARTPTS," + ("format=yuv420p,hwupload_cuda," if hw and not job.hw_decode else "")
+    if job.piped:  # exactly the scene's frames, decoded already (tools/preparation/decode_once.py)
+        args += [*job.input_args, "-i", "pipe:0"]
+        head = "[0:v:0]setpts=PTS-STARTPTS," + (f"setsar={job.sar}," if job.sar else "")
+    else:
+        if job.start_frame > 0 and seek:
+            args += ["-noaccurate_seek", "-ss", f"{(job.start_frame + 0.5) / job.fps:.6f}"]
+        args += [*job.input_args, "-copyts", "-i", str(job.source)]
+        end = _up(job.start_time + (job.start_frame + job.num_frames - 0.5) / job.fps)
+        trim = (f"trim=start={_up(job.start_time + (job.start_frame - 0.5) / job.fps)}:end={end}"
+                if job.start_frame > 0 else f"trim=end={end}")
+        head = f"[0:v:0]{trim},setpts=PTS-STARTPTS,"
+    head += "format=yuv420p,hwupload_cuda," if hw and not job.hw_decode else ""
     k = len(job.tiers)
     if k == 1:
         graph = [f"{head}{_scaler(job.tiers[0], scaler, hw)}[o0]"]
@@ -123,8 +139,8 @@ def scene_command(job: SceneJob, outputs: Sequence[str | os.PathLike], scaler: s
         graph += [f"[s{i}]{_scaler(t, scaler, hw)}[o{i}]" for i, t in enumerate(job.tiers)]
     args += ["-filter_complex", ";".join(graph)]
     for i, (tier, out) in enumerate(zip(job.tiers, outputs)):
-        args += ["-map", f"[o{i}]", "-an", "-sn", "-dn", "-frames:v", str(job.num_frames), "-fps_mode", "cfr",
-                 *tier.encoder_args]
+        cap = [] if job.piped else ["-frames:v", str(job.num_frames)]
+        args += ["-map", f"[o{i}]", "-an", "-sn", "-dn", *cap, "-fps_mode", "cfr", *tier.encoder_args]
         if threads and not hw:
             args += ["-threads", str(threads)]
         args += ["-movflags", "+faststart", "-f", "mp4", str(out)]

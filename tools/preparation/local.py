@@ -10,7 +10,7 @@ import os
 import threading
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
@@ -22,7 +22,8 @@ from vsrvfi.core.ffmpeg import run_ffmpeg
 from vsrvfi.core.media import probe
 from vsrvfi.tools.encoding.command import SceneJob, Tier, scene_command
 from vsrvfi.tools.encoding.encoders import Backend
-from vsrvfi.tools.encoding.sizing import Parallelism
+from vsrvfi.tools.encoding.sizing import Parallelism, machine_cpus
+from vsrvfi.tools.preparation.decode_once import FrameFeed
 
 
 def _tmp_name(data_dir: Path, tier: str, split: str | None, clip: str) -> Path:
@@ -32,12 +33,27 @@ def _tmp_name(data_dir: Path, tier: str, split: str | None, clip: str) -> Path:
 
 def encode_scene(data_dir: Path, job: SceneJob, temps: Sequence[Path], backend: Backend, scaler: str,
                  par: Parallelism, on_frames: Callable[[int], None] | None = None,
-                 stop: threading.Event | None = None) -> None:
+                 stop: threading.Event | None = None, feed: FrameFeed | None = None) -> None:
     """Write every tier of `job` to `temps` with one ffmpeg process, checked to hold the scene's frames
-    (decoding from the start when the seek missed); the one encode of preparation, used by every engine."""
+    (decoding from the start when the seek missed); the one encode of preparation, used by every engine.
+
+    A piped job (decode-once) reads its frames from `feed`; when the feed is aborted the clips are
+    left for the caller to drop, and when they come out short the scene is encoded from the file.
+    """
     for tmp in temps:
         tmp.parent.mkdir(parents=True, exist_ok=True)
     label = layout.clip_path(data_dir, job.tiers[0].name, job.split or "<split>", job.clip)
+    if job.piped:
+        if feed is None:
+            raise ValueError(f"{job.clip}: a piped scene job needs its frame feed")
+        args = scene_command(job, temps, scaler, par.threads, par.decoder_threads, hw=backend.hw)
+        run_ffmpeg(args, label, on_frames=on_frames, stop=stop, stdin=feed)
+        feed.wait_ended()
+        if feed.aborted:
+            return
+        job = replace(job, piped=False, num_frames=feed.count)
+        if not _short_outputs(job, temps):
+            return
     for seek in (True, False) if job.start_frame > 0 else (True,):
         args = scene_command(job, temps, scaler, par.threads, par.decoder_threads, hw=backend.hw, seek=seek)
         run_ffmpeg(args, label, on_frames=on_frames, stop=stop)
@@ -70,6 +86,7 @@ class _Running:
     future: Future | None = None
     done: bool = False
     discarded: bool = False
+    feed: FrameFeed | None = None
 
 
 class SceneWriter:
@@ -80,7 +97,13 @@ class SceneWriter:
     train/val split is known (scene detection still running): their clips wait under temporary names
     until `set_splits`. Leaving the block with an error (or Ctrl-C) kills the running ffmpeg
     processes, drops the queued jobs and removes every temporary; finished clips stay.
+
+    Piped jobs (decode-once: `submit(job, feed)`) run beside the pool, not in it: their frames arrive
+    as the source is decoded, so they must not wait behind queued jobs.
     """
+
+    accepts_feeds = True  # runs piped SceneJobs (tools/preparation/decode_once.py) on this machine
+    FED_AT_ONCE = 8       # piped scenes running at once, at least (a source feeds one at a time, plus the last one's tail)
 
     def __init__(self, data_dir: str | os.PathLike, backend: Backend, parallelism: Parallelism,
                  scaler: str = "lanczos", show_progress: bool = True, desc: str | None = None):
@@ -91,6 +114,7 @@ class SceneWriter:
         self.stop = threading.Event()
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(parallelism.jobs)
+        self._fed_pool = ThreadPoolExecutor(max(self.FED_AT_ONCE, 2 * machine_cpus()))
         self._jobs: list[_Running] = []
         self._splits: dict[str, str] = {}
         self.written: dict[str, int] = {}
@@ -105,17 +129,17 @@ class SceneWriter:
             if f is not None and f.done() and not f.cancelled() and f.exception() is not None:
                 raise f.exception()
 
-    def submit(self, job: SceneJob) -> _Running:
+    def submit(self, job: SceneJob, feed: FrameFeed | None = None) -> _Running:
         self.check()
         temps = [_tmp_name(self.data_dir, t.name, job.split, job.clip) for t in job.tiers]
-        run = _Running(job, temps)
+        run = _Running(job, temps, feed=feed)
         with self._lock:
             if job.split:
                 self._splits[job.clip] = job.split
             self._jobs.append(run)
             self._bar.total += job.num_frames
             self._bar.refresh()
-        run.future = self._pool.submit(self._run, run)
+        run.future = (self._fed_pool if feed is not None else self._pool).submit(self._run, run)
         return run
 
     def discard(self, run: _Running) -> None:
@@ -161,7 +185,8 @@ class SceneWriter:
 
     def _encode(self, run: _Running) -> None:
         """Write the job's tiers to its temporaries (the seam another engine overrides: tools/preparation/ray.py)."""
-        encode_scene(self.data_dir, run.job, run.temps, self.backend, self.scaler, self.par, self._update, self.stop)
+        encode_scene(self.data_dir, run.job, run.temps, self.backend, self.scaler, self.par, self._update, self.stop,
+                     run.feed)
 
     def _finalize(self, run: _Running) -> None:
         """Rename a finished job's temporaries to their final names (called with the lock held)."""
@@ -208,11 +233,17 @@ class SceneWriter:
                 self._abort()
         finally:
             self._pool.shutdown(wait=True, cancel_futures=True)
+            self._fed_pool.shutdown(wait=True, cancel_futures=True)
             self._bar.close()
 
     def _abort(self) -> None:
         self.stop.set()
+        with self._lock:
+            feeds = [r.feed for r in self._jobs if r.feed is not None]
+        for feed in feeds:  # a piped encoder waiting for frames that will not come
+            feed.abort()
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._fed_pool.shutdown(wait=True, cancel_futures=True)
         with self._lock:
             for run in self._jobs:
                 self._remove(run.temps)

@@ -154,6 +154,8 @@ class RayEngine(SceneWriter):
     """SceneWriter whose encodes run as Ray tasks (a driver thread waits on each); renames, splits,
     discards and temporaries are the local engine's. Use as a context manager, like SceneWriter."""
 
+    accepts_feeds = False  # scene tasks decode their own frames (decode-once needs the encoder beside the decoder)
+
     def __init__(self, data_dir: str | os.PathLike, backend: Backend, parallelism: Parallelism,
                  scaler: str = "lanczos", show_progress: bool = True, desc: str | None = None):
         ray = import_ray()

@@ -73,11 +73,12 @@ def check_source(video: Path, info: VideoInfo) -> None:
 
 
 def detect(path: Path, opts: SplitOptions, fps: float, show_progress: bool = True,
-                  on_cut: Callable[[int], None] | None = None) -> list[tuple[int, int]]:
+                  on_cut: Callable[[int], None] | None = None, **hooks) -> list[tuple[int, int]]:
     """core.scenes.detect_scenes with the split options: the detector's own minimum suppresses bursts
-    of false cuts; the user's minimum, which may be longer, drops whole scenes afterwards (plan_scene)."""
+    of false cuts; the user's minimum, which may be longer, drops whole scenes afterwards (plan_scene).
+    `hooks`: detect_scenes' on_frame / on_progress (decode-once)."""
     burst = min(DETECTOR_MIN_LEN, parse_min_len(opts.min_scene_len, fps))
-    return detect_ranges(path, opts.detector, opts.threshold, burst, opts.downscale, show_progress, on_cut)
+    return detect_ranges(path, opts.detector, opts.threshold, burst, opts.downscale, show_progress, on_cut, **hooks)
 
 
 def plan_scene(index: int, start: int, end: int, source: Path, fps: float, opts: SplitOptions,
