@@ -77,7 +77,10 @@ class FolderLock:
             os.close(fd)  # releases the record lock
 
     def __del__(self) -> None:  # a lock object dropped without release() frees the folder too
-        self.release()
+        try:
+            self.release()
+        except (AttributeError, TypeError):  # at interpreter exit module globals may already be None; exit closes the fd
+            pass
 
     @property
     def held(self) -> bool:
