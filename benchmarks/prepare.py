@@ -433,6 +433,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         verdict = lambda ok: "met" if ok else "NOT met"  # noqa: E731
         lb, cpu = r["x_lower_bound"], r["cpu_x_lower_bound"]
         two, shipped = r["speedup_vs_two_pass"], r["speedup_vs_shipped"]
+        if lb is None and two is None:  # the lower bound and the two-pass ways were not run (--variants)
+            continue
         print(f"{r['setting']}: {lb or nan:.2f}x the lower bound in wall time "
               f"({verdict(lb is not None and lb <= a.target_lower_bound)}, target <= {a.target_lower_bound}; "
               f"{cpu or nan:.2f}x in CPU time), {two or nan:.2f}x faster than two-pass with the same tier "
