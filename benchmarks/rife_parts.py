@@ -15,15 +15,14 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import torch
-from PIL import Image
 from torch import nn
 
 from vsrvfi.core.cli import ArgumentParser, entry_point, parse_list
 from vsrvfi.core.errors import PathError, UsageError
 from vsrvfi.models.load import load_model
 from vsrvfi.models.metrics import psnr
+from vsrvfi.pipelines import png_frames
 
 
 def rife_parts(net: nn.Module, img0: torch.Tensor, gt: torch.Tensor, img1: torch.Tensor) -> dict[str, float]:
@@ -38,7 +37,21 @@ def rife_parts(net: nn.Module, img0: torch.Tensor, gt: torch.Tensor, img1: torch
 
 
 def read_png(path: Path) -> torch.Tensor:
-    return torch.from_numpy(np.array(Image.open(path).convert("RGB"))).permute(2, 0, 1)[None].float() / 255
+    """A PNG frame as float RGB in [0, 1], (1, 3, H, W)."""
+    return torch.from_numpy(png_frames.read_png(str(path))).permute(2, 0, 1)[None].float() / 255
+
+
+def read_triplets(folder: str, gaps_text: str) -> dict[int, tuple[torch.Tensor, ...]]:
+    """Frames (g, g + 1, g + 2) of a folder of PNG frames for each first index g in `gaps_text` ("10,30"),
+    read once; one-line errors for bad indices or too few frames."""
+    try:
+        gaps = [int(g) for g in parse_list(gaps_text)]
+    except ValueError:
+        raise UsageError(f"--gaps {gaps_text!r}: expected frame indices") from None
+    files = sorted(Path(folder).glob("*.png"))
+    if not files or any(g < 0 or g + 2 >= len(files) for g in gaps):
+        raise PathError(folder, f"{len(files)} PNG frames: too few for gaps {gaps}")
+    return {g: tuple(read_png(files[g + i]) for i in range(3)) for g in gaps}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -48,13 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--gaps", default="10,30", help="first frame index of each triplet scored")
     ap.add_argument("--out", default=None, help="write the rows as JSON here")
     a = ap.parse_args(argv)
-    files = sorted(Path(a.frames).glob("*.png"))
-    try:
-        gaps = [int(g) for g in parse_list(a.gaps)]
-    except ValueError:
-        raise UsageError(f"--gaps {a.gaps!r}: expected frame indices") from None
-    if not files or any(g < 0 or g + 2 >= len(files) for g in gaps):
-        raise PathError(a.frames, f"{len(files)} PNG frames: too few for gaps {gaps}")
+    triplets = read_triplets(a.frames, a.gaps)
     torch.set_grad_enabled(False)
     rows = []
     print(f"{'checkpoint':<28} {'step':>5} {'gap':>4} {'blend dB':>8} {'merged dB':>9} {'teacher dB':>10} {'output dB':>9} "
@@ -62,8 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for ck in a.checkpoints:
         net, meta = load_model(ck, "rife")
         step = meta.step if meta.step is not None else -1
-        for g in gaps:
-            r = {"checkpoint": ck, "step": step, "gap": g, **rife_parts(net, *(read_png(files[g + i]) for i in range(3)))}
+        for g, frames in triplets.items():
+            r = {"checkpoint": ck, "step": step, "gap": g, **rife_parts(net, *frames)}
             rows.append(r)
             print(f"{Path(ck).name[-28:]:<28} {step:>5} {g:>4} {r['blend_db']:>8.2f} {r['merged_db']:>9.2f} "
                   f"{r['teacher_db']:>10.2f} {r['pred_db']:>9.2f} {r['residual_levels']:>9.2f} {r['flow_px']:>9.2f} "

@@ -17,9 +17,8 @@ from typing import Sequence
 
 import torch
 
-from benchmarks.rife_parts import read_png
-from vsrvfi.core.cli import ArgumentParser, entry_point, parse_list
-from vsrvfi.core.errors import PathError, UsageError
+from benchmarks.rife_parts import read_triplets
+from vsrvfi.core.cli import ArgumentParser, entry_point
 from vsrvfi.models.losses.pseudo_flow import dis_flow
 from vsrvfi.models.metrics import psnr
 from vsrvfi.models.warp import backward_warp
@@ -39,18 +38,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--gaps", default="5,10,20,30", help="first frame index of each triplet")
     ap.add_argument("--out", default=None, help="write the rows as JSON here")
     a = ap.parse_args(argv)
-    try:
-        gaps = [int(g) for g in parse_list(a.gaps)]
-    except ValueError:
-        raise UsageError(f"--gaps {a.gaps!r}: expected frame indices") from None
     rows = []
     print(f"{'clip':<16} {'gap':>4} {'motion px':>9} {'p95 px':>7} {'blend dB':>8} {'oracle warp dB':>14}")
     for folder in a.folders:
-        files = sorted(Path(folder).glob("*.png"))
-        if not files or any(g < 0 or g + 2 >= len(files) for g in gaps):
-            raise PathError(folder, f"{len(files)} PNG frames: too few for gaps {gaps}")
-        for g in gaps:
-            r = {"clip": Path(folder).name, "gap": g, **headroom(*(read_png(files[g + i]) for i in range(3)))}
+        for g, frames in read_triplets(folder, a.gaps).items():
+            r = {"clip": Path(folder).name, "gap": g, **headroom(*frames)}
             rows.append(r)
             print(f"{r['clip']:<16} {g:>4} {r['motion_mean_px']:>9.2f} {r['motion_p95_px']:>7.2f} {r['blend_db']:>8.2f} "
                   f"{r['oracle_warp_db']:>14.2f}", flush=True)
