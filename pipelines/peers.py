@@ -108,8 +108,8 @@ class VideoSequenceDataset(SequenceDataset):
 
     def read(self, clip, indices, box, lr=False):
         path = clip.lr_path if lr else clip.path
-        unique = sorted(clip.first + i for i in set(indices))  # decoded in frame order, once each (a packed sequence from its first frame)
-        indices = [clip.first + i for i in indices]
+        indices = [clip.first + i for i in indices]  # frames of the file (a packed sequence from its first frame)
+        unique = sorted(set(indices))  # decoded in frame order, once each
         try:
             frames = self._decoder(str(path))(unique)
         except Exception as exc:  # the library's own error types: one line naming the clip, as the other loaders
