@@ -162,7 +162,7 @@ def one_process_bound(root: Path, tmp: Path, codec: str, preset: str, size: tupl
     """One ffmpeg encoding the first `limit` training sequences' frames in one process, same encoder
     settings (GOP 7): the import's bound on this machine (no start-up per shard, no checks)."""
     from vsrvfi.core.ffmpeg import ffmpeg_binary
-    from vsrvfi.tools.transcode_scenes import TranscodeOptions, _flags, codec_args
+    from vsrvfi.tools.encoding.codecs import TranscodeOptions, codec_args, encoder_flags
 
     links = tmp / "bound"
     shutil.rmtree(links, ignore_errors=True)
@@ -173,7 +173,7 @@ def one_process_bound(root: Path, tmp: Path, codec: str, preset: str, size: tupl
         for k in range(1, FRAMES + 1):
             os.symlink(root / "sequences" / nm / f"im{k}.png", links / f"{n:07d}.png")
             n += 1
-    args = _flags(codec_args(TranscodeOptions(codec=codec, preset=preset, gop=FRAMES)))
+    args = encoder_flags(codec_args(TranscodeOptions(codec=codec, preset=preset, gop=FRAMES)))
     out = tmp / "bound.mp4"
     cmd = [ffmpeg_binary(), "-v", "error", "-y", "-framerate", "24", "-start_number", "0", "-f", "image2", "-i",
            str(links / "%07d.png"), "-pix_fmt", "yuv420p", *args, "-an", str(out)]

@@ -181,3 +181,11 @@ def test_adding_a_tier_to_packed_shards_is_refused_in_one_line(packed):
 
     with pytest.raises(UsageError, match="--pack"):
         transcode_scenes.transcode(packed[1], transcode_scenes.TranscodeOptions(codec="vp9", resolutions=("32p",)))
+
+
+def test_the_benchmarks_one_process_bound_encodes_the_same_frames(packed, tmp_path):
+    from benchmarks.scale import one_process_bound
+
+    b = one_process_bound(packed[0], tmp_path, "vp9", "ultrafast", (128, 64), limit=3)
+    assert (b["sequences"], b["frames"]) == (3, 21) and b["wall_s"] > 0
+    assert not (tmp_path / "bound").exists() and not (tmp_path / "bound.mp4").exists()  # nothing left behind
