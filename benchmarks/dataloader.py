@@ -128,7 +128,7 @@ def measure_loader(label: str, opts: LoaderOptions, iters: int, warmup: int, ste
         "loader": label, "kind": opts.kind, "device": opts.device, "workers": opts.workers,
         "readers": opts.num_readers if opts.kind == "dali" else None,
         "gpu_reader": opts.gpu_reader if opts.kind == "dali" and opts.device == "gpu" else None,
-        "clip_run": opts.clip_run if opts.kind == "dali" else None,
+        "clip_run": opts.effective_clip_run if opts.kind == "dali" else None,
         "data_ms_mean": statistics.fmean(ms), "data_ms_median": statistics.median(ms),
         "data_ms_p95": ms[min(len(ms) - 1, int(round(0.95 * (len(ms) - 1))))],
         "frames_per_s": iters * frames_per_batch / wall, "cpu_cores": cpu / wall,
@@ -307,9 +307,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="PNG DataLoader workers = DALI CPU threads (default: all cores)")
     ap.add_argument("--dali-readers", default=None,
                     help="comma list of DALI reader pipeline counts to compare (default: the loader's own)")
-    ap.add_argument("--clip-run", default="1",
+    ap.add_argument("--clip-run", default=None,
                     help="comma list of clip_run values (adjacent sequences read in a row) to compare for DALI; "
-                         "PNG and the table's setting use the first")
+                         "PNG and the table's setting use the first (default: the loader's own, 2 on the CPU, 1 "
+                         "on the GPU)")
     ap.add_argument("--gpu-readers", default="legacy",
                     help="comma list of DALI GPU readers to compare: legacy (fn.readers.video), experimental")
     ap.add_argument("--prefetch", type=int, default=2)
@@ -359,7 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         scale=a.scale or preset.get("scale", 4), targets=a.targets, step=a.step, training=True,
         shuffle=not a.no_shuffle, augment=AugmentOptions.off() if a.no_augment else AugmentOptions(),
         device=a.device, workers=a.workers, prefetch=a.prefetch, dtype=a.dtype)
-    clip_runs = [int(v) for v in parse_list(a.clip_run)]
+    clip_runs = [int(v) for v in parse_list(a.clip_run)] if a.clip_run else [None]
     gpu_reader_list = parse_list(a.gpu_readers)
     base = LoaderOptions(**{**base.__dict__, "clip_run": clip_runs[0]})
 
@@ -414,7 +415,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     opts = LoaderOptions(**{**base.__dict__, "kind": kind if not peer_device else "png",
                                             "data_dir": str(data_dir), "readers": r, "clip_run": run,
                                             "gpu_reader": g, "device": peer_device or a.device})
-                    tag = f", run {run}" if len(clip_runs) > 1 or run > 1 else ""
+                    tag = f", run {opts.effective_clip_run}" if len(clip_runs) > 1 or opts.effective_clip_run > 1 else ""
                     tag += f", {g}" if len(gpu_readers) > 1 else ""
                     make = build_loader
                     if kind == "dali":
@@ -440,7 +441,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_first_batches(rows)
     amp = decode_amplification(sets[0][2], base) if sets[0][2] else None
     setting = (f"{base.task} {res} crop {base.crop_hw} batch {base.batch_size} x {base.sequence_length} frames, "
-               f"step {base.step}, {'shuffled' if base.is_shuffled else 'in order'}, clip_run {a.clip_run}, {a.dtype}, "
+               f"step {base.step}, {'shuffled' if base.is_shuffled else 'in order'}, clip_run {a.clip_run or base.effective_clip_run}, {a.dtype}, "
                f"{a.device}, {a.workers} workers")
     if not a.data:
         setting += f", {a.footage} footage"

@@ -52,7 +52,7 @@ class BatchLoader:
                                                  epoch=self.epoch, epoch_size=o.epoch_size,
                                                  shard_id=self.shard_id, num_shards=self.num_shards,
                                                  sequences=self.sequences, span=o.sequence_length * o.stride,
-                                                 run=o.clip_run, batch_size=o.batch_size))
+                                                 run=o.effective_clip_run, batch_size=o.batch_size))
         return self._plan[1]
 
     @property
@@ -77,7 +77,7 @@ class BatchLoader:
         """The epoch's batches in groups of clip_run (when shuffling; else one each): the batches a
         run of adjacent sequences is spread over, which a video reader reads together."""
         batches = self.batches()
-        size = self.opts.clip_run if self.opts.is_shuffled else 1
+        size = self.opts.effective_clip_run if self.opts.is_shuffled else 1
         return [batches[i:i + size] for i in range(0, len(batches), size)]
 
     def __len__(self) -> int:

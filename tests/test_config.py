@@ -144,7 +144,7 @@ def test_loader_options_per_split():
     assert (tr.kind, tr.data_dir, tr.batch_size, tr.crop, tr.clip_run, tr.epoch_size, tr.epoch, tr.seed) == \
         ("dali", "/d", 5, (32, 64), 2, 40, 3, 9)
     assert tr.augment == AugmentOptions(swap_rgb=0.25) and tr.device == "cpu" and tr.lr_res == "72p"
-    assert (va.batch_size, va.crop, va.clip_run, va.epoch_size, va.augment) == (5, None, 1, None, AugmentOptions.off())
+    assert (va.batch_size, va.crop, va.clip_run, va.epoch_size, va.augment) == (5, None, None, None, AugmentOptions.off())
     assert va.workers == 3 and va.lr_res == "72p" and not va.is_training
     tr.validate(), va.validate()
     default_val = loader_options(load_config("vsrnet").data, task="sr", split="val")

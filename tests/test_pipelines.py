@@ -209,6 +209,15 @@ def test_clip_runs_cover_the_epoch_with_adjacent_sequences_in_consecutive_batche
     assert sorted(plain) == sorted(got) and plain != got
 
 
+def test_clip_run_defaults_to_runs_of_two_where_frames_are_decoded_on_the_cpu(tiny_data_dir):
+    assert (LoaderOptions(device="cpu").effective_clip_run, LoaderOptions(device="gpu").effective_clip_run,
+            LoaderOptions(device="gpu", gpu_reader="cpu").effective_clip_run,
+            LoaderOptions(device="cpu", clip_run=1).effective_clip_run) == (2, 1, 2, 1)
+    kw = dict(task="sr", split="train", crop=32, batch_size=3, last_batch="partial")
+    plans = {run: loader(tiny_data_dir, "png", clip_run=run, **kw).plan() for run in (None, 1, 2)}
+    assert plans[None] == plans[2] != plans[1]  # the default on the CPU is the clip_run 2 epoch
+
+
 @pytest.mark.parametrize("clip_run", [1, 2])
 def test_parallel_dali_readers_keep_the_plan_order(tiny_data_dir, clip_run):
     kw = dict(task="sr", split="train", training=False, shuffle=True, crop=32, epoch_size=22, clip_run=clip_run)

@@ -70,7 +70,7 @@ class DataConfig:
     stride: int = loader_default("stride", min=1)  # frames between consecutive frames of a sequence
     step: int = loader_default("step", min=1)  # frames between consecutive sequence starts in a clip
     epoch_size: Optional[int] = loader_default("epoch_size", min=1)  # samples per epoch (null: every sequence once)
-    clip_run: int = loader_default("clip_run", min=1)  # >1: runs of adjacent sequences over consecutive batches
+    clip_run: Optional[int] = loader_default("clip_run", min=1)  # >1: runs of adjacent sequences over consecutive batches (null: 2 decoding on the CPU, 1 on the GPU)
     workers: int = loader_default("workers", min=1)  # DALI threads / PNG DataLoader workers
     prefetch: int = loader_default("prefetch", min=1)
     readers: Optional[int] = loader_default("readers", min=1)  # DALI pipelines side by side (null: 1 on GPU, workers on CPU)
