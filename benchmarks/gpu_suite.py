@@ -26,6 +26,8 @@ total, and how the budget follows from the device time) and refuses one that doe
                first batch checked against PNG's; DALI's frames/s (the loader stage's fastest) over each
                peer's (a peer whose package or FFmpeg libraries are missing is skipped with the reason)
     inference  benchmarks.inference_speed at 1080p and 4K in fp16
+    scale      benchmarks.scale's loader part: a packed Vimeo-like H.264 set replicated to 1k, 10k and
+               64,612 sequences, both DALI GPU readers: start-up, first batch, frames/s, open files, RSS
 
 Another stage is added by a row in STAGES (name, limit, function, what it proves), placed by what it
 proves, with its seconds taken from the other rows: tests/test_gpu_suite.py checks that the plan
@@ -61,6 +63,7 @@ from typing import Callable, Sequence
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("vsrnet", "edvr", "rife", "ifrnet")
 GPU_READERS = ("legacy", "experimental")
+SCALE_FULL = 64612          # Vimeo-90K's septuplet training list (benchmarks.scale.FULL)
 # The targets the product exists for (README, issue 15)
 DATA_SHARE_MAX = 0.02       # data time below 2 % of a training step, every model
 PNG_RATIO_MIN = 10.0        # at least 10x less data time than the PNG loader
@@ -511,6 +514,41 @@ def stage_peers(suite: Suite) -> str:
     return "; ".join(parts + result.get("skipped", [])) or "no peer rows"
 
 
+def stage_scale(suite: Suite) -> str:
+    """benchmarks.scale's loader part on the GPU (issue 20): a Vimeo-like septuplet set (448x256, H.264 for
+    NVDEC) imported packed, 125 sequences a shard as in the CPU run, replicated to 1k, 10k and 64,612
+    training sequences (Vimeo-90K's list); each DALI GPU reader that decoded the probe is built over
+    each size in a fresh process: construction, first batch, steady frames/s, open files, RSS."""
+    out = suite.report / "scale"
+    work = suite.work / "scale"
+    if suite.dry:  # tiny VP9 for DALI's CPU reader: the same code path, seconds
+        args = ["--sizes", "100", "--size", "128x64", "--scale", "100,300", "--codec", "vp9", "--preset", "ultrafast",
+                "--device", "cpu", "--kinds", "dali", "--batches", "2", "--batch-size", "2", "--workers", "1"]
+    else:
+        readers = nvdec_readers(suite)
+        if not readers:
+            raise SkipStage(f"DALI's GPU readers cannot decode here: {nvdec_reason(suite)}")
+        # 500 sequences imported by one job: 4 shards of 125, the CPU run's layout (1,000 by 2 jobs)
+        args = ["--sizes", "500", "--import-jobs", "1", "--scale", f"1000,10000,{SCALE_FULL}", "--codec", "h264",
+                "--preset", "fast", "--device", "gpu", "--gpu-readers", ",".join(readers), "--kinds", "dali",
+                "--batches", "10", "--batch-size", "8", "--workers", "4", "--jobs", str(os.cpu_count() or 2)]
+    cut = None
+    try:
+        suite.python("-m", "benchmarks.scale", *args, "--unpacked", "0", "--bound-sequences", "0", "--reds", "",
+                     "--work", str(work), "--out", str(out))
+    except StageFailed as exc:  # benchmarks.scale writes its JSON after every row: keep what finished
+        cut = exc
+    path = out.with_suffix(".json")
+    result = json.loads(path.read_text()) if path.exists() else {}
+    suite.results["scale"] = result
+    loads = [r for r in result.get("rows") or [] if r.get("what") == "loader"]
+    bad = [f"{r['loader']} at {r['set']}: {r['error']}" for r in loads if "error" in r]
+    if cut is not None or bad:
+        raise StageFailed("; ".join(([f"{cut} ({len(loads)} loader rows kept)"] if cut else []) + bad[:2]))
+    return "; ".join(f"{r['loader']} {r['sequences']} seq: first batch {r['first_batch_s']:.2f} s, "
+                     f"{r['steady_fps']:.0f} frames/s, {r['open_files']} files" for r in loads)
+
+
 def stage_train(suite: Suite) -> str:
     data = _need_data(suite)
     out = suite.report / "train_speed"
@@ -566,13 +604,14 @@ def _need_data(suite: Suite) -> Path:
 # from the others so that check_plan() still passes (tests/test_gpu_suite.py runs it).
 STAGES: list[tuple[str, float, Callable[[Suite], str], str]] = [
     ("install", 45, stage_install, "the packages import (nothing else runs without them)"),
-    ("env", 60, stage_env, "GPU, driver, versions; NVDEC decodes one H.264 frame (else what needs it is skipped)"),
+    ("env", 50, stage_env, "GPU, driver, versions; NVDEC decodes one H.264 frame (else what needs it is skipped)"),
     ("data", 70, stage_data, "the project's own tools make a 720p H.264 data set"),
-    ("train", 130, stage_train, "the headline: DALI data time < 2% of a training step, every model (vs PNG)"),
-    ("tests", 70, stage_tests, "DALI GPU batches == PNG batches (both readers, every augmentation)"),
-    ("loader", 75, stage_loader, "loader vs NVDEC and PNG; the faster reader x clip_run pairing for the default"),
-    ("peers", 40, stage_peers, "DALI ahead of torchcodec (CUDA, CPU) and decord, as ratios (issue 23)"),
-    ("inference", 35, stage_inference, "inference frames/s at 1080p and 4K (fp16)"),
+    ("train", 120, stage_train, "the headline: DALI data time < 2% of a training step, every model (vs PNG)"),
+    ("tests", 60, stage_tests, "DALI GPU batches == PNG batches (both readers, every augmentation)"),
+    ("loader", 65, stage_loader, "loader vs NVDEC and PNG; the faster reader x clip_run pairing for the default"),
+    ("peers", 35, stage_peers, "DALI ahead of torchcodec (CUDA, CPU) and decord, as ratios (issue 23)"),
+    ("inference", 30, stage_inference, "inference frames/s at 1080p and 4K (fp16)"),
+    ("scale", 55, stage_scale, "both GPU readers' start-up at 1k, 10k, 64,612 packed sequences (issue 20)"),
 ]
 
 

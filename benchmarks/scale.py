@@ -86,7 +86,7 @@ def make_vimeo_like(root: Path, n: int, size: tuple[int, int], test_every: int =
     if (root / "sep_trainlist.txt").exists():
         return root
     w, h = size
-    step = 2000
+    step = 2000 if jobs <= 2 else max(50, -(-total // jobs))  # the ranges' seeds: 2000 as on the 2-core runs
     with ProcessPoolExecutor(jobs) as pool:
         list(pool.map(_write_range, [(str(root), a, min(a + step, total), w, h) for a in range(0, total, step)]))
     names = [f"{i // 1000 + 1:05d}/{i % 1000 + 1:04d}" for i in range(total)]
@@ -146,9 +146,10 @@ def dir_bytes(path: Path) -> int:
 
 # ----------------------------------------------------------------------------------- the import
 
-def run_import(root: Path, data: Path, codec: str, preset: str, pack: int) -> dict:
+def run_import(root: Path, data: Path, codec: str, preset: str, pack: int, jobs: int = 0) -> dict:
     cmd = [sys.executable, "-m", "vsrvfi.tools.prepare_data", str(root), str(data), "--from-frames", "--codec", codec,
-           "--preset", preset, "--frame-resolutions", ""] + (["--pack", str(pack)] if pack else [])
+           "--preset", preset, "--frame-resolutions", ""] + (["--pack", str(pack)] if pack else []) + (
+           ["--jobs", str(jobs)] if jobs else [])
     t0 = time.perf_counter()
     out = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - t0
@@ -187,19 +188,24 @@ def one_process_bound(root: Path, tmp: Path, codec: str, preset: str, size: tupl
 
 # ----------------------------------------------------------------------------------- the loader
 
-def measure_loader(kind: str, data: str, res: str, batches: int, batch_size: int) -> dict:
-    """In this process: construction, first batch, steady frames/s, open files, peak RSS of one loader."""
+def measure_loader(kind: str, data: str, res: str, batches: int, batch_size: int, device: str = "cpu",
+                   gpu_reader: str = "legacy", workers: int = 2) -> dict:
+    """In this process: construction, first batch (construction included), steady frames/s, open files,
+    peak RSS of one loader (`device` gpu: DALI's `gpu_reader`, NVDEC; PNG batches moved to the GPU)."""
     import torch  # noqa: F401 - imported before the baseline, as a trainer has it
 
     from vsrvfi.pipelines import build_loader
 
     if kind == "dali":
         import nvidia.dali  # noqa: F401
+    if device == "gpu":
+        torch.cuda.init()  # the CUDA context is the trainer's, not the loader's start-up
     base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     fds = [len(os.listdir("/proc/self/fd"))]
     t0 = time.perf_counter()
+    extra = {"gpu_reader": gpu_reader} if kind == "dali" and device == "gpu" else {}
     ld = build_loader(kind=kind, task="vfi", data_dir=data, res=res, split="train", batch_size=batch_size,
-                      device="cpu", crop=None, targets=1, training=True, workers=2)
+                      device=device, crop=None, targets=1, training=True, workers=workers, **extra)
     t_build = time.perf_counter() - t0
     it = iter(ld)
     next(it)
@@ -212,18 +218,42 @@ def measure_loader(kind: str, data: str, res: str, batches: int, batch_size: int
         frames += b["target"].shape[0] * 3  # each sample: 2 input frames and 1 target
         fds.append(len(os.listdir("/proc/self/fd")))
     steady = frames / (time.perf_counter() - t1)
-    return {"kind": kind, "sequences": len(ld.clips), "samples": len(ld.sequences), "construct_s": t_build,
+    return {"kind": kind, "device": device, **extra, "sequences": len(ld.clips), "samples": len(ld.sequences),
+            "construct_s": t_build,
             "first_batch_s": t_first, "steady_fps": steady, "open_files": max(fds),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "rss_growth_mb": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base_rss) / 2 ** 20}
 
 
-def loader_in_process(kind: str, data: Path, res: str, batches: int, batch_size: int) -> dict:
-    cmd = [sys.executable, "-m", "benchmarks.scale", "--measure", kind, str(data), res, str(batches), str(batch_size)]
+def loader_in_process(kind: str, data: Path, res: str, batches: int, batch_size: int, device: str = "cpu",
+                      gpu_reader: str = "legacy", workers: int = 2) -> dict:
+    cmd = [sys.executable, "-m", "benchmarks.scale", "--measure", kind, str(data), res, str(batches), str(batch_size),
+           "--device", device, "--gpu-reader", gpu_reader, "--workers", str(workers)]
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode:
         return {"kind": kind, "error": (out.stderr.strip().splitlines() or ["?"])[-1]}
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def save_json(stem: Path, meta: dict, rows: list[dict]) -> None:
+    """The rows so far as `stem`.json (what save_results writes, without the plot)."""
+    from benchmarks.results import machine
+    from vsrvfi.core.atomic import atomic_path
+
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(stem.with_suffix(".json")) as tmp:
+        tmp.write_text(json.dumps({"meta": {**machine(), **meta}, "rows": rows}, indent=1))
+
+
+def loader_rows(kinds: str, device: str, gpu_readers: str) -> list[tuple[str, str, str]]:
+    """(kind, DALI GPU reader, row name) of each loader measured: on the GPU one DALI row per reader."""
+    out = []
+    for kind in [k for k in kinds.split(",") if k]:
+        if kind == "dali" and device == "gpu":
+            out += [(kind, r, f"dali-{r}") for r in gpu_readers.split(",") if r]
+        else:
+            out.append((kind, "legacy", kind))
+    return out
 
 
 # --------------------------------------------------------------------------------------- report
@@ -235,7 +265,8 @@ def plot(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-    for kind, marker in (("dali", "o"), ("png", "s")):
+    names = sorted({r["loader"] for r in rows if r.get("what") == "loader"})
+    for kind, marker in zip(names, "os^v<>"):
         pts = sorted(((r["sequences"], r) for r in rows if r.get("loader") == kind and "error" not in r
                       and r["set"].startswith("vimeo")), key=lambda p: p[0])
         if not pts:
@@ -252,8 +283,10 @@ def plot(rows: list[dict], path: Path) -> None:
         ax.set_xlabel("sequences in the training split")
         ax.set_title(title, fontsize=9)
         ax.legend(fontsize=7)
-    fig.suptitle("Loader start-up against the number of sequences (2-core shared CPU, DALI CPU reader over packed "
-                 "VP9 shards, PNG in place)", fontsize=9)
+    on_gpu = any(r.get("device") == "gpu" for r in rows)
+    fig.suptitle("Loader start-up against the number of sequences " +
+                 ("(GPU: DALI's NVDEC readers over packed H.264 shards, PNG in place)" if on_gpu else
+                  "(2-core shared CPU, DALI CPU reader over packed VP9 shards, PNG in place)"), fontsize=9)
     fig.tight_layout()
     fig.savefig(path, format="png", dpi=90)
     plt.close(fig)
@@ -271,13 +304,13 @@ def table(rows: list[dict]) -> None:
                   f"{bound:>8} {ratio:>8} {r['png_mb']:>8.0f} {r['clip_mb']:>9.1f} {r['png_mb'] / r['clip_mb']:>8.1f}x")
     loads = [r for r in rows if r.get("what") == "loader"]
     if loads:
-        print(f"\n{'set':>16} {'loader':>6} {'sequences':>9} {'samples':>8} {'build s':>8} {'1st batch s':>11} "
+        print(f"\n{'set':>20} {'loader':>17} {'sequences':>9} {'samples':>8} {'build s':>8} {'1st batch s':>11} "
               f"{'frames/s':>9} {'open files':>10} {'peak RSS MB':>11} {'RSS growth MB':>13}")
         for r in loads:
             if "error" in r:
-                print(f"{r['set']:>16} {r['loader']:>6} error: {r['error']}")
+                print(f"{r['set']:>20} {r['loader']:>17} error: {r['error']}")
                 continue
-            print(f"{r['set']:>16} {r['loader']:>6} {r['sequences']:>9} {r['samples']:>8} {r['construct_s']:>8.2f} "
+            print(f"{r['set']:>20} {r['loader']:>17} {r['sequences']:>9} {r['samples']:>8} {r['construct_s']:>8.2f} "
                   f"{r['first_batch_s']:>11.2f} {r['steady_fps']:>9.0f} {r['open_files']:>10} {r['peak_rss_mb']:>11.0f} "
                   f"{r['rss_growth_mb']:>13.0f}")
 
@@ -305,6 +338,15 @@ def main(argv=None) -> int:
     ap.add_argument("--pack", type=int, default=256)
     ap.add_argument("--unpacked", type=int, default=100, help="sequences imported the old way (one clip each); 0: skip")
     ap.add_argument("--bound-sequences", type=int, default=256, help="sequences the one-process bound encodes")
+    ap.add_argument("--kinds", default="dali,png", help="loaders measured")
+    ap.add_argument("--device", default="cpu", choices=("cpu", "gpu"),
+                    help="where the loaders decode (gpu: DALI's NVDEC readers, --codec h264; the GPU suite's scale stage)")
+    ap.add_argument("--gpu-readers", default="legacy,experimental", help="device gpu: DALI's readers measured")
+    ap.add_argument("--gpu-reader", default="legacy", help=argparse.SUPPRESS)  # --measure's
+    ap.add_argument("--workers", type=int, default=2, help="loader threads/processes")
+    ap.add_argument("--jobs", type=int, default=2, help="processes making the frames")
+    ap.add_argument("--import-jobs", type=int, default=0,
+                    help="vsr-prepare --jobs (0: its own choice; it also sets the shard size of a small import)")
     ap.add_argument("--batches", type=int, default=40)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--imports-from", type=Path, help="the output of an earlier run: its import rows are kept and "
@@ -314,10 +356,13 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     if a.measure:
         kind, data, res, batches, bs = a.measure
-        print(json.dumps(measure_loader(kind, data, res, int(batches), int(bs))))
+        print(json.dumps(measure_loader(kind, data, res, int(batches), int(bs), a.device, a.gpu_reader, a.workers)))
         return 0
     rows: list[dict] = []
     a.work.mkdir(parents=True, exist_ok=True)
+    loaders = loader_rows(a.kinds, a.device, a.gpu_readers)
+    meta = {"codec": a.codec, "preset": a.preset, "pack": a.pack, "cpus": os.cpu_count(), "device": a.device,
+            "note": "GPU machine" if a.device == "gpu" else "shared 2-core machine; frame sizes per row"}
     imported: dict[int, tuple[Path, str, str]] = {}
     if a.imports_from:  # loaders only, over the sets an earlier run imported (its printed import rows)
         for line in a.imports_from.read_text().splitlines():
@@ -333,10 +378,10 @@ def main(argv=None) -> int:
         name = f"vimeo-{n}-{size[0]}x{size[1]}"
         root, data = a.work / name, a.work / f"{name}-data"
         t0 = time.perf_counter()
-        make_vimeo_like(root, n, size)
+        make_vimeo_like(root, n, size, jobs=a.jobs)
         print(f"{name}: frames generated in {time.perf_counter() - t0:.0f} s", flush=True)
         shutil.rmtree(data, ignore_errors=True)
-        imp = run_import(root, data, a.codec, a.preset, a.pack)
+        imp = run_import(root, data, a.codec, a.preset, a.pack, a.import_jobs)
         row = _import_row(name, imp["summary"], imp["wall_s"], f"{size[0]}x{size[1]}")
         if a.bound_sequences:
             b = one_process_bound(root, a.work, a.codec, a.preset, size, min(a.bound_sequences, n))
@@ -361,10 +406,11 @@ def main(argv=None) -> int:
             data, label = imported[n][0], f"vimeo-{n}"
         else:
             data, label = replicate(base, a.work / f"vimeo-{n}-replicated", n), f"vimeo-{n} (repl.)"
-        for kind in ("dali", "png"):
-            r = loader_in_process(kind, data, res, a.batches, a.batch_size)
-            rows.append({"what": "loader", "set": label, "loader": kind, "frame_size": fsize, **r})
+        for kind, reader, name in loaders:
+            r = loader_in_process(kind, data, res, a.batches, a.batch_size, a.device, reader, a.workers)
+            rows.append({"what": "loader", "set": label, "loader": name, "frame_size": fsize, **r})
             print(json.dumps(rows[-1]), flush=True)
+            save_json(a.out, meta, rows)  # a run cut short (the GPU suite's time limit) keeps its rows
     if a.reds:
         clips, frames, w, h = (int(v) for v in a.reds.split("x"))
         name = f"reds-{clips}x{frames}-{w}x{h}"
@@ -381,13 +427,12 @@ def main(argv=None) -> int:
             rows.append(_import_row(name, imp["summary"], imp["wall_s"], f"{w}x{h}"))
             print(json.dumps(rows[-1]), flush=True)
             reds_res = rows[-1]["res"]
-        for kind in ("dali", "png"):
-            r = loader_in_process(kind, data, reds_res, a.batches, a.batch_size)
-            rows.append({"what": "loader", "set": name, "loader": kind, "frame_size": f"{w}x{h}", **r})
+        for kind, reader, label in loaders:
+            r = loader_in_process(kind, data, reds_res, a.batches, a.batch_size, a.device, reader, a.workers)
+            rows.append({"what": "loader", "set": name, "loader": label, "frame_size": f"{w}x{h}", **r})
             print(json.dumps(rows[-1]), flush=True)
     table(rows)
-    save_results(a.out, {"codec": a.codec, "preset": a.preset, "pack": a.pack, "cpus": os.cpu_count(),
-                         "note": "shared 2-core machine; frame sizes per row"}, rows, plot)
+    save_results(a.out, meta, rows, plot)
     return 0
 
 

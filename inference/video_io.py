@@ -83,11 +83,19 @@ def open_source(path: str | os.PathLike, min_frames: int = 1) -> SourceVideo:
     return SourceVideo(info, audio_codec, tuple(tags))
 
 
-def read_frames(src: SourceVideo | str | os.PathLike, max_frames: int | None = None) -> Iterator[np.ndarray]:
-    """Yield the video's frames as (H, W, 3) uint8 RGB arrays, in order."""
+def read_frames(src: SourceVideo | str | os.PathLike, max_frames: int | None = None,
+                start: int = 0) -> Iterator[np.ndarray]:
+    """Yield the video's frames as (H, W, 3) uint8 RGB arrays, in order, from frame `start` on.
+
+    `start` > 0 seeks (ffmpeg's input `-ss`, to the keyframe before it, then decodes forward and drops
+    the frames before `start`): a sequence of a packed shard is read without decoding the shard up to
+    it. The seek time is half a frame before the frame's own, so constant-rate timestamps rounded by
+    the container still select exactly frame `start`.
+    """
     info = src.info if isinstance(src, SourceVideo) else probe(src)
     w, h = info.width, info.height
-    cmd = [rgb_ffmpeg_binary(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", info.path,
+    seek = ["-ss", f"{info.start_time + (start - 0.5) / float(info.fps):.6f}"] if start > 0 else []
+    cmd = [rgb_ffmpeg_binary(), "-hide_banner", "-nostdin", "-loglevel", "error", *seek, "-i", info.path,
            "-map", "0:v:0", "-fps_mode", "passthrough", *(["-frames:v", str(max_frames)] if max_frames else []),
            *DALI_RGB_ARGS, "-f", "rawvideo", "pipe:1"]
     size = w * h * 3
@@ -119,22 +127,24 @@ def read_frames(src: SourceVideo | str | os.PathLike, max_frames: int | None = N
             raise MediaError(info.path, f"decoding failed: {why}")
 
 
-def read_selected(src: SourceVideo, needed: set[int],
-                  on_frame: Callable[[int], None] | None = None) -> list[np.ndarray | None]:
-    """The frames of `src` at the `needed` indices, in a list as long as the video (None elsewhere).
+def read_selected(src: SourceVideo, needed: set[int], on_frame: Callable[[int], None] | None = None,
+                  first: int = 0, total: int | None = None) -> list[np.ndarray | None]:
+    """The frames `first + i` of `src` for i in `needed`, in a list of `total` (default: the rest of the
+    video) with None elsewhere.
 
-    Decodes from the start up to the last needed frame (one sequential pass; frames not needed are
-    dropped as they come). `on_frame(1)` is called per decoded frame.
+    Decodes from frame `first` (a seek when > 0: a sequence of a packed shard starts on a keyframe) up
+    to the last needed frame in one sequential pass; frames not needed are dropped as they come.
+    `on_frame(1)` is called per decoded frame.
     """
-    total = src.info.num_frames
+    total = src.info.num_frames - first if total is None else total
     out: list[np.ndarray | None] = [None] * total
     last = max(needed, default=-1)
-    if last >= total:
-        raise MediaError(src.path, f"frame {last} asked for, the video has {total}")
+    if last >= total or first + last >= src.info.num_frames:
+        raise MediaError(src.path, f"frame {first + last} asked for, the video has {src.info.num_frames}")
     if last < 0:
         return out
     got = 0
-    for i, frame in enumerate(read_frames(src, last + 1)):
+    for i, frame in enumerate(read_frames(src, last + 1, first)):
         if i in needed:
             out[i] = frame
             got += 1

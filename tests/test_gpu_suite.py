@@ -28,7 +28,7 @@ def test_dry_run_runs_every_stage_on_the_cpu(tmp_path):
     results = json.loads((out / "results.json").read_text())
     status = {s["name"]: s["status"] for s in results["stages"]}
     assert status == {"install": "skipped", "env": "ok", "data": "ok", "tests": "ok", "loader": "ok", "peers": "ok",
-                      "train": "ok", "inference": "ok"}, results["stages"]
+                      "train": "ok", "inference": "ok", "scale": "ok"}, results["stages"]
     assert results["dry_run"] and results["env"]["nvidia.dali"].startswith("2.")
     # the plan came first, and fitted; the NVDEC probe answered for both readers (no GPU here)
     assert res.stdout.index("total") < res.stdout.index("== install") and "fits" in res.stdout
@@ -45,6 +45,9 @@ def test_dry_run_runs_every_stage_on_the_cpu(tmp_path):
     assert len(peer_kinds) + len(results["peers"]["skipped"]) == 3
     assert set(results["peers"]["dali_over_peers"]) == {r["loader"] for r in results["peers"]["rows"]
                                                          if r["kind"] in ("torchcodec", "decord")}
+    scale = [r for r in results["scale"]["rows"] if r["what"] == "loader"]  # the scale stage: DALI at 100 and 300
+    assert [(r["loader"], r["sequences"]) for r in scale] == [("dali", 100), ("dali", 300)], scale
+    assert all(r["first_batch_s"] > 0 and r["open_files"] > 0 for r in scale)
     targets = results["targets"]
     assert [t["status"] for t in targets] == ["n/a (dry run)"] * 4
     assert "DALI" in targets[3]["measured"] or targets[3]["measured"] == "not measured"
@@ -54,7 +57,7 @@ def test_dry_run_runs_every_stage_on_the_cpu(tmp_path):
     with tarfile.open(out / "suite.tar.gz") as tar:
         names = set(tar.getnames())
     for name in ("logs/env.log", "logs/data.log", "logs/tests.log", "logs/loader.log", "logs/train.log",
-                 "logs/inference.log", "logs/peers.log", "dataloader_peers.json", "env.json", "gpu_tests.xml", "dataloader_seed.json", "dataloader_seed.png",
+                 "logs/inference.log", "logs/peers.log", "logs/scale.log", "scale.json", "dataloader_peers.json", "env.json", "gpu_tests.xml", "dataloader_seed.json", "dataloader_seed.png",
                  "train_speed.json", "train_speed.png", "inference_speed.json", "summary.md", "results.json"):
         assert f"gpu_suite/{name}" in names, name
     assert "summary" not in res.stderr

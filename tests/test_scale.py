@@ -189,3 +189,135 @@ def test_the_benchmarks_one_process_bound_encodes_the_same_frames(packed, tmp_pa
     b = one_process_bound(packed[0], tmp_path, "vp9", "ultrafast", (128, 64), limit=3)
     assert (b["sequences"], b["frames"]) == (3, 21) and b["wall_s"] > 0
     assert not (tmp_path / "bound").exists() and not (tmp_path / "bound.mp4").exists()  # nothing left behind
+
+
+# ----------------------------------------------------------------- validation per sequence (trainers.validation)
+
+def _val_truth(data: Path) -> dict[str, list[np.ndarray]]:
+    """Each val sequence's frames, cut out of one full decode of its shard (the decoder validation uses)."""
+    from vsrvfi.inference.video_io import read_frames
+
+    index = load_index(data)
+    seq, files = index.sequences, index.files
+    out = {}
+    for i, name in enumerate(seq["name"]):
+        f = seq["file"][i]
+        if files["split"][f] == "val":
+            frames = list(read_frames(layout.clip_path(data, RES, "val", files["name"][f])))
+            out[name] = frames[seq["first"][i]:seq["first"][i] + seq["frames"][i]]
+    return out
+
+
+def _recording_reads(monkeypatch) -> list:
+    """Record every read validation makes: (clip path, first frame, frames in the list, the list)."""
+    from vsrvfi.trainers import validation
+
+    calls = []
+
+    def read(src, needed, on_frame=None, first=0, total=None):
+        frames = real(src, needed, on_frame, first, total)
+        calls.append((src.path, first, total, frames))
+        return frames
+    real = validation.read_selected
+    monkeypatch.setattr(validation, "read_selected", read)
+    return calls
+
+
+class _OracleSR:
+    """An SR 'model' that returns the exact target for a window of LR frames made from one sequence's
+    own frames (padded at that sequence's ends), and black for any other window: a perfect score
+    proves every scored window was the sequence's own."""
+
+    scale, window, device = 4, 3, torch.device("cpu")
+
+    def __init__(self, truth: dict[str, list[np.ndarray]]):
+        from vsrvfi.inference.sr import window_indices
+        from vsrvfi.pipelines.png_frames import downscale
+
+        def lr(f: np.ndarray) -> torch.Tensor:
+            return downscale(torch.from_numpy(f).permute(2, 0, 1)[None], self.scale).float().div_(255)
+        self.table = {}
+        for frames in truth.values():
+            for k in range(len(frames)):
+                window = torch.cat([lr(frames[j]) for j in window_indices(k, len(frames), self.window)])
+                self.table[window.numpy().tobytes()] = torch.from_numpy(frames[k]).permute(2, 0, 1)[None].float() / 255
+
+    def __call__(self, lr: torch.Tensor) -> torch.Tensor:
+        hit = self.table.get(lr.numpy().tobytes())
+        return hit if hit is not None else torch.zeros(1, 3, lr.shape[-2] * 4, lr.shape[-1] * 4)
+
+
+class _OracleVFI:
+    """A VFI 'model' that returns the exact middle frame for two ends 2 apart in one sequence, else black."""
+
+    device = torch.device("cpu")
+
+    def __init__(self, truth: dict[str, list[np.ndarray]]):
+        from vsrvfi.inference.runtime import to_tensor
+
+        self.table = {}
+        for frames in truth.values():
+            for i in range(len(frames) - 2):
+                key = to_tensor(frames[i], self.device).numpy().tobytes() + to_tensor(frames[i + 2], self.device).numpy().tobytes()
+                self.table[key] = to_tensor(frames[i + 1], self.device)
+
+    def between(self, a: torch.Tensor, b: torch.Tensor, ts) -> dict:
+        hit = self.table.get(a.numpy().tobytes() + b.numpy().tobytes())
+        return {t: hit if hit is not None else torch.zeros_like(a) for t in ts}
+
+
+@pytest.mark.parametrize("task", ["sr", "vfi"])
+def test_validation_scores_whole_sequences_never_across_two(packed, monkeypatch, task, seeded_single_thread):
+    """Every frame (frames=0) of the two val sequences, which share one shard and differ completely
+    (a fractal landscape, then a photograph): each read starts at its sequence's first frame and
+    stays inside it, and a model that knows each sequence's own frames scores perfectly (120 dB);
+    scoring the shard as one clip would put a window or gap across the two."""
+    from vsrvfi.inference.evaluate import Convention
+    from vsrvfi.trainers.validation import Validator
+
+    _, data = packed
+    index = load_index(data)
+    truth = _val_truth(data)
+    calls = _recording_reads(monkeypatch)
+    v = Validator.of_data_dir(data, RES, task, Convention.default(task, 4), frames=0, window=3, gap=2, cache_mb=0)
+    assert [c.name for c in v.clips] == ["vimeo-00001-0002", "vimeo-00002-0001"] and v.available == 2
+    oracle = _OracleSR(truth) if task == "sr" else _OracleVFI(truth)
+    r = v.score(oracle)
+    where = {n: i for i, n in enumerate(index.sequences["name"])}
+    assert len(calls) == 2
+    for clip, (path, first, total, frames) in zip(v.clips, calls):
+        i = where[clip.name]
+        assert (first, total) == (index.sequences["first"][i], index.sequences["frames"][i]) == (clip.first, 7)
+        for k, f in enumerate(frames):  # what was decoded is the sequence's own frame k, bit for bit
+            assert f is None or np.array_equal(f, truth[clip.name][k]), (clip.name, k)
+        assert sum(f is not None for f in frames) == 7
+    assert r.frames == (14 if task == "sr" else 6), r.line()
+    assert min(p for s in r.scores for p in s.psnr) >= 100 and min(x for s in r.scores for x in s.ssim) > 0.999
+    # (scoring the shard as one clip, as before: 103.8 dB mean for SR but two frames far off, SSIM 0.87)
+    assert "frames of 2 sequences (of 2)" in r.line()
+
+
+def test_validation_spreads_the_frame_budget_over_sequences_and_vsr_evaluate_reproduces_it(packed, monkeypatch,
+                                                                                             seeded_single_thread):
+    """frames=1 scores one frame of one sequence (only that sequence is decoded, from its first frame);
+    frames=3 over 2 sequences scores 2 of each; `vsr-evaluate DATA_DIR --sequences M --frames P` plans
+    the same sample the trainer prints it for."""
+    from vsrvfi.inference.evaluate import Convention
+    from vsrvfi.tools import evaluate
+    from vsrvfi.trainers.validation import Validator
+
+    _, data = packed
+    conv = Convention.default("vfi")
+    calls = _recording_reads(monkeypatch)
+    one = Validator.of_data_dir(data, RES, "vfi", conv, frames=1, cache_mb=0)
+    assert (len(one.clips), one.sequences, one.per_clip, len(one.clips[0].picks)) == (1, 1, 1, 1)
+    one.score(_OracleVFI(_val_truth(data)))
+    (path, first, total, frames), = calls
+    assert (first, total) == (one.clips[0].first, 7) and sum(f is not None for f in frames) == 3
+    three = Validator.of_data_dir(data, RES, "vfi", conv, frames=3, cache_mb=0)
+    assert (three.sequences, three.per_clip, [len(c.picks) for c in three.clips]) == (2, 2, [2, 2])
+    for v in (one, three):
+        a = evaluate.parse_args(["-c", "x.pth", str(data), "--res", RES, "--sequences", str(v.sequences),
+                                 "--frames", str(v.per_clip)])
+        again, _ = evaluate.make_validator(a, "vfi", conv, 1)
+        assert [(c.name, c.first, c.picks) for c in again.clips] == [(c.name, c.first, c.picks) for c in v.clips]

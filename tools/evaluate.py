@@ -7,7 +7,9 @@
 `--benchmark NAME ROOT` scores a standard test set with its official protocol instead (Vid4, REDS4,
 Vimeo-90K-T, Vimeo-90K triplets, UCF101, SNU-FILM, Middlebury; tools/evaluate_benchmark.py).
 
-INPUT is a prepared DATA_DIR (its `--split` clips at `--res` are scored) or video files. SR models
+INPUT is a prepared DATA_DIR (its `--split` clips at `--res` are scored; a packed one, with a
+sequences.json, is scored per sequence: `--sequences M` of them evenly spread, default all) or video
+files. SR models
 see each frame downscaled x4 (x2) and are compared with the original; VFI models see every `--gap`-th
 frame and remake the ones between. `--frames N` frames (VFI: gaps) are scored per clip, spread evenly
 over it with a seeded offset, the same sample the trainer validates on. Video files are first searched for scene cuts (PySceneDetect, as
@@ -22,7 +24,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Collection, Sequence
 
 from torch import nn
 from tqdm import tqdm
@@ -31,6 +33,7 @@ from vsrvfi.core.atomic import atomic_path, check_writable_dir
 from vsrvfi.core.cli import ArgumentParser, entry_point
 from vsrvfi.core.errors import DataError, UsageError
 from vsrvfi.core.layout import list_clips
+from vsrvfi.core.seqindex import SequenceIndex, load_index
 from vsrvfi.inference.evaluate import ClipScore, Convention, Example, format_table, save_comparison, summary
 from vsrvfi.inference.options import add_model_args, load_task_model
 from vsrvfi.inference.runtime import pick_device
@@ -39,15 +42,30 @@ from vsrvfi.inference.video_io import open_source
 from vsrvfi.models.checkpoint import CheckpointMeta
 from vsrvfi.tools import evaluate_benchmark
 from vsrvfi.tools.interpolate_video import scene_cuts
-from vsrvfi.trainers.validation import ValidationResult, Validator, make_runner, plan_clip
+from vsrvfi.trainers.validation import ValidationResult, Validator, make_runner, plan_clip, plan_sequences
 
 
-def find_videos(inputs: Sequence[str], res: str, split: str) -> tuple[list[Path], set[Path]]:
-    """Video files as given; a DATA_DIR contributes its `split` clips at `res` (returned also as the
-    set of prepared clips, which are single scenes and need no cut detection)."""
+def packed_dirs(inputs: Sequence[str], res: str) -> dict[Path, SequenceIndex]:
+    """The DATA_DIRs among `inputs` with a sequence index covering `res` (scored per sequence)."""
+    out = {}
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            index = load_index(p)
+            if index is not None and res in index.tiers:
+                out[p] = index
+    return out
+
+
+def find_videos(inputs: Sequence[str], res: str, split: str,
+                skip: Collection[Path] = ()) -> tuple[list[Path], set[Path]]:
+    """Video files as given; a DATA_DIR (but those in `skip`) contributes its `split` clips at `res`
+    (returned also as the set of prepared clips, which are single scenes and need no cut detection)."""
     videos, prepared = [], set()
     for item in inputs:
         p = Path(item)
+        if p in skip:
+            continue
         if p.is_dir():
             clips = list_clips(p, res, split)
             if not clips:
@@ -68,6 +86,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--frames", "--max-frames", dest="frames", type=int, default=30,
                     help="frames scored per clip (VFI: gaps), spread evenly over the clip with a seeded offset "
                          "(0 = every frame); the trainer's validation uses the same sample")
+    ap.add_argument("--sequences", type=int, default=0,
+                    help="a packed DATA_DIR (sequences.json): sequences scored, evenly spread with a seeded offset "
+                         "(0 = all); --frames is then per sequence")
     ap.add_argument("--seed", type=int, default=0, help="offset seed of the spread sample")
     ap.add_argument("--gap", type=int, default=2, help="VFI: keep every gap-th frame, remake the gap-1 between")
     ap.add_argument("--padding", default="reflection_circle", choices=PADDINGS, help="SR: window padding at clip ends")
@@ -90,8 +111,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         raise UsageError("give a DATA_DIR or video files to score, or --benchmark NAME ROOT")
     if a.gap < 2:
         raise UsageError("--gap must be 2 or more")
-    if a.tile < 0 or a.frames < 0 or (a.crop_border or 0) < 0 or a.scale <= 0:
-        raise UsageError("--tile, --frames and --crop-border must be >= 0, --scale > 0")
+    if a.tile < 0 or a.frames < 0 or a.sequences < 0 or (a.crop_border or 0) < 0 or a.scale <= 0:
+        raise UsageError("--tile, --frames, --sequences and --crop-border must be >= 0, --scale > 0")
     return a
 
 
@@ -103,10 +124,17 @@ def convention(a: argparse.Namespace, meta: CheckpointMeta, scale: int) -> Conve
 
 
 def make_validator(a: argparse.Namespace, task: str, conv: Convention, window: int) -> tuple[Validator, list[Path]]:
-    """The sample of every input video (scene cuts found in video files; prepared clips are one scene),
-    and the videos given."""
-    videos, prepared = find_videos(a.inputs, a.res, a.split)
-    clips = []
+    """The sample of every input video (scene cuts found in video files; prepared clips are one scene;
+    a packed DATA_DIR's sequences, as the trainer's validation plans them), and the videos given."""
+    packed = packed_dirs(a.inputs, a.res)
+    videos, prepared = find_videos(a.inputs, a.res, a.split, packed)
+    clips, available, shards = [], 0, []
+    for data_dir, index in sorted(packed.items()):
+        planned, n = plan_sequences(index, data_dir, a.res, a.split, task, a.sequences, a.frames,
+                                    a.seed, window, a.gap, a.padding)
+        clips += planned
+        available += n
+        shards += sorted({Path(c.path) for c in planned})
     for video in videos:
         info = open_source(video).info
         cuts: set[int] = set()
@@ -120,7 +148,8 @@ def make_validator(a: argparse.Namespace, task: str, conv: Convention, window: i
         clips.append(clip)
     if not clips:
         raise UsageError("no clip had enough frames to score")
-    return Validator(clips, task, conv, a.frames, a.gap, a.padding, a.tile, a.precision, cache_mb=0), videos
+    return Validator(clips, task, conv, a.frames, a.gap, a.padding, a.tile, a.precision, cache_mb=0,
+                     available=available), shards + videos
 
 
 def score(a: argparse.Namespace, model: nn.Module, meta: CheckpointMeta,
@@ -165,7 +194,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(format_table(scores, meta.model, base, conv))
     unit = "frames" if meta.task == "sr" else f"gaps of {a.gap}"
     print(f"sample: {f'{a.frames} {unit}' if a.frames else f'all {unit}'} per clip"
-          f"{f', spread evenly (seed {a.seed})' if a.frames else ''}, full frames")
+          f"{f', spread evenly (seed {a.seed})' if a.frames else ''}, full frames"
+          + (f"; {result.clips} of {result.available} {a.split} sequences (packed data set; --sequences "
+             f"{a.sequences or 'all'})" if result.available else ""))
     report = {"checkpoint": str(a.checkpoint), "model": meta.model, "size": meta.size, "task": meta.task,
               "convention": result.convention, "baseline": base, "mean": summary(scores),
               "clips": [s.as_dict() for s in scores], "seconds": secs,

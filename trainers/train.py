@@ -106,7 +106,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if dist_info.is_main:
         best = f"best.pth at {state.best_line}" if state.best_line else "no validation ran"
         per_clip = trainer.validator.per_clip if trainer.validator else cfg.train.val_frames
-        again = (f"{cfg.data.dir} --res {cfg.data.res} --frames {per_clip}" if not cfg.train.val_benchmark else
+        seqs = getattr(trainer.validator, "sequences", 0)  # a packed data set: that many val sequences
+        again = (f"{cfg.data.dir} --res {cfg.data.res}{f' --sequences {seqs}' if seqs else ''} --frames {per_clip}"
+                 if not cfg.train.val_benchmark else
                  "--benchmark {} {} --subset {}".format(*cfg.train.val_benchmark.split(":", 1), per_clip))
         print(f"done: step {state.step}; {best}\n"
               f"run in {run_dir} (tensorboard --logdir {run_dir / 'tb'}); score it again with "

@@ -7,6 +7,13 @@ clips and spread evenly over each clip with a seeded offset (`inference.evaluate
 clip and its whole length count, and the same frames are scored at every validation. The decoded
 frames are kept in memory between validations when they fit `cache_mb`. The result's `line()` says
 what was scored, and `vsr-evaluate -c best.pth DATA_DIR --frames <per clip>` reproduces the number.
+
+A packed data set (DATA_DIR/sequences.json, core/seqindex.py) is scored per sequence, never per
+shard file: the split's sequences are the clips. `frames` is spread over up to `frames` of them
+(evenly spaced in index order with a seeded offset, one frame or gap each when there are enough),
+so planning and decoding cost the chosen sequences only (Vimeo-90K's test list has 7,824), each is
+read from its own first frame (a keyframe: a seek inside the shard), and no SR window or VFI gap
+reaches into a neighbouring sequence. `vsr-evaluate DATA_DIR --sequences M --frames P` reproduces it.
 """
 from __future__ import annotations
 
@@ -23,11 +30,12 @@ from torch import nn
 
 from vsrvfi.core import layout
 from vsrvfi.core.errors import DataError
-from vsrvfi.inference.evaluate import (ClipScore, Convention, Example, evaluate_sr, evaluate_vfi, sr_frames_needed,
-                                       sr_targets, summary, vfi_frames_needed, vfi_starts)
+from vsrvfi.core.seqindex import SequenceIndex, load_index
+from vsrvfi.inference.evaluate import (ClipScore, Convention, Example, evaluate_sr, evaluate_vfi, spread,
+                                       sr_frames_needed, sr_targets, summary, vfi_frames_needed, vfi_starts)
 from vsrvfi.inference.sr import Upscaler
 from vsrvfi.inference.vfi import Interpolator
-from vsrvfi.inference.video_io import open_source, read_selected
+from vsrvfi.inference.video_io import SourceVideo, open_source, read_selected
 
 
 @dataclass
@@ -44,12 +52,15 @@ class ValidationResult:
     baseline: str
     scores: list[ClipScore] = field(default_factory=list, repr=False)
     example: Example | None = field(default=None, repr=False)  # the first clip's middle scored frame
+    available: int = 0  # packed data sets: sequences of the split that could be scored (0: clip files)
 
     def line(self) -> str:
-        """`val: 30.98 dB vs bicubic 33.39 (-2.41) on 24 frames of 3 clips, full frames, Y ..., border 4 px`"""
+        """`val: 30.98 dB vs bicubic 33.39 (-2.41) on 24 frames of 3 clips, full frames, Y ..., border 4 px`
+        (a packed set: `... on 24 frames of 24 sequences (of 7824), ...`)."""
+        what = f"{self.clips} sequences (of {self.available})" if self.available else f"{self.clips} clip(s)"
         return (f"val: {self.psnr:.2f} dB vs {self.baseline} {self.base_psnr:.2f} "
                 f"({self.psnr - self.base_psnr:+.2f}), SSIM {self.ssim:.4f} vs {self.base_ssim:.4f}, "
-                f"on {self.frames} frames of {self.clips} clip(s), full frames, {self.convention} "
+                f"on {self.frames} frames of {what}, full frames, {self.convention} "
                 f"[{self.seconds:.1f} s]")
 
     def as_dict(self) -> dict:
@@ -69,20 +80,64 @@ class EvalClip:
     cuts: set[int] = field(default_factory=set)  # scene cuts (video files; prepared clips are one scene)
     skipped: int = 0  # VFI gaps not scored because they span a cut
     frames: list[np.ndarray | None] | None = None  # the decoded frames, when cached
+    first: int = 0  # frame 0 of the clip in its file (a sequence of a packed shard; picks are relative to it)
 
 
 def plan_clip(path: str | os.PathLike, task: str, per_clip: int, seed: int = 0, window: int = 1, gap: int = 2,
-              padding: str = "reflection_circle", cuts: set[int] | None = None, total: int | None = None) -> EvalClip:
-    """The frames of `path` to score (`per_clip` spread evenly, seeded by the clip's name; 0: all)."""
+              padding: str = "reflection_circle", cuts: set[int] | None = None, total: int | None = None,
+              name: str | None = None, first: int = 0) -> EvalClip:
+    """The frames of `path` to score (`per_clip` spread evenly, seeded by the clip's name; 0: all).
+
+    A sequence of a packed shard is frames [first, first + total) of `path`, under its own `name`;
+    picks and needed frames are counted from `first`."""
     p, cuts = Path(path), set(cuts or ())
+    name = p.stem if name is None else name
     total = open_source(p).info.num_frames if total is None else total
     if task == "sr":
-        picks, skipped = sr_targets(total, per_clip, seed, p.stem), 0
+        picks, skipped = sr_targets(total, per_clip, seed, name), 0
         needed = sr_frames_needed(picks, total, window, padding, cuts)
     else:
-        picks, skipped = vfi_starts(total, gap, per_clip, cuts, seed, p.stem)
+        picks, skipped = vfi_starts(total, gap, per_clip, cuts, seed, name)
         needed = vfi_frames_needed(picks, gap)
-    return EvalClip(str(p), p.stem, total, picks, needed, cuts, skipped)
+    return EvalClip(str(p), name, total, picks, needed, cuts, skipped, first=first)
+
+
+def sequence_candidates(index: SequenceIndex, data_dir: str | os.PathLike, res: str, split: str,
+                        min_frames: int) -> list[int]:
+    """Sequences of `split` with at least `min_frames` frames whose shard is complete at `res` (one stat
+    per shard), in index order."""
+    files, seq = index.files, index.sequences
+    complete: dict[int, bool] = {}
+    out = []
+    for i, (f, n) in enumerate(zip(seq["file"], seq["frames"])):
+        if files["split"][f] != split or n < min_frames:
+            continue
+        if f not in complete:
+            complete[f] = layout.clip_path(data_dir, res, split, files["name"][f]).exists()
+        if complete[f]:
+            out.append(i)
+    return out
+
+
+def plan_sequences(index: SequenceIndex, data_dir: str | os.PathLike, res: str, split: str, task: str,
+                   count: int, per_seq: int, seed: int = 0, window: int = 1, gap: int = 2,
+                   padding: str = "reflection_circle") -> tuple[list[EvalClip], int]:
+    """`count` sequences of a packed split (0: all), evenly spaced with a seeded offset, each with
+    `per_seq` picks spread over its own frames (0: all), and the number of sequences there were to
+    choose from. Only the chosen sequences are planned: nothing is probed or decoded here."""
+    cands = sequence_candidates(index, data_dir, res, split, 1 if task == "sr" else gap + 1)
+    if not cands:
+        raise DataError(layout.scenes_dir(data_dir, res, split),
+                        f"no complete {split} shard at {res} holds a sequence long enough to score"
+                        f"{'' if task == 'sr' else f' (VFI needs {gap + 1} frames)'}")
+    seq, files = index.sequences, index.files
+    clips = []
+    for i in spread(cands, count, seed, f"{split}-sequences"):
+        f, name = seq["file"][i], seq["name"][i]
+        path = layout.clip_path(data_dir, res, split, files["name"][f])
+        clips.append(plan_clip(path, task, per_seq, seed, window, gap, padding, total=seq["frames"][i], name=name,
+                               first=seq["first"][i]))
+    return clips, len(cands)
 
 
 def make_runner(task: str, model: nn.Module, device: torch.device, precision: str = "fp32", tile: int = 0,
@@ -99,17 +154,30 @@ class Validator:
 
     def __init__(self, clips: Sequence[EvalClip], task: str, convention: Convention, per_clip: int,
                  gap: int = 2, padding: str = "reflection_circle", tile: int = 0, precision: str = "fp32",
-                 cache_mb: int = 2048):
+                 cache_mb: int = 2048, available: int = 0):
         self.clips = list(clips)
         self.task, self.conv, self.per_clip, self.gap, self.padding = task, convention, per_clip, gap, padding
         self.tile, self.precision, self.cache_mb = tile, precision, cache_mb
+        self.available = available  # packed: the split's sequences the clips were chosen from (0: clip files)
+        self._sources: dict[str, SourceVideo] = {}  # one probe per file (a shard holds many sequences)
 
     @classmethod
     def of_data_dir(cls, data_dir: str | os.PathLike, res: str, task: str, convention: Convention,
                     frames: int = 24, seed: int = 0, window: int = 1, gap: int = 2,
                     padding: str = "reflection_circle", **run) -> "Validator":
         """The trainer's validation: `frames` frames (VFI: gaps) in all, divided between the val clips
-        of `data_dir` at `res`; `run`: tile, precision, cache_mb."""
+        of `data_dir` at `res` (a packed data set: spread over up to `frames` of its val sequences, one
+        frame or gap each when there are that many); `run`: tile, precision, cache_mb."""
+        index = load_index(data_dir)
+        if index is not None and res in index.tiers:
+            count = per_seq = 0  # frames=0: every frame of every sequence
+            if frames > 0:
+                count = min(frames, len(sequence_candidates(index, data_dir, res, "val",
+                                                            1 if task == "sr" else gap + 1)))
+                per_seq = math.ceil(frames / max(count, 1))
+            clips, available = plan_sequences(index, data_dir, res, "val", task, count, per_seq, seed, window,
+                                              gap, padding)
+            return cls(clips, task, convention, per_seq, gap, padding, available=available, **run)
         paths = layout.list_clips(data_dir, res, "val")
         if not paths:
             raise DataError(layout.scenes_dir(data_dir, res, "val"),
@@ -123,6 +191,11 @@ class Validator:
         return cls(clips, task, convention, per_clip, gap, padding, **run)
 
     @property
+    def sequences(self) -> int:
+        """Sequences scored (packed data sets; 0 for clip files): vsr-evaluate's `--sequences`."""
+        return len(self.clips) if self.available else 0
+
+    @property
     def frames_to_decode(self) -> int:
         """Frames decoded for one scoring (each clip is read up to its last needed frame)."""
         return sum(max(c.needed) + 1 for c in self.clips if c.frames is None and c.needed)
@@ -130,7 +203,9 @@ class Validator:
     def _frames(self, clip: EvalClip, on_frame: Callable[[int], None] | None) -> list[np.ndarray | None]:
         if clip.frames is not None:
             return clip.frames
-        frames = read_selected(open_source(clip.path), clip.needed, on_frame)
+        if clip.path not in self._sources:
+            self._sources[clip.path] = open_source(clip.path)
+        frames = read_selected(self._sources[clip.path], clip.needed, on_frame, clip.first, clip.total)
         cached = sum(f.nbytes for c in self.clips if c.frames is not None for f in c.frames if f is not None)
         if cached + sum(f.nbytes for f in frames if f is not None) <= self.cache_mb * 2**20:
             clip.frames = frames
@@ -165,7 +240,7 @@ class Validator:
                                 frames=sum(s.frames for s in scores), clips=len(scores), per_clip=self.per_clip,
                                 seconds=time.perf_counter() - t0, convention=self.conv.describe(),
                                 baseline="bicubic" if self.task == "sr" else "blend", scores=scores,
-                                example=first)
+                                example=first, available=self.available)
 
 
 # ------------------------------------------------------------------------ standard test sets (train.val_benchmark)
