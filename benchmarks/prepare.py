@@ -382,8 +382,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             label = f"{name} {info.width}x{info.height} {info.num_frames} fr -> {'/'.join(tiers)}"
             for v in variants[rep % len(variants):] + variants[:rep % len(variants)]:  # rotated each repeat
                 out_dir = workdir / "out" / f"{name}-{'-'.join(tiers)}" / v.split()[0]
-                print(f"[{rep + 1}/{a.repeats}] {label}: {v} (load average {os.getloadavg()[0]:.1f}) ...", flush=True)
                 load = os.getloadavg()[0]
+                print(f"[{rep + 1}/{a.repeats}] {label}: {v} (load average {load:.1f}) ...", flush=True)
                 row = run_measured(makers[v](src, out_dir, tiers, a), out_dir, info.num_frames)
                 row.update(setting=label, variant=v, load_before=load)
                 runs.setdefault((label, v), []).append(row)

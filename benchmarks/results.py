@@ -18,12 +18,18 @@ def machine() -> dict:
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 
-def save_results(stem: str | Path, meta: dict, rows: list[dict], plot: Callable[[list[dict], Path], None]) -> None:
-    """`stem`.json ({"meta", "rows"}) and `stem`.png (drawn by `plot(rows, path)`), each complete or absent."""
+def save_json(stem: str | Path, meta: dict, rows: list[dict]) -> None:
+    """`stem`.json ({"meta", "rows"}), complete or absent: also the rows so far of a run that may be cut short."""
     out = Path(stem)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out.with_suffix(".json")) as tmp:
         tmp.write_text(json.dumps({"meta": {**machine(), **meta}, "rows": rows}, indent=1))
+
+
+def save_results(stem: str | Path, meta: dict, rows: list[dict], plot: Callable[[list[dict], Path], None]) -> None:
+    """`stem`.json ({"meta", "rows"}) and `stem`.png (drawn by `plot(rows, path)`), each complete or absent."""
+    out = Path(stem)
+    save_json(out, meta, rows)
     with atomic_path(out.with_suffix(".png")) as tmp:
         plot(rows, tmp)
     print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.png')}")

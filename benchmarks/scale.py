@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.results import save_results
+from benchmarks.results import save_json, save_results
 
 FULL = 64612  # Vimeo-90K's septuplet training list
 FRAMES = 7
@@ -233,16 +233,6 @@ def loader_in_process(kind: str, data: Path, res: str, batches: int, batch_size:
     if out.returncode:
         return {"kind": kind, "error": (out.stderr.strip().splitlines() or ["?"])[-1]}
     return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def save_json(stem: Path, meta: dict, rows: list[dict]) -> None:
-    """The rows so far as `stem`.json (what save_results writes, without the plot)."""
-    from benchmarks.results import machine
-    from vsrvfi.core.atomic import atomic_path
-
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(stem.with_suffix(".json")) as tmp:
-        tmp.write_text(json.dumps({"meta": {**machine(), **meta}, "rows": rows}, indent=1))
 
 
 def loader_rows(kinds: str, device: str, gpu_readers: str) -> list[tuple[str, str, str]]:

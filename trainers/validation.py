@@ -121,11 +121,14 @@ def sequence_candidates(index: SequenceIndex, data_dir: str | os.PathLike, res: 
 
 def plan_sequences(index: SequenceIndex, data_dir: str | os.PathLike, res: str, split: str, task: str,
                    count: int, per_seq: int, seed: int = 0, window: int = 1, gap: int = 2,
-                   padding: str = "reflection_circle") -> tuple[list[EvalClip], int]:
+                   padding: str = "reflection_circle",
+                   candidates: list[int] | None = None) -> tuple[list[EvalClip], int]:
     """`count` sequences of a packed split (0: all), evenly spaced with a seeded offset, each with
     `per_seq` picks spread over its own frames (0: all), and the number of sequences there were to
-    choose from. Only the chosen sequences are planned: nothing is probed or decoded here."""
-    cands = sequence_candidates(index, data_dir, res, split, 1 if task == "sr" else gap + 1)
+    choose from (`candidates`: sequence_candidates' answer, when the caller has it already). Only the
+    chosen sequences are planned: nothing is probed or decoded here."""
+    cands = (sequence_candidates(index, data_dir, res, split, 1 if task == "sr" else gap + 1)
+             if candidates is None else candidates)
     if not cands:
         raise DataError(layout.scenes_dir(data_dir, res, split),
                         f"no complete {split} shard at {res} holds a sequence long enough to score"
@@ -170,13 +173,13 @@ class Validator:
         frame or gap each when there are that many); `run`: tile, precision, cache_mb."""
         index = load_index(data_dir)
         if index is not None and res in index.tiers:
+            cands = sequence_candidates(index, data_dir, res, "val", 1 if task == "sr" else gap + 1)
             count = per_seq = 0  # frames=0: every frame of every sequence
             if frames > 0:
-                count = min(frames, len(sequence_candidates(index, data_dir, res, "val",
-                                                            1 if task == "sr" else gap + 1)))
+                count = min(frames, len(cands))
                 per_seq = math.ceil(frames / max(count, 1))
             clips, available = plan_sequences(index, data_dir, res, "val", task, count, per_seq, seed, window,
-                                              gap, padding)
+                                              gap, padding, candidates=cands)
             return cls(clips, task, convention, per_seq, gap, padding, available=available, **run)
         paths = layout.list_clips(data_dir, res, "val")
         if not paths:

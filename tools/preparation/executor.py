@@ -19,16 +19,15 @@ from typing import Iterable, Mapping, Protocol, Sequence
 
 from tqdm import tqdm
 
+from vsrvfi.core import layout
 from vsrvfi.core.errors import UsageError
 from vsrvfi.core.manifest import Change, Manifest, PutSource, Scene, apply_changes, load_manifest, update_manifest
 from vsrvfi.core.media import VideoInfo, probe
 from vsrvfi.tools.encoding.codecs import TranscodeOptions
-from vsrvfi.tools.encoding.command import SceneJob, Tier, make_tiers
+from vsrvfi.tools.encoding.command import SceneJob, Tier, make_tiers, raw_input_args
 from vsrvfi.tools.encoding.encoders import Backend, nvdec_works
 from vsrvfi.tools.encoding.normalize import normalize_source
 from vsrvfi.tools.encoding.sizing import Parallelism, job_memory, machine_cpus, plan_parallelism
-from vsrvfi.core import layout
-from vsrvfi.tools.encoding.command import raw_input_args
 from vsrvfi.tools.preparation.decode_once import FrameFeed, Router, stream_tags
 from vsrvfi.tools.preparation.local import SceneWriter
 from vsrvfi.tools.preparation.ray_engine import RayEngine, check_nodes, connect
